@@ -1,0 +1,5 @@
+import sys
+
+from pbxbridge.cli.main import main
+
+sys.exit(main())

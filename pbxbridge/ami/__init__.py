@@ -1,0 +1,1 @@
+"""Asterisk Manager Interface: frames, the live listener and the trace simulator."""

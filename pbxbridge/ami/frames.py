@@ -1,0 +1,144 @@
+"""AMI wire format: ``Key: Value`` lines, a blank line after each frame.
+
+The decoder is incremental and bounded so that a hostile or broken peer can
+neither grow memory without limit nor stop good frames after bad ones from
+counting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+Frame = dict[str, str]
+
+# Asterisk's largest frames (CoreShowChannels with many variables, Cdr) stay
+# well under this; anything larger is garbage or an attack.
+MAX_FRAME_BYTES = 64 * 1024
+MAX_KEYS = 512
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    frames: int = 0
+    malformed_lines: int = 0
+    oversized_frames: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def note(self, problem: str) -> None:
+        # Keep only the latest few problems: the counters carry the totals.
+        self.errors.append(problem)
+        if len(self.errors) > 20:
+            del self.errors[0]
+
+
+def parse_frame(block: str, stats: DecodeStats | None = None) -> Frame:
+    """Parse one frame's text (without the terminating blank line)."""
+    frame: Frame = {}
+    for line in block.splitlines():
+        if not line:
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or not key or len(frame) >= MAX_KEYS:
+            if stats is not None:
+                stats.malformed_lines += 1
+                stats.note(f"malformed line {line[:80]!r}")
+            continue
+        key = key.strip()
+        if value.startswith(" "):
+            value = value[1:]
+        if key in frame:
+            # Repeated keys (Output:, ChanVariable:) are kept, one per line.
+            frame[key] = f"{frame[key]}\n{value}"
+        else:
+            frame[key] = value
+    return frame
+
+
+class FrameDecoder:
+    """Turns a byte stream into frames; feed it whatever the socket gave."""
+
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self.stats = DecodeStats()
+        self._buf = bytearray()
+        self._skipping = False
+        self.banner: str | None = None
+        self._want_banner = True
+
+    def expect_banner(self, want: bool) -> None:
+        self._want_banner = want
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self._buf += data
+        out: list[Frame] = []
+        if self._want_banner:
+            nl = self._buf.find(b"\n")
+            if nl < 0:
+                if len(self._buf) > 1024:
+                    self._want_banner = False
+                return out
+            line = bytes(self._buf[:nl]).decode("utf-8", "replace").strip()
+            if line.startswith("Asterisk Call Manager"):
+                self.banner = line
+                del self._buf[: nl + 1]
+            self._want_banner = False
+        while True:
+            end, sep_len = self._find_end()
+            if end < 0:
+                if len(self._buf) > self.max_frame_bytes:
+                    # Drop what we have and resynchronise on the next blank line.
+                    self.stats.oversized_frames += 1
+                    self.stats.note(f"frame over {self.max_frame_bytes} bytes dropped")
+                    self._skipping = True
+                    self._buf.clear()
+                return out
+            raw = bytes(self._buf[:end])
+            del self._buf[: end + sep_len]
+            if self._skipping:
+                self._skipping = False
+                continue
+            if len(raw) > self.max_frame_bytes:
+                self.stats.oversized_frames += 1
+                self.stats.note(f"frame over {self.max_frame_bytes} bytes dropped")
+                continue
+            text = raw.decode("utf-8", "replace")
+            frame = parse_frame(text, self.stats)
+            if frame:
+                self.stats.frames += 1
+                out.append(frame)
+
+    def _find_end(self) -> tuple[int, int]:
+        crlf = self._buf.find(b"\r\n\r\n")
+        lf = self._buf.find(b"\n\n")
+        if crlf < 0 and lf < 0:
+            return -1, 0
+        if lf < 0 or (0 <= crlf < lf):
+            return crlf, 4
+        return lf, 2
+
+
+def read_trace(path: str | Path) -> tuple[str | None, list[Frame]]:
+    """Read a captured AMI stream: (banner, frames), Login response included."""
+    decoder = FrameDecoder(max_frame_bytes=1024 * 1024)
+    frames = decoder.feed(Path(path).read_bytes())
+    frames += decoder.feed(b"\r\n\r\n")
+    return decoder.banner, frames
+
+
+def iter_events(frames: list[Frame]) -> Iterator[Frame]:
+    return (f for f in frames if "Event" in f)
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """Serialise a frame as Asterisk sends it."""
+    parts = []
+    for key, value in frame.items():
+        for v in value.split("\n"):
+            parts.append(f"{key}: {v}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("utf-8")

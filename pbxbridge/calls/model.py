@@ -1,0 +1,83 @@
+"""What a finished call is: the tracker's output and the journal's row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+
+
+class CallStatus(StrEnum):
+    ANSWERED = "answered"
+    # The caller hung up before anyone answered.
+    ABANDONED = "abandoned"
+    # Unanswered and ended by the PBX (queue timed out, nobody free).
+    MISSED = "missed"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+
+
+class ClosedBy(StrEnum):
+    """How the tracker learned that a call was over."""
+
+    # Every channel of the linkedid hung up and Asterisk said so.
+    HANGUP = "hangup"
+    # Asterisk no longer knew the call when asked after a restart or reconnect.
+    RECONCILE = "reconcile"
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedCall:
+    """One call (one Asterisk linkedid on one PBX) once its last channel is gone.
+
+    Times are Unix seconds taken from the events (Asterisk's ``Timestamp``
+    header where present), never from a local clock.
+    """
+
+    pbx: str
+    linkedid: str
+    direction: Direction
+    status: CallStatus
+    started_at: float
+    ended_at: float
+    answered_at: float | None = None
+    # The client's number exactly as the PBX showed it; normalising it is the
+    # clients domain's business.  None for internal calls.
+    client_number: str | None = None
+    # What the manager dialled, when the call is outbound (may be 8..., +7...).
+    dialed: str | None = None
+    did: str | None = None
+    # Extension that answered an inbound call or placed an outbound/internal one.
+    manager: str | None = None
+    # Who had the client last, after transfers.
+    final_manager: str | None = None
+    # For internal calls: the extension that was called.
+    callee: str | None = None
+    rang: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+    transferred_to: tuple[str, ...] = ()
+    # MixMonitor files as Asterisk named them (absolute paths on the PBX), in order.
+    recording_files: tuple[str, ...] = ()
+    # Whether the call was placed by an AMI Originate (click-to-call).
+    originated: bool = False
+    closed_by: ClosedBy = ClosedBy.HANGUP
+    # Names of queues' members as the PBX announced them (extension -> name).
+    member_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def wait_s(self) -> float:
+        """Start to answer, or start to end when nobody answered."""
+        until = self.answered_at if self.answered_at is not None else self.ended_at
+        return max(0.0, until - self.started_at)
+
+    @property
+    def talk_s(self) -> float:
+        if self.answered_at is None:
+            return 0.0
+        return max(0.0, self.ended_at - self.answered_at)

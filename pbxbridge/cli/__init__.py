@@ -1,0 +1,1 @@
+"""The ``pbxbridge`` command line."""

@@ -1,0 +1,1 @@
+"""Client cards and their phone numbers."""

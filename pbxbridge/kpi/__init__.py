@@ -1,0 +1,1 @@
+"""Daily KPIs of a sales team, updated as each call ends."""

@@ -1,0 +1,1 @@
+"""Call recordings: locating MixMonitor files and reading their format."""

@@ -1,0 +1,1 @@
+"""Overflow routing (FastAGI), manager line states and click-to-call."""
