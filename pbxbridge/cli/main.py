@@ -11,6 +11,7 @@ from collections.abc import Sequence
 # callable taking the parsed arguments and returning an exit code.
 COMMAND_MODULES = (
     "pbxbridge.cli.core",
+    "pbxbridge.cli.daemon",
     "pbxbridge.cli.transcription",
     "pbxbridge.cli.kpi",
     "pbxbridge.cli.routing",
