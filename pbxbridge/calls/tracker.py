@@ -1,20 +1,125 @@
-"""The call tracker: AMI events in, finished calls out.  (Interface; body in progress.)"""
+"""The call tracker: AMI events in, finished calls out.
+
+One call is one Asterisk ``Linkedid``: every channel created on behalf of a
+call (queue members, Local pipes, the trunk leg of an outbound call) inherits
+the linkedid of the channel that started it.  A call is finished when the
+last of its channels has hung up.
+
+The tracker is pure: it does no I/O and reads no clock.  Each event's time is
+Asterisk's ``Timestamp`` header (``timestampevents = yes``) or, without it,
+the time the caller says the event was received.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
-from pbxbridge.ami.frames import Frame
-from pbxbridge.calls.model import FinishedCall
+from pbxbridge.calls.channels import ChannelName, local_partner, parse_channel
+from pbxbridge.calls.model import CallStatus, ClosedBy, Direction, FinishedCall
+
+Event = Mapping[str, str]
+
+# FreePBX's contexts for calls arriving from a trunk.
+DEFAULT_INBOUND_CONTEXTS = (
+    "from-trunk",
+    "from-pstn",
+    "from-did-direct",
+    "ext-did",
+    "ext-did-0001",
+    "ext-did-0002",
+    "from-sip-external",
+    "from-pstn-e164-us",
+    "from-pstn-toheader",
+)
+# FreePBX's contexts where a handset's own calls run.
+DEFAULT_INTERNAL_CONTEXTS = (
+    "from-internal",
+    "from-internal-xfer",
+    "from-internal-noxfer",
+    "from-internal-additional",
+    "ext-local",
+    "outbound-allroutes",
+)
+_UNKNOWN_NUMBERS = {"", "<unknown>", "unknown", "anonymous", "s"}
+# Rings that start within this many seconds of each other are one wave
+# (ringall, or a ring group): their order is by extension, not by the
+# microseconds Asterisk happened to take between them.
+RING_TIE_S = 1.0
+# Late events (Cdr, CEL, VarSet after the last hangup) must not resurrect a
+# finished call; remember this many finished linkedids.
+FINISHED_MEMORY = 20_000
+# Dial outcomes in which the handset never alerted anyone.
+_REFUSALS = frozenset({"BUSY", "CONGESTION", "CHANUNAVAIL"})
+_INTERFACE_EXT = re.compile(r"^[A-Za-z0-9_]+/(?P<ext>[^@/-]+)")
 
 
 @dataclass(frozen=True, slots=True)
 class TrackerSettings:
     pbx: str = "main"
-    # Contexts in which a call from outside (a trunk) starts: FreePBX's defaults.
-    inbound_contexts: tuple[str, ...] = ("from-trunk", "from-pstn", "from-did-direct", "ext-did", "from-sip-external")
+    inbound_contexts: tuple[str, ...] = DEFAULT_INBOUND_CONTEXTS
+    internal_contexts: tuple[str, ...] = DEFAULT_INTERNAL_CONTEXTS
     # Extensions of managers' handsets; client numbers are longer.
     extension_pattern: str = r"^\d{2,5}$"
+
+
+@dataclass(slots=True)
+class _Channel:
+    uid: str
+    name: ChannelName
+    linkedid: str
+    created_at: float
+    caller_num: str = ""
+    # Dialplan contexts the channel ran in, in order, and the first extension
+    # seen in each (the DID for a trunk context, the dialled number in
+    # from-internal).
+    contexts: list[str] = field(default_factory=list)
+    first_exten: dict[str, str] = field(default_factory=dict)
+    exten: str = ""
+    hung_up: bool = False
+    # Time this channel was dialled (DialBegin naming it as destination).
+    dialled_at: float | None = None
+    dialled_by: str | None = None
+    rang_at: float | None = None
+    answered_as_dest: bool = False
+    # The handset refused the call (busy, unavailable): it did not ring.
+    refused: bool = False
+    # Set by the first hangup request: True when the far end hung up
+    # (HangupRequest), False when Asterisk itself ended it (SoftHangupRequest).
+    remote_hangup: bool | None = None
+    in_queue: str | None = None
+
+
+@dataclass(slots=True)
+class _Dial:
+    caller: str
+    dest: str
+    started_at: float
+    status: str | None = None
+    ended_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Call:
+    linkedid: str
+    started_at: float
+    origin: str | None = None
+    channels: dict[str, _Channel] = field(default_factory=dict)
+    open_channels: int = 0
+    last_event_at: float = 0.0
+    queues: list[str] = field(default_factory=list)
+    dials: list[_Dial] = field(default_factory=list)
+    answered_at: float | None = None
+    answered_dest: str | None = None
+    # Handset channels that were bridged with the client, in order.
+    bridged_handsets: list[str] = field(default_factory=list)
+    transferred_to: list[str] = field(default_factory=list)
+    recording_files: list[str] = field(default_factory=list)
+    queue_abandoned: bool = False
+    originated: bool = False
+    member_names: dict[str, str] = field(default_factory=dict)
 
 
 class CallTracker:
@@ -22,14 +127,730 @@ class CallTracker:
 
     def __init__(self, settings: TrackerSettings | None = None) -> None:
         self.settings = settings or TrackerSettings()
+        self._ext_re = re.compile(self.settings.extension_pattern)
+        self._inbound = frozenset(self.settings.inbound_contexts)
+        self._internal = frozenset(self.settings.internal_contexts)
+        self._calls: dict[str, _Call] = {}
+        self._by_uid: dict[str, _Call] = {}
+        self._uid_by_name: dict[str, str] = {}
+        self._bridges: dict[str, list[str]] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._handlers: dict[str, Callable[[Event, float], None]] = {
+            "Newchannel": self._on_newchannel,
+            "Newstate": self._on_newstate,
+            "NewCallerid": self._on_snapshot,
+            "NewConnectedLine": self._on_snapshot,
+            "Newexten": self._on_snapshot,
+            "DialBegin": self._on_dial_begin,
+            "DialState": self._on_dial_state,
+            "DialEnd": self._on_dial_end,
+            "QueueCallerJoin": self._on_queue_join,
+            "QueueCallerLeave": self._on_queue_leave,
+            "QueueCallerAbandon": self._on_queue_abandon,
+            "AgentCalled": self._on_agent_called,
+            "AgentConnect": self._on_agent_connect,
+            "BridgeEnter": self._on_bridge_enter,
+            "BridgeLeave": self._on_bridge_leave,
+            "BlindTransfer": self._on_blind_transfer,
+            "AttendedTransfer": self._on_attended_transfer,
+            "VarSet": self._on_varset,
+            "OriginateResponse": self._on_originate_response,
+            "HangupRequest": self._on_hangup_request,
+            "SoftHangupRequest": self._on_hangup_request,
+            "Rename": self._on_rename,
+        }
+        self._done: list[FinishedCall] = []
+        self._ext_cache: dict[str, str | None] = {}
 
-    def feed(self, event: Frame, received_at: float) -> list[FinishedCall]:
+    # ------------------------------------------------------------------ API
+
+    def feed(self, event: Event, received_at: float) -> list[FinishedCall]:
         """Take one AMI event; return the calls it finished (usually none)."""
+        kind = event.get("Event")
+        if kind is None:
+            return []
+        t = _event_time(event, received_at)
+        if kind == "Hangup":
+            return self._on_hangup(event, t)
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            handler(event, t)
         return []
 
     def reconcile(self, live_linkedids: set[str], now: float) -> list[FinishedCall]:
-        """Close calls Asterisk no longer has (after a restart or reconnect)."""
-        return []
+        """Close calls Asterisk no longer has (after a restart or reconnect).
+
+        Their end was not seen, so it is taken as the last event heard of
+        them: what is certain, rather than ``now``, which may be hours later.
+        """
+        gone = [c for lid, c in self._calls.items() if lid not in live_linkedids]
+        out = []
+        for call in gone:
+            out.append(self._finish(call, ClosedBy.RECONCILE))
+        return out
 
     def active_linkedids(self) -> set[str]:
-        return set()
+        return set(self._calls)
+
+    def active_calls(self) -> list[dict[str, object]]:
+        """A snapshot of calls in progress, for the wallboard."""
+        out: list[dict[str, object]] = []
+        for call in self._calls.values():
+            direction = self._direction(call)
+            out.append(
+                {
+                    "pbx": self.settings.pbx,
+                    "linkedid": call.linkedid,
+                    "direction": direction.value,
+                    "client_number": self._client_number(call, direction),
+                    "manager": self._manager(call, direction),
+                    "started_at": call.started_at,
+                    "answered_at": call.answered_at,
+                    "queues": list(call.queues),
+                    "waiting": call.answered_at is None
+                    and any(ch.in_queue for ch in call.channels.values()),
+                    "ringing": self._rang(call, direction, only_ringing=True),
+                }
+            )
+        return out
+
+    # ------------------------------------------------------------ channels
+
+    def _channel(self, event: Event, t: float, prefix: str = "", create: bool = True) -> _Channel | None:
+        uid = event.get(prefix + "Uniqueid")
+        if not uid:
+            return None
+        call = self._by_uid.get(uid)
+        if call is not None:
+            ch = call.channels[uid]
+        else:
+            if not create:
+                return None
+            linkedid = event.get(prefix + "Linkedid") or uid
+            name = event.get(prefix + "Channel")
+            if not name or linkedid in self._finished:
+                return None
+            call = self._calls.get(linkedid)
+            if call is None:
+                call = _Call(linkedid=linkedid, started_at=t)
+                self._calls[linkedid] = call
+            ch = _Channel(uid=uid, name=parse_channel(name), linkedid=linkedid, created_at=t)
+            call.channels[uid] = ch
+            call.open_channels += 1
+            self._by_uid[uid] = call
+            self._uid_by_name[name] = uid
+            if uid == linkedid or call.origin is None:
+                call.origin = uid
+                call.started_at = min(call.started_at, t)
+        call.last_event_at = max(call.last_event_at, t)
+        self._update_snapshot(ch, event, prefix)
+        return ch
+
+    def _update_snapshot(self, ch: _Channel, event: Event, prefix: str) -> None:
+        num = event.get(prefix + "CallerIDNum")
+        if num and not ch.caller_num and num.lower() not in _UNKNOWN_NUMBERS:
+            ch.caller_num = num
+        context = event.get(prefix + "Context")
+        if context:
+            exten = event.get(prefix + "Exten", "")
+            ch.exten = exten
+            if not ch.contexts or ch.contexts[-1] != context:
+                ch.contexts.append(context)
+            if exten and exten not in _UNKNOWN_NUMBERS and context not in ch.first_exten:
+                ch.first_exten[context] = exten
+
+    def _call_of(self, uid: str | None) -> _Call | None:
+        return self._by_uid.get(uid) if uid else None
+
+    def _on_snapshot(self, event: Event, t: float) -> None:
+        self._channel(event, t)
+
+    def _on_newchannel(self, event: Event, t: float) -> None:
+        ch = self._channel(event, t)
+        if ch is not None and ch.name.is_local and ch.name.local_side == 1:
+            # A Local ;1 channel's Newchannel names the context its ;2 end
+            # will run, not its own: drop it so direction is read from what
+            # the ;1 end itself executes.
+            ctx = ch.name.local_context
+            if ch.contexts and ch.contexts[0] == ctx:
+                ch.contexts.pop(0)
+                ch.first_exten.pop(ctx or "", None)
+
+    def _on_newstate(self, event: Event, t: float) -> None:
+        ch = self._channel(event, t)
+        if ch is None:
+            return
+        state = event.get("ChannelStateDesc")
+        if state == "Ringing" and ch.rang_at is None:
+            ch.rang_at = t
+        elif state == "Busy":
+            ch.refused = True
+            partner = self._local_partner(self._by_uid[ch.uid], ch)
+            if partner is not None:
+                partner.refused = True
+
+    def _on_rename(self, event: Event, t: float) -> None:
+        old, new, uid = event.get("Channel"), event.get("Newname"), event.get("Uniqueid")
+        call = self._call_of(uid)
+        if call is None or not new or not uid:
+            return
+        self._uid_by_name.pop(old or "", None)
+        self._uid_by_name[new] = uid
+        call.channels[uid].name = parse_channel(new)
+
+    # ---------------------------------------------------------------- dials
+
+    def _on_dial_begin(self, event: Event, t: float) -> None:
+        dest = self._channel(event, t, "Dest")
+        if dest is None:
+            return
+        dest.dialled_at = t if dest.dialled_at is None else dest.dialled_at
+        caller = self._channel(event, t)
+        call = self._by_uid[dest.uid]
+        if caller is None:
+            # No calling channel: Asterisk dials the first leg of an Originate.
+            if dest.uid == call.origin:
+                call.originated = True
+            return
+        dest.dialled_by = caller.uid
+        call_of_caller = self._by_uid[caller.uid]
+        call_of_caller.dials.append(_Dial(caller=caller.uid, dest=dest.uid, started_at=t))
+        if caller.uid == call_of_caller.origin:
+            exten = event.get("Exten", "")
+            if exten and exten not in _UNKNOWN_NUMBERS:
+                caller.first_exten.setdefault("@dial", exten)
+            dial_string = event.get("DialString", "")
+            if dial_string:
+                caller.first_exten.setdefault("@dialstring", dial_string)
+
+    def _on_dial_state(self, event: Event, t: float) -> None:
+        dest = self._channel(event, t, "Dest")
+        if dest is not None and event.get("DialStatus") == "RINGING" and dest.rang_at is None:
+            dest.rang_at = t
+
+    def _on_dial_end(self, event: Event, t: float) -> None:
+        dest = self._channel(event, t, "Dest")
+        caller = self._channel(event, t)
+        if dest is None or caller is None:
+            return
+        status = event.get("DialStatus", "")
+        call = self._by_uid[caller.uid]
+        for dial in reversed(call.dials):
+            if dial.caller == caller.uid and dial.dest == dest.uid and dial.status is None:
+                dial.status = status
+                dial.ended_at = t
+                break
+        if status in _REFUSALS:
+            dest.refused = True
+        if status == "ANSWER":
+            dest.answered_as_dest = True
+            if dest.rang_at is None:
+                dest.rang_at = t
+            if caller.uid == call.origin and call.answered_at is None and self._answers_call(call, dest):
+                call.answered_at = t
+                call.answered_dest = dest.uid
+
+    def _answers_call(self, call: _Call, dest: _Channel) -> bool:
+        """Whether the origin's dial reaching ``dest`` is the call's answer.
+
+        Inbound and internal calls are answered by a handset; outbound calls
+        by the far end, which is not a handset.
+        """
+        direction = self._direction(call)
+        is_handset = self._handset_ext(dest) is not None
+        return is_handset if direction is not Direction.OUTBOUND else not is_handset
+
+    # --------------------------------------------------------------- queues
+
+    def _on_queue_join(self, event: Event, t: float) -> None:
+        ch = self._channel(event, t)
+        if ch is None:
+            return
+        queue = event.get("Queue", "")
+        call = self._by_uid[ch.uid]
+        if queue and queue not in call.queues:
+            call.queues.append(queue)
+        ch.in_queue = queue or None
+
+    def _on_queue_leave(self, event: Event, t: float) -> None:
+        ch = self._channel(event, t)
+        if ch is not None:
+            ch.in_queue = None
+
+    def _on_queue_abandon(self, event: Event, t: float) -> None:
+        ch = self._channel(event, t)
+        if ch is not None:
+            self._by_uid[ch.uid].queue_abandoned = True
+
+    def _on_agent_called(self, event: Event, t: float) -> None:
+        ch = self._channel(event, t)
+        self._channel(event, t, "Dest")
+        if ch is not None:
+            self._note_member(self._by_uid[ch.uid], event)
+
+    def _on_agent_connect(self, event: Event, t: float) -> None:
+        ch = self._channel(event, t)
+        dest = self._channel(event, t, "Dest")
+        if ch is None:
+            return
+        call = self._by_uid[ch.uid]
+        self._note_member(call, event)
+        if dest is not None and call.answered_at is None and ch.uid == call.origin:
+            call.answered_at = t
+            call.answered_dest = dest.uid
+
+    def _note_member(self, call: _Call, event: Event) -> None:
+        name, interface = event.get("MemberName"), event.get("Interface", "")
+        m = _INTERFACE_EXT.match(interface)
+        if name and m and self._ext_re.match(m["ext"]):
+            call.member_names[m["ext"]] = name
+
+    # -------------------------------------------------------------- bridges
+
+    def _on_bridge_enter(self, event: Event, t: float) -> None:
+        ch = self._channel(event, t)
+        bridge = event.get("BridgeUniqueid")
+        if ch is None or not bridge:
+            return
+        members = self._bridges.setdefault(bridge, [])
+        for other_uid in members:
+            other_call = self._by_uid.get(other_uid)
+            if other_call is None:
+                continue
+            other = other_call.channels[other_uid]
+            self._note_bridged(self._by_uid[ch.uid], ch, other)
+            self._note_bridged(other_call, other, ch)
+        if ch.uid not in members:
+            members.append(ch.uid)
+
+    def _note_bridged(self, call: _Call, mine: _Channel, peer: _Channel) -> None:
+        """Record a handset talking to this call's client."""
+        if not self._is_client_side(call, mine):
+            return
+        if self._handset_ext(peer) is not None:
+            call.bridged_handsets.append(peer.uid)
+
+    def _on_bridge_leave(self, event: Event, t: float) -> None:
+        ch = self._channel(event, t, create=False)
+        bridge = event.get("BridgeUniqueid")
+        if ch is None or not bridge:
+            return
+        members = self._bridges.get(bridge)
+        if members is not None:
+            if ch.uid in members:
+                members.remove(ch.uid)
+            if not members:
+                del self._bridges[bridge]
+
+    # ------------------------------------------------------------ transfers
+
+    def _on_blind_transfer(self, event: Event, t: float) -> None:
+        target = event.get("Extension", "")
+        if event.get("Result", "Success") != "Success" or not self._ext_re.match(target):
+            return
+        for key in ("TransfereeUniqueid", "TransfererUniqueid"):
+            call = self._call_of(event.get(key))
+            if call is not None:
+                break
+        else:
+            call = self._call_by_name(event.get("TransfereeChannel")) or self._call_by_name(
+                event.get("TransfererChannel")
+            )
+        if call is not None:
+            call.transferred_to.append(target)
+            call.last_event_at = max(call.last_event_at, t)
+
+    def _on_attended_transfer(self, event: Event, t: float) -> None:
+        if event.get("Result", "Success") != "Success":
+            return
+        target_uid = event.get("TransferTargetUniqueid")
+        target_call = self._call_of(target_uid)
+        ext = None
+        if target_call is not None and target_uid:
+            ext = self._handset_ext(target_call.channels[target_uid])
+        if ext is None:
+            return
+        for key in ("TransfereeUniqueid", "OrigTransfererUniqueid"):
+            call = self._call_of(event.get(key))
+            if call is not None and call is not target_call:
+                call.transferred_to.append(ext)
+                call.last_event_at = max(call.last_event_at, t)
+                return
+
+    def _call_by_name(self, name: str | None) -> _Call | None:
+        uid = self._uid_by_name.get(name or "")
+        return self._call_of(uid)
+
+    # ----------------------------------------------------------- variables
+
+    def _on_varset(self, event: Event, t: float) -> None:
+        if event.get("Variable") != "MIXMONITOR_FILENAME":
+            return
+        ch = self._channel(event, t)
+        value = event.get("Value", "")
+        if ch is None or not value:
+            return
+        files = self._by_uid[ch.uid].recording_files
+        if value not in files:
+            files.append(value)
+
+    def _on_originate_response(self, event: Event, t: float) -> None:
+        ch = self._channel(event, t, create=False)
+        if ch is None:
+            return
+        call = self._by_uid[ch.uid]
+        if ch.uid == call.origin:
+            call.originated = True
+            context, exten = event.get("Context", ""), event.get("Exten", "")
+            if context:
+                if context not in ch.contexts:
+                    ch.contexts.append(context)
+                if exten and exten not in _UNKNOWN_NUMBERS:
+                    ch.first_exten.setdefault(context, exten)
+
+    def _on_hangup_request(self, event: Event, t: float) -> None:
+        ch = self._channel(event, t, create=False)
+        if ch is not None and ch.remote_hangup is None:
+            ch.remote_hangup = event.get("Event") == "HangupRequest"
+
+    def _on_hangup(self, event: Event, t: float) -> list[FinishedCall]:
+        ch = self._channel(event, t, create=False)
+        if ch is None or ch.hung_up:
+            return []
+        ch.hung_up = True
+        call = self._by_uid[ch.uid]
+        call.open_channels -= 1
+        self._uid_by_name.pop(ch.name.raw, None)
+        if call.open_channels > 0:
+            return []
+        return [self._finish(call, ClosedBy.HANGUP, ended_at=t)]
+
+    # -------------------------------------------------------------- finish
+
+    def _finish(self, call: _Call, closed_by: ClosedBy, ended_at: float | None = None) -> FinishedCall:
+        self._calls.pop(call.linkedid, None)
+        for uid in call.channels:
+            self._by_uid.pop(uid, None)
+        for ch in call.channels.values():
+            self._uid_by_name.pop(ch.name.raw, None)
+        self._finished[call.linkedid] = None
+        if len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
+        return self._build(call, closed_by, ended_at if ended_at is not None else call.last_event_at)
+
+    def _build(self, call: _Call, closed_by: ClosedBy, ended_at: float) -> FinishedCall:
+        direction = self._direction(call)
+        status = self._status(call, direction)
+        manager = self._manager(call, direction)
+        final = manager
+        handsets = [self._handset_ext(self._any_channel(uid, call)) for uid in call.bridged_handsets]
+        handsets = [h for h in handsets if h]
+        if handsets and direction is not Direction.OUTBOUND:
+            final = handsets[-1]
+        elif handsets and direction is Direction.OUTBOUND:
+            # On an outbound call the manager's own leg is bridged too; the
+            # final manager is whoever else talked to the client last.
+            others = [h for h in handsets if h != manager]
+            final = others[-1] if others else manager
+        if status is not CallStatus.ANSWERED:
+            final = manager
+        origin = call.channels.get(call.origin or "")
+        return FinishedCall(
+            pbx=self.settings.pbx,
+            linkedid=call.linkedid,
+            direction=direction,
+            status=status,
+            started_at=call.started_at,
+            ended_at=max(ended_at, call.started_at),
+            answered_at=call.answered_at if status is CallStatus.ANSWERED else None,
+            client_number=self._client_number(call, direction),
+            dialed=self._dialed(origin) if direction is not Direction.INBOUND and origin else None,
+            did=self._did(origin) if direction is Direction.INBOUND and origin else None,
+            manager=manager,
+            final_manager=final,
+            callee=self._callee(call) if direction is Direction.INTERNAL else None,
+            rang=tuple(self._rang(call, direction)),
+            queues=tuple(call.queues),
+            transferred_to=tuple(call.transferred_to),
+            recording_files=tuple(call.recording_files),
+            originated=call.originated and direction is not Direction.INBOUND,
+            closed_by=closed_by,
+            member_names=dict(call.member_names),
+        )
+
+    def _any_channel(self, uid: str, home: _Call | None = None) -> _Channel | None:
+        if home is not None and uid in home.channels:
+            return home.channels[uid]
+        call = self._by_uid.get(uid)
+        if call is not None:
+            return call.channels[uid]
+        for c in self._calls.values():
+            if uid in c.channels:
+                return c.channels[uid]
+        return None
+
+    # ----------------------------------------------------------- judgement
+
+    def _direction(self, call: _Call) -> Direction:
+        origin = call.channels.get(call.origin or "")
+        if origin is None:
+            return Direction.INBOUND
+        for context in origin.contexts:
+            if context in self._inbound:
+                return Direction.INBOUND
+            if context in self._internal:
+                return self._outbound_or_internal(call, origin)
+        if self._handset_ext(origin) is not None:
+            return self._outbound_or_internal(call, origin)
+        return Direction.INBOUND
+
+    def _outbound_or_internal(self, call: _Call, origin: _Channel) -> Direction:
+        dests = [call.channels.get(d.dest) for d in call.dials if d.caller == origin.uid]
+        dests = [d for d in dests if d is not None]
+        if any(self._handset_ext(d) is None for d in dests):
+            return Direction.OUTBOUND
+        if dests:
+            return Direction.INTERNAL
+        dialed = self._dialed(origin)
+        if dialed and self._ext_re.match(dialed):
+            return Direction.INTERNAL
+        return Direction.OUTBOUND
+
+    def _status(self, call: _Call, direction: Direction) -> CallStatus:
+        if call.answered_at is not None:
+            return CallStatus.ANSWERED
+        origin = call.channels.get(call.origin or "")
+        if direction is Direction.INBOUND:
+            if call.queue_abandoned:
+                return CallStatus.ABANDONED
+            if origin is not None:
+                if origin.in_queue or origin.remote_hangup:
+                    return CallStatus.ABANDONED
+                partner = self._local_partner(call, origin)
+                if partner is not None and partner.hung_up and origin.remote_hangup is None:
+                    return CallStatus.ABANDONED
+                last = self._last_dial(call, origin.uid)
+                if last is not None and last.status == "CANCEL" and not call.queues:
+                    return CallStatus.ABANDONED
+            return CallStatus.MISSED
+        if origin is None:
+            return CallStatus.FAILED
+        last = self._last_dial(call, origin.uid)
+        if last is None:
+            return CallStatus.FAILED
+        return {
+            "BUSY": CallStatus.BUSY,
+            "NOANSWER": CallStatus.NO_ANSWER,
+            "CANCEL": CallStatus.NO_ANSWER,
+            "ANSWER": CallStatus.ANSWERED,
+        }.get(last.status or "", CallStatus.FAILED if last.status else CallStatus.NO_ANSWER)
+
+    def _last_dial(self, call: _Call, caller_uid: str) -> _Dial | None:
+        for dial in reversed(call.dials):
+            if dial.caller == caller_uid:
+                return dial
+        return None
+
+    def _local_partner(self, call: _Call, ch: _Channel) -> _Channel | None:
+        partner = local_partner(ch.name.raw) if ch.name.is_local else None
+        if partner is None:
+            return None
+        uid = self._uid_by_name.get(partner)
+        if uid is not None and uid in call.channels:
+            return call.channels[uid]
+        for other in call.channels.values():
+            if other.name.raw == partner:
+                return other
+        return None
+
+    def _is_client_side(self, call: _Call, ch: _Channel) -> bool:
+        direction = self._direction(call)
+        if direction is Direction.INBOUND:
+            return ch.uid == call.origin
+        if direction is Direction.OUTBOUND:
+            return ch.dialled_by == call.origin and self._handset_ext(ch) is None
+        return False
+
+    def _manager(self, call: _Call, direction: Direction) -> str | None:
+        origin = call.channels.get(call.origin or "")
+        if direction is Direction.INBOUND:
+            if call.answered_dest is None:
+                return None
+            dest = call.channels.get(call.answered_dest)
+            return self._resolve_handset(call, dest) if dest else None
+        if origin is None:
+            return None
+        ext = self._handset_ext(origin)
+        if ext is None and origin.caller_num and self._ext_re.match(origin.caller_num):
+            ext = origin.caller_num
+        return ext
+
+    def _resolve_handset(self, call: _Call, ch: _Channel) -> str | None:
+        """The handset behind a dialled channel, following Local pipes."""
+        seen = 0
+        while ch.name.is_local and seen < 8:
+            seen += 1
+            partner = self._local_partner(call, ch)
+            if partner is None:
+                break
+            answered = [
+                call.channels[d.dest]
+                for d in call.dials
+                if d.caller == partner.uid and d.status == "ANSWER" and d.dest in call.channels
+            ]
+            if not answered:
+                break
+            ch = answered[-1]
+        return self._handset_ext(ch)
+
+    def _handset_ext(self, ch: _Channel | None) -> str | None:
+        if ch is None:
+            return None
+        raw = ch.name.raw
+        if raw in self._ext_cache:
+            return self._ext_cache[raw]
+        name = ch.name
+        ext: str | None = None
+        if name.is_local:
+            if name.local_context not in self._inbound and self._ext_re.match(name.resource):
+                ext = name.resource
+        elif self._ext_re.match(name.resource):
+            ext = name.resource
+        if len(self._ext_cache) > 50_000:
+            self._ext_cache.clear()
+        self._ext_cache[raw] = ext
+        return ext
+
+    def _rang(self, call: _Call, direction: Direction, only_ringing: bool = False) -> list[str]:
+        origin = call.channels.get(call.origin or "")
+        skip = {call.origin}
+        if origin is not None:
+            partner = self._local_partner(call, origin)
+            if partner is not None:
+                skip.add(partner.uid)
+        if direction is Direction.OUTBOUND:
+            return []
+        first: dict[str, float] = {}
+        for ch in call.channels.values():
+            if ch.uid in skip or ch.refused:
+                continue
+            # A handset the PBX dialled and that did not refuse was alerted,
+            # even when its "180 Ringing" never reached Asterisk's events.
+            if ch.rang_at is None and ch.dialled_at is None:
+                continue
+            if only_ringing and (ch.hung_up or ch.answered_as_dest):
+                continue
+            ext = self._handset_ext(ch)
+            if ext is None:
+                continue
+            if ch.name.is_local and self._fronts_a_device(call, ch):
+                continue
+            at = self._ring_key_time(call, ch)
+            if ext not in first or at < first[ext]:
+                first[ext] = at
+        return _order_rings(first)
+
+    def _fronts_a_device(self, call: _Call, ch: _Channel) -> bool:
+        """A Local pipe whose far end dialled a real handset: count the handset."""
+        partner = self._local_partner(call, ch)
+        if partner is None:
+            return False
+        for d in call.dials:
+            if d.caller == partner.uid:
+                dest = call.channels.get(d.dest)
+                if dest is not None and not dest.name.is_local and self._handset_ext(dest):
+                    return True
+        return False
+
+    def _ring_key_time(self, call: _Call, ch: _Channel) -> float:
+        """When this handset's ring attempt began: the dial towards it, or
+        towards the Local pipe in front of it."""
+        at = ch.dialled_at if ch.dialled_at is not None else ch.rang_at or call.started_at
+        if ch.dialled_by:
+            dialler = call.channels.get(ch.dialled_by)
+            if dialler is not None and dialler.name.is_local:
+                front = self._local_partner(call, dialler)
+                if front is not None and front.dialled_at is not None:
+                    at = min(at, front.dialled_at)
+        return at
+
+    def _client_number(self, call: _Call, direction: Direction) -> str | None:
+        origin = call.channels.get(call.origin or "")
+        if origin is None or direction is Direction.INTERNAL:
+            return None
+        if direction is Direction.INBOUND:
+            return origin.caller_num or None
+        at_dial = origin.first_exten.get("@dial")
+        if at_dial and not self._ext_re.match(at_dial):
+            return at_dial
+        for d in call.dials:
+            if d.caller != origin.uid:
+                continue
+            dest = call.channels.get(d.dest)
+            if dest is None or self._handset_ext(dest) is not None:
+                continue
+            if dest.name.is_local and dest.name.resource.isdigit():
+                return dest.name.resource
+            if dest.caller_num:
+                return dest.caller_num
+        digits = re.findall(r"\+?\d{5,}", origin.first_exten.get("@dialstring", ""))
+        if digits:
+            return max(digits, key=len)
+        return self._dialed(origin)
+
+    def _dialed(self, origin: _Channel) -> str | None:
+        for context in origin.contexts:
+            if context in self._internal:
+                exten = origin.first_exten.get(context)
+                if exten:
+                    return exten
+        return origin.first_exten.get("@dial")
+
+    def _did(self, origin: _Channel) -> str | None:
+        for context in origin.contexts:
+            if context in self._inbound:
+                exten = origin.first_exten.get(context)
+                if exten and exten != origin.caller_num:
+                    return exten
+        return None
+
+    def _callee(self, call: _Call) -> str | None:
+        for d in call.dials:
+            if d.caller == call.origin:
+                dest = call.channels.get(d.dest)
+                ext = self._resolve_handset(call, dest) if dest else None
+                if ext:
+                    return ext
+        origin = call.channels.get(call.origin or "")
+        return self._dialed(origin) if origin else None
+
+
+def _event_time(event: Event, received_at: float) -> float:
+    stamp = event.get("Timestamp")
+    if stamp:
+        try:
+            return float(stamp)
+        except ValueError:
+            pass
+    return received_at
+
+
+def _order_rings(first: dict[str, float]) -> list[str]:
+    """Extensions by first ring; rings of one wave are ordered by extension."""
+    items = sorted(first.items(), key=lambda kv: kv[1])
+    out: list[str] = []
+    wave: list[str] = []
+    wave_start = 0.0
+    for ext, at in items:
+        if wave and at - wave_start > RING_TIE_S:
+            out.extend(sorted(wave, key=_ext_key))
+            wave = []
+        if not wave:
+            wave_start = at
+        wave.append(ext)
+    out.extend(sorted(wave, key=_ext_key))
+    return out
+
+
+def _ext_key(ext: str) -> tuple[int, str]:
+    return (int(ext), ext) if ext.isdigit() else (1 << 30, ext)
