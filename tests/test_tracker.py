@@ -1,0 +1,139 @@
+"""The pure call tracker against every captured scenario's scripted ground truth."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pbxbridge.ami.frames import read_trace
+from pbxbridge.calls.model import FinishedCall
+from pbxbridge.calls.tracker import CallTracker, TrackerSettings
+from tests.scenario_check import scenario_problems
+
+SCENARIOS = [
+    "01-inbound-answered",
+    "02-inbound-second-agent",
+    "03-inbound-abandoned",
+    "04-inbound-overflow",
+    "05-inbound-busy-everyone",
+    "06-outbound-answered",
+    "07-outbound-noanswer",
+    "08-outbound-busy",
+    "09-outbound-8-prefix",
+    "10-internal",
+    "11-missed-then-callback",
+    "12-blind-transfer",
+    "13-burst",
+    "pjsip-01-inbound-ringall",
+    "pjsip-02-click-to-call",
+    "pjsip-03-click-to-call-busy",
+]
+
+
+@functools.cache
+def frames_of(path: Path) -> list[dict[str, str]]:
+    return read_trace(path)[1]
+
+
+def track(path: Path, tracker: CallTracker | None = None) -> list[FinishedCall]:
+    tracker = tracker or CallTracker()
+    frames = frames_of(path)
+    out: list[FinishedCall] = []
+    # received_at is deliberately useless: every captured event carries Timestamp.
+    for frame in frames:
+        out += tracker.feed(frame, 0.0)
+    return out
+
+
+def as_row(call: FinishedCall) -> dict[str, Any]:
+    return {
+        "direction": call.direction.value,
+        "status": call.status.value,
+        "client_number": call.client_number,
+        "did": call.did,
+        "dialed": call.dialed,
+        "manager": call.manager,
+        "final_manager": call.final_manager,
+        "rang": list(call.rang),
+        "queues": list(call.queues),
+        "transferred_to": list(call.transferred_to),
+        "wait_s": call.wait_s,
+        "talk_s": call.talk_s,
+    }
+
+
+def test_every_scenario_has_a_test(expected: dict[str, Any]) -> None:
+    assert sorted(expected) == sorted(SCENARIOS)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_scenario_matches_script(scenario: str, shared_dir: Path, expected: dict[str, Any]) -> None:
+    calls = track(shared_dir / f"{scenario}.ami")
+    rows = [as_row(c) for c in calls]
+    assert scenario_problems(scenario, expected, rows, check_recording=False) == []
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_call_has_its_mixmonitor_file(scenario: str, shared_dir: Path) -> None:
+    # Every lab call ran MixMonitor; the file Asterisk named must be on the call.
+    for call in track(shared_dir / f"{scenario}.ami"):
+        assert call.recording_files, call.linkedid
+        assert all(call.linkedid in f for f in call.recording_files)
+
+
+def test_no_call_left_open_and_none_twice(shared_dir: Path) -> None:
+    tracker = CallTracker()
+    seen: list[str] = []
+    for scenario in SCENARIOS:
+        seen += [c.linkedid for c in track(shared_dir / f"{scenario}.ami", tracker)]
+    assert tracker.active_linkedids() == set()
+    assert len(seen) == len(set(seen))
+
+
+def test_replaying_a_trace_again_finishes_nothing_twice(shared_dir: Path) -> None:
+    # The same stream heard twice (a replayed capture) must not make a second call.
+    tracker = CallTracker()
+    first = track(shared_dir / "02-inbound-second-agent.ami", tracker)
+    again = track(shared_dir / "02-inbound-second-agent.ami", tracker)
+    assert len(first) == 1 and again == []
+
+
+def test_truncated_stream_leaves_call_open_until_reconciled(shared_dir: Path) -> None:
+    _, frames = read_trace(shared_dir / "01-inbound-answered.ami")
+    events = [f for f in frames if "Event" in f]
+    last_hangup = max(i for i, f in enumerate(events) if f["Event"] == "Hangup")
+    tracker = CallTracker()
+    finished = []
+    for frame in events[: last_hangup - 5]:
+        finished += tracker.feed(frame, 0.0)
+    assert finished == []
+    (linkedid,) = tracker.active_linkedids()
+    # Asterisk, asked after a reconnect, no longer has the call: it is closed, marked so.
+    closed = tracker.reconcile(set(), now=2e9)
+    assert [c.linkedid for c in closed] == [linkedid]
+    assert closed[0].closed_by.value == "reconcile"
+    assert closed[0].status.value == "answered" and closed[0].manager == "203"
+    assert closed[0].ended_at < 2e9
+
+
+def test_events_without_timestamp_use_receive_time(shared_dir: Path) -> None:
+    _, frames = read_trace(shared_dir / "08-outbound-busy.ami")
+    tracker = CallTracker()
+    calls = []
+    for i, frame in enumerate(frames):
+        stripped = {k: v for k, v in frame.items() if k != "Timestamp"}
+        calls += tracker.feed(stripped, 1000.0 + i)
+    (call,) = calls
+    assert call.status.value == "busy"
+    assert 1000.0 <= call.started_at <= call.ended_at <= 1000.0 + len(frames)
+
+
+def test_custom_inbound_context(shared_dir: Path) -> None:
+    # A PBX whose trunks land elsewhere than FreePBX's from-trunk: nothing is inbound
+    # by context any more, yet a trunk caller is still not mistaken for a manager.
+    settings = TrackerSettings(inbound_contexts=("from-carrier",))
+    calls = track(shared_dir / "pjsip-01-inbound-ringall.ami", CallTracker(settings))
+    assert [c.direction.value for c in calls] == ["inbound"]
