@@ -30,6 +30,9 @@ class ClosedBy(StrEnum):
     HANGUP = "hangup"
     # Asterisk no longer knew the call when asked after a restart or reconnect.
     RECONCILE = "reconcile"
+    # More calls were open at once than the tracker keeps; the quietest was
+    # closed with what was known of it rather than dropped.
+    EVICTED = "evicted"
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,11 @@ RING_TIE_S = 1.0
 # Late events (Cdr, CEL, VarSet after the last hangup) must not resurrect a
 # finished call; remember this many finished linkedids.
 FINISHED_MEMORY = 20_000
+# Far above any real PBX's concurrent calls; a stream that opens more (a
+# broken or hostile peer) must not grow memory without bound.
+MAX_OPEN_CALLS = 50_000
+MAX_CHANNELS_PER_CALL = 500
+MAX_BRIDGES = 100_000
 # Dial outcomes in which the handset never alerted anyone.
 _REFUSALS = frozenset({"BUSY", "CONGESTION", "CHANUNAVAIL"})
 _INTERFACE_EXT = re.compile(r"^[A-Za-z0-9_]+/(?P<ext>[^@/-]+)")
@@ -79,6 +84,7 @@ class _Channel:
     first_exten: dict[str, str] = field(default_factory=dict)
     exten: str = ""
     hung_up: bool = False
+    bridges: set[str] = field(default_factory=set)
     # Time this channel was dialled (DialBegin naming it as destination).
     dialled_at: float | None = None
     dialled_by: str | None = None
@@ -113,7 +119,8 @@ class _Call:
     dials: list[_Dial] = field(default_factory=list)
     answered_at: float | None = None
     answered_dest: str | None = None
-    # Handset channels that were bridged with the client, in order.
+    # Extensions of handsets that were bridged with the client, in order
+    # (kept as extensions: the handset's channel may belong to another call).
     bridged_handsets: list[str] = field(default_factory=list)
     transferred_to: list[str] = field(default_factory=list)
     recording_files: list[str] = field(default_factory=list)
@@ -171,11 +178,16 @@ class CallTracker:
             return []
         t = _event_time(event, received_at)
         if kind == "Hangup":
-            return self._on_hangup(event, t)
-        handler = self._handlers.get(kind)
-        if handler is not None:
-            handler(event, t)
-        return []
+            finished = self._on_hangup(event, t)
+        else:
+            handler = self._handlers.get(kind)
+            if handler is not None:
+                handler(event, t)
+            finished = []
+        if self._done:
+            finished = self._done + finished
+            self._done = []
+        return finished
 
     def reconcile(self, live_linkedids: set[str], now: float) -> list[FinishedCall]:
         """Close calls Asterisk no longer has (after a restart or reconnect).
@@ -232,8 +244,12 @@ class CallTracker:
                 return None
             call = self._calls.get(linkedid)
             if call is None:
+                if len(self._calls) >= MAX_OPEN_CALLS:
+                    self._evict_quietest()
                 call = _Call(linkedid=linkedid, started_at=t)
                 self._calls[linkedid] = call
+            elif len(call.channels) >= MAX_CHANNELS_PER_CALL:
+                return None
             ch = _Channel(uid=uid, name=parse_channel(name), linkedid=linkedid, created_at=t)
             call.channels[uid] = ch
             call.open_channels += 1
@@ -245,6 +261,10 @@ class CallTracker:
         call.last_event_at = max(call.last_event_at, t)
         self._update_snapshot(ch, event, prefix)
         return ch
+
+    def _evict_quietest(self) -> None:
+        quietest = min(self._calls.values(), key=lambda c: c.last_event_at)
+        self._done.append(self._finish(quietest, ClosedBy.EVICTED))
 
     def _update_snapshot(self, ch: _Channel, event: Event, prefix: str) -> None:
         num = event.get(prefix + "CallerIDNum")
@@ -412,7 +432,11 @@ class CallTracker:
         bridge = event.get("BridgeUniqueid")
         if ch is None or not bridge:
             return
-        members = self._bridges.setdefault(bridge, [])
+        members = self._bridges.get(bridge)
+        if members is None:
+            if len(self._bridges) >= MAX_BRIDGES:
+                return
+            members = self._bridges[bridge] = []
         for other_uid in members:
             other_call = self._by_uid.get(other_uid)
             if other_call is None:
@@ -422,23 +446,29 @@ class CallTracker:
             self._note_bridged(other_call, other, ch)
         if ch.uid not in members:
             members.append(ch.uid)
+            ch.bridges.add(bridge)
 
     def _note_bridged(self, call: _Call, mine: _Channel, peer: _Channel) -> None:
         """Record a handset talking to this call's client."""
         if not self._is_client_side(call, mine):
             return
-        if self._handset_ext(peer) is not None:
-            call.bridged_handsets.append(peer.uid)
+        ext = self._handset_ext(peer)
+        if ext is not None:
+            call.bridged_handsets.append(ext)
 
     def _on_bridge_leave(self, event: Event, t: float) -> None:
         ch = self._channel(event, t, create=False)
         bridge = event.get("BridgeUniqueid")
         if ch is None or not bridge:
             return
+        ch.bridges.discard(bridge)
+        self._leave_bridge(ch.uid, bridge)
+
+    def _leave_bridge(self, uid: str, bridge: str) -> None:
         members = self._bridges.get(bridge)
         if members is not None:
-            if ch.uid in members:
-                members.remove(ch.uid)
+            if uid in members:
+                members.remove(uid)
             if not members:
                 del self._bridges[bridge]
 
@@ -533,6 +563,8 @@ class CallTracker:
             self._by_uid.pop(uid, None)
         for ch in call.channels.values():
             self._uid_by_name.pop(ch.name.raw, None)
+            for bridge in ch.bridges:
+                self._leave_bridge(ch.uid, bridge)
         self._finished[call.linkedid] = None
         if len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)
@@ -543,8 +575,7 @@ class CallTracker:
         status = self._status(call, direction)
         manager = self._manager(call, direction)
         final = manager
-        handsets = [self._handset_ext(self._any_channel(uid, call)) for uid in call.bridged_handsets]
-        handsets = [h for h in handsets if h]
+        handsets = call.bridged_handsets
         if handsets and direction is not Direction.OUTBOUND:
             final = handsets[-1]
         elif handsets and direction is Direction.OUTBOUND:
@@ -577,17 +608,6 @@ class CallTracker:
             closed_by=closed_by,
             member_names=dict(call.member_names),
         )
-
-    def _any_channel(self, uid: str, home: _Call | None = None) -> _Channel | None:
-        if home is not None and uid in home.channels:
-            return home.channels[uid]
-        call = self._by_uid.get(uid)
-        if call is not None:
-            return call.channels[uid]
-        for c in self._calls.values():
-            if uid in c.channels:
-                return c.channels[uid]
-        return None
 
     # ----------------------------------------------------------- judgement
 
