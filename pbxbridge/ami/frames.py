@@ -87,37 +87,46 @@ class FrameDecoder:
                 self.banner = line
                 del self._buf[: nl + 1]
             self._want_banner = False
+        buf = self._buf
+        pos = 0
         while True:
-            end, sep_len = self._find_end()
+            end, sep_len = self._find_end(pos)
             if end < 0:
-                if len(self._buf) > self.max_frame_bytes:
+                if len(buf) - pos > self.max_frame_bytes:
                     # Drop what we have and resynchronise on the next blank line.
                     self.stats.oversized_frames += 1
                     self.stats.note(f"frame over {self.max_frame_bytes} bytes dropped")
                     self._skipping = True
-                    self._buf.clear()
-                return out
-            raw = bytes(self._buf[:end])
-            del self._buf[: end + sep_len]
+                    pos = len(buf)
+                break
+            start = pos
+            pos = end + sep_len
             if self._skipping:
                 self._skipping = False
                 continue
-            if len(raw) > self.max_frame_bytes:
+            if end - start > self.max_frame_bytes:
                 self.stats.oversized_frames += 1
                 self.stats.note(f"frame over {self.max_frame_bytes} bytes dropped")
                 continue
-            text = raw.decode("utf-8", "replace")
-            frame = parse_frame(text, self.stats)
+            frame = parse_frame(buf[start:end].decode("utf-8", "replace"), self.stats)
             if frame:
                 self.stats.frames += 1
                 out.append(frame)
+        # One compaction per feed, not per frame: keeps decoding linear.
+        if pos:
+            del buf[:pos]
+        return out
 
-    def _find_end(self) -> tuple[int, int]:
-        crlf = self._buf.find(b"\r\n\r\n")
-        lf = self._buf.find(b"\n\n")
+    def _find_end(self, pos: int) -> tuple[int, int]:
+        buf = self._buf
+        crlf = buf.find(b"\r\n\r\n", pos)
+        # Asterisk always sends CRLF; bare-LF frames come from hand-typed or
+        # proxied streams.  Only look for them when CRLF framing is absent
+        # before the next LF-LF, which keeps the common case one search.
+        lf = buf.find(b"\n\n", pos, crlf if crlf >= 0 else len(buf))
         if crlf < 0 and lf < 0:
             return -1, 0
-        if lf < 0 or (0 <= crlf < lf):
+        if lf < 0:
             return crlf, 4
         return lf, 2
 
