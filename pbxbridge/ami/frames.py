@@ -39,22 +39,24 @@ class DecodeStats:
 def parse_frame(block: str, stats: DecodeStats | None = None) -> Frame:
     """Parse one frame's text (without the terminating blank line)."""
     frame: Frame = {}
-    for line in block.splitlines():
-        if not line:
-            continue
-        key, sep, value = line.partition(":")
-        if not sep or not key or len(frame) >= MAX_KEYS:
-            if stats is not None:
-                stats.malformed_lines += 1
-                stats.note(f"malformed line {line[:80]!r}")
-            continue
-        key = key.strip()
-        if value.startswith(" "):
-            value = value[1:]
+    lines = block.split("\r\n") if "\r\n" in block else block.split("\n")
+    for line in lines:
+        # Asterisk writes "Key: Value"; the fast path is one partition.
+        key, sep, value = line.partition(": ")
+        if not sep:
+            if not line:
+                continue
+            key, sep, value = line.partition(":")
+            key = key.strip()
+            if not sep or not key:
+                if stats is not None:
+                    stats.malformed_lines += 1
+                    stats.note(f"malformed line {line[:80]!r}")
+                continue
         if key in frame:
             # Repeated keys (Output:, ChanVariable:) are kept, one per line.
             frame[key] = f"{frame[key]}\n{value}"
-        else:
+        elif len(frame) < MAX_KEYS:
             frame[key] = value
     return frame
 
