@@ -1,0 +1,143 @@
+"""Real-time factor of speech recognition on the shared call recordings, per engine and compute type.
+
+RTF = processing time / audio duration (0.1: a 10-minute call takes a minute).
+Also measures N worker processes side by side (the systemd-template layout),
+each with cores/N threads. Figures are printed and appended to benchmarks/RESULTS.md.
+
+    python benchmarks/transcription_rtf.py [--compute-types int8 float32] [--workers 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pbxbridge.recordings.audio import RecordingError, read_info
+from pbxbridge.transcription.engines import EngineSettings, make_engine, transcribe_recording
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS = REPO_ROOT / "benchmarks" / "RESULTS.md"
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name, from /proc/cpuinfo where there is one."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def recordings(shared: Path) -> list[tuple[Path, float]]:
+    """Every shared recording with sound, with its duration."""
+    found = []
+    for path in sorted([*(shared / "recordings").rglob("*.wav"), *(shared / "recordings-stereo").glob("*.wav")]):
+        try:
+            found.append((path, read_info(path).duration_s))
+        except RecordingError:
+            continue  # header-only files of unanswered calls
+    return found
+
+
+def measure(settings: EngineSettings, files: list[tuple[Path, float]]) -> tuple[float, float, float]:
+    """(load seconds, processing seconds, audio seconds) for one engine over the files."""
+    started = time.perf_counter()
+    engine = make_engine(settings)
+    loaded = time.perf_counter() - started
+    transcribe_recording(engine, files[0][0])  # warm-up: first call allocates buffers
+    started = time.perf_counter()
+    for path, _ in files:
+        transcribe_recording(engine, path)
+    return loaded, time.perf_counter() - started, sum(d for _, d in files)
+
+
+def _worker(settings: EngineSettings, paths: list[str], ready: multiprocessing.Barrier) -> None:
+    engine = make_engine(settings)
+    ready.wait()
+    for path in paths:
+        transcribe_recording(engine, path)
+
+
+def throughput(settings: EngineSettings, files: list[tuple[Path, float]], workers: int) -> float:
+    """Audio seconds transcribed per wall-clock second by N worker processes."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(workers + 1)
+    shares = [[str(p) for p, _ in files[i::workers]] for i in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(settings, share, barrier)) for share in shares]
+    for proc in procs:
+        proc.start()
+    barrier.wait()  # models loaded in every worker: time the transcription only
+    started = time.perf_counter()
+    for proc in procs:
+        proc.join()
+    return sum(d for _, d in files) / (time.perf_counter() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path,
+                        default=Path(os.environ.get("PBXBRIDGE_SHARED", REPO_ROOT.parent / "shared" / "ami-traces")))
+    parser.add_argument("--model", default="", help="model directory (default: the bundled Whisper base)")
+    parser.add_argument("--compute-types", nargs="+", default=["int8", "float32"])
+    parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--openai-checkpoint", default="", help="also time openai-whisper with this .pt file")
+    parser.add_argument("--no-write", action="store_true", help="print only, do not append to RESULTS.md")
+    args = parser.parse_args()
+
+    cores = os.cpu_count() or 1
+    files = recordings(args.shared)
+    audio = sum(d for _, d in files)
+    model_name = args.model or "whisper-base (bundled)"
+    load_before = os.getloadavg()[0]
+    print(f"{len(files)} recordings, {audio:.1f} s of audio; {cpu_model()}, {cores} cores; load {load_before:.1f}")
+    rows = []
+    for compute_type in args.compute_types:
+        settings = EngineSettings(model=args.model, compute_type=compute_type, threads=cores)
+        loaded, spent, _ = measure(settings, files)
+        rows.append(("faster-whisper", model_name, compute_type, cores, loaded, spent / audio))
+        print(f"faster-whisper {compute_type:8} load {loaded:5.1f} s  RTF {spent / audio:.3f}")
+    if args.openai_checkpoint:
+        settings = EngineSettings(engine="openai-whisper", model=args.openai_checkpoint, threads=cores)
+        loaded, spent, _ = measure(settings, files)
+        rows.append(("openai-whisper", Path(args.openai_checkpoint).name, "float32", cores, loaded, spent / audio))
+        print(f"openai-whisper float32  load {loaded:5.1f} s  RTF {spent / audio:.3f}")
+    flows = []
+    for workers in args.workers:
+        settings = EngineSettings(model=args.model, compute_type="int8", threads=max(1, cores // workers))
+        rate = throughput(settings, files, workers)
+        flows.append((workers, max(1, cores // workers), rate))
+        print(f"{workers} worker(s) × {max(1, cores // workers)} threads (int8): "
+              f"{rate:.1f} s of audio per second ({rate * 60:.0f} min of calls per hour)")
+
+    if not args.no_write:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines = [
+            f"\n## Transcription real-time factor — {stamp}\n",
+            f"CPU: {cpu_model()}, {cores} cores; {len(files)} shared recordings, {audio:.1f} s of 8 kHz audio; "
+            f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the host slows RTF).\n",
+            "| engine | model | compute type | threads | load s | RTF |",
+            "|---|---|---|---|---|---|",
+            *(f"| {e} | {m} | {c} | {t} | {lo:.1f} | {r:.3f} |" for e, m, c, t, lo, r in rows),
+            "",
+            "| workers | threads each | audio s per wall s |",
+            "|---|---|---|",
+            *(f"| {w} | {t} | {r:.1f} |" for w, t, r in flows),
+            "",
+        ]
+        with RESULTS.open("a", encoding="utf-8") as out:
+            if out.tell() == 0:
+                out.write("# Benchmark results\n")
+            out.write("\n".join(lines))
+        print(f"appended to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

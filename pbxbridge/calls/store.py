@@ -1,0 +1,198 @@
+"""Writing finished calls to the journal: one transaction per call, idempotent by (pbx, linkedid)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pbxbridge.calls.model import CallStatus, Direction, FinishedCall
+from pbxbridge.calls.tables import Call, CallParty, Recording
+from pbxbridge.clients.numbers import normalise_number
+from pbxbridge.clients.store import find_or_create_client
+from pbxbridge.clients.tables import Manager
+from pbxbridge.config import Config, PbxConfig
+from pbxbridge.db.engine import WRITE
+from pbxbridge.db.types import utc_from_unix
+from pbxbridge.db.upsert import insert_or_ignore
+from pbxbridge.recordings.locate import LocatedRecording, locate_recording
+
+log = logging.getLogger(__name__)
+
+
+class AfterWrite(Protocol):
+    """Runs inside the call's transaction; is_new is False when the call was written before."""
+
+    def __call__(
+        self, session: AsyncSession, call_row: Call, finished_call: FinishedCall, is_new: bool
+    ) -> Awaitable[None]: ...
+
+
+AfterWriteHook = AfterWrite | Callable[[AsyncSession, Call, FinishedCall, bool], Awaitable[None]]
+
+
+class CallWriter:
+    """Puts finished calls on clients' cards, with managers, parties and recordings."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        settings: Config,
+        after_write: Sequence[AfterWriteHook] = (),
+    ) -> None:
+        self.session_factory = session_factory
+        self.settings = settings
+        self.after_write: list[AfterWriteHook] = list(after_write)
+
+    async def write(self, call: FinishedCall) -> Call:
+        """Store one call (insert or refresh) and run the hooks, all in one transaction."""
+        # Disk look-ups (possibly a walk of the archive) off the event loop and
+        # before the transaction, so that no lock is held while they run.
+        located = await asyncio.to_thread(self._locate_recordings, call)
+        async with self.session_factory() as session:
+            async with session.begin():
+                await session.connection(execution_options=WRITE)
+                row, is_new = await self._upsert_call(session, call, located)
+                for hook in self.after_write:
+                    await hook(session, row, call, is_new)
+            return row
+
+    async def _upsert_call(
+        self, session: AsyncSession, call: FinishedCall, located: list[LocatedRecording]
+    ) -> tuple[Call, bool]:
+        values = await self._call_values(session, call)
+        call_id = await insert_or_ignore(
+            session, Call.__table__, {"pbx": call.pbx, "linkedid": call.linkedid, **values}, ["pbx", "linkedid"]
+        )
+        is_new = call_id is not None
+        if not is_new:
+            # The same call again (replay, reconnect): refresh it, keep its id.
+            log.debug("call %s/%s already in the journal; refreshing it", call.pbx, call.linkedid)
+            result = await session.execute(
+                update(Call)
+                .where(Call.pbx == call.pbx, Call.linkedid == call.linkedid)
+                .values(**values)
+                .returning(Call.id)
+            )
+            call_id = result.scalar_one()
+            await session.execute(delete(CallParty).where(CallParty.call_id == call_id))
+            await session.execute(delete(Recording).where(Recording.call_id == call_id))
+        assert call_id is not None
+        for role, position, extension in _parties(call):
+            session.add(CallParty(call_id=call_id, extension=extension, role=role, position=position))
+        for position, found in enumerate(located):
+            session.add(_recording_row(call_id, position, found))
+        await session.flush()
+        row = (
+            await session.execute(
+                select(Call).where(Call.id == call_id).execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        return row, is_new
+
+    async def _call_values(self, session: AsyncSession, call: FinishedCall) -> dict[str, object]:
+        started = utc_from_unix(call.started_at)
+        assert started is not None
+        region = self.settings.phone.default_region
+        client_number = None
+        client_id = None
+        if call.direction != Direction.INTERNAL:
+            client_number = normalise_number(call.client_number, region)
+            if client_number is None and call.direction == Direction.OUTBOUND:
+                client_number = normalise_number(call.dialed, region)
+            if client_number is not None:
+                client, _created = await find_or_create_client(session, client_number, started)
+                client_id = client.id
+        manager_ids = await self._upsert_managers(session, call)
+        return {
+            "direction": str(call.direction),
+            "status": str(call.status),
+            "client_id": client_id,
+            "client_number": client_number,
+            "did": call.did,
+            "dialed": call.dialed,
+            "manager": call.manager,
+            "manager_id": manager_ids.get(call.manager) if call.manager else None,
+            "final_manager": call.final_manager,
+            "callee": call.callee,
+            "rang": list(call.rang),
+            "queues": list(call.queues),
+            "transferred_to": list(call.transferred_to),
+            "started_at": started,
+            "answered_at": utc_from_unix(call.answered_at),
+            "ended_at": utc_from_unix(call.ended_at),
+            "wait_s": round(call.wait_s, 3),
+            "talk_s": round(call.talk_s, 3),
+            "originated": call.originated,
+            "closed_by": str(call.closed_by),
+        }
+
+    def _pbx(self, name: str) -> PbxConfig:
+        try:
+            return self.settings.pbx_by_name(name)
+        except KeyError:
+            # A call from a PBX not in the settings (a replayed trace): FreePBX defaults.
+            return PbxConfig(name=name)
+
+    async def _upsert_managers(self, session: AsyncSession, call: FinishedCall) -> dict[str, int]:
+        pattern = re.compile(self._pbx(call.pbx).extension_pattern)
+        extensions: list[str] = []
+        for ext in (call.manager, call.final_manager, call.callee, *call.rang, *call.transferred_to):
+            if ext and pattern.match(ext) and ext not in extensions:
+                extensions.append(ext)
+        ids: dict[str, int] = {}
+        # One order for every writer, so two calls sharing managers cannot deadlock on them.
+        for ext in sorted(extensions):
+            configured = self.settings.managers.get(ext)
+            name = configured or call.member_names.get(ext)
+            new_id = await insert_or_ignore(session, Manager.__table__, {"extension": ext, "name": name}, ["extension"])
+            if new_id is not None:
+                ids[ext] = new_id
+                continue
+            manager = (await session.execute(select(Manager).where(Manager.extension == ext))).scalar_one()
+            ids[ext] = manager.id
+            # The settings name a manager for good; a queue's MemberName only fills a blank.
+            if name and manager.name != name and (configured or manager.name is None):
+                manager.name = name
+        return ids
+
+    def _locate_recordings(self, call: FinishedCall) -> list[LocatedRecording]:
+        root = Path(self.settings.recordings.root)
+        prefix = self.settings.recordings.spool_prefix
+        return [locate_recording(pbx_path, root, prefix) for pbx_path in call.recording_files]
+
+
+def _recording_row(call_id: int, position: int, found: LocatedRecording) -> Recording:
+    return Recording(
+        call_id=call_id,
+        position=position,
+        pbx_path=found.pbx_path,
+        path=found.path,
+        status=str(found.status),
+        format=found.format,
+        channels=found.channels,
+        sample_rate=found.sample_rate,
+        duration_s=found.duration_s,
+        size_bytes=found.size_bytes,
+    )
+
+
+def _parties(call: FinishedCall) -> list[tuple[str, int, str]]:
+    """(role, position, extension) for everyone who had a part in the call."""
+    parties: list[tuple[str, int, str]] = [("rang", i, ext) for i, ext in enumerate(call.rang)]
+    if call.manager:
+        if call.direction == Direction.INBOUND:
+            if call.status == CallStatus.ANSWERED:
+                parties.append(("answered", 0, call.manager))
+        else:
+            parties.append(("placed", 0, call.manager))
+    parties += [("transferred_to", i, ext) for i, ext in enumerate(call.transferred_to)]
+    if call.direction == Direction.INTERNAL and call.callee:
+        parties.append(("called", 0, call.callee))
+    return parties

@@ -1,0 +1,409 @@
+"""Settings: a TOML file, environment overrides, and validation that names every bad key."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tomllib
+import typing
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+
+ENV_PREFIX = "PBXBRIDGE_"
+CONFIG_ENV = "PBXBRIDGE_CONFIG"
+
+# FreePBX's contexts in which a call from a carrier starts.
+FREEPBX_INBOUND_CONTEXTS: tuple[str, ...] = (
+    "from-trunk",
+    "from-pstn",
+    "from-did-direct",
+    "ext-did",
+    "from-sip-external",
+)
+
+
+class ConfigError(Exception):
+    """Raised with every problem found, each prefixed by its dotted key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+        self.problems = problems
+
+
+@dataclass(slots=True)
+class DatabaseConfig:
+    url: str = "sqlite:///var/pbxbridge.sqlite3"
+
+
+@dataclass(slots=True)
+class RecordingsConfig:
+    # Where the PBX's monitor directory is mounted or synced on this host.
+    root: str = "recordings"
+    # The directory MixMonitor writes under on the PBX; stripped from its paths.
+    spool_prefix: str = "/var/spool/asterisk/monitor"
+
+
+@dataclass(slots=True)
+class PhoneConfig:
+    default_region: str = "RU"
+
+
+@dataclass(slots=True)
+class PbxConfig:
+    name: str = "main"
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "pbxbridge"
+    secret: str = ""
+    inbound_contexts: tuple[str, ...] = FREEPBX_INBOUND_CONTEXTS
+    extension_pattern: str = r"^\d{2,5}$"
+
+
+@dataclass(slots=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key: str = ""
+
+
+@dataclass(slots=True)
+class TranscriptionConfig:
+    engine: str = "faster-whisper"
+    # Empty: the Whisper base model installed with pbxbridge[model].
+    model: str = ""
+    device: str = "cpu"
+    compute_type: str = "int8"
+    language: str = "ru"
+    beam_size: int = 5
+    threads: int = 2
+    workers: int = 1
+    max_attempts: int = 3
+
+
+@dataclass(slots=True)
+class KpiConfig:
+    timezone: str = "Europe/Moscow"
+    lost_lead_after_s: int = 900
+    short_abandon_s: int = 5
+    service_level_s: int = 20
+    daily_outbound_norm: int = 30
+
+
+@dataclass(slots=True)
+class RoutingConfig:
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    ring_timeout_s: int = 20
+    max_waiting: int = 2
+    policy: str = "least_busy"
+
+
+@dataclass(slots=True)
+class ClickToCallConfig:
+    channel: str = "Local/{ext}@from-internal"
+    context: str = "from-internal"
+    caller_id: str = "{ext}"
+    timeout_ms: int = 30000
+
+
+@dataclass(slots=True)
+class LogConfig:
+    level: str = "INFO"
+    format: str = "json"
+
+
+@dataclass(slots=True)
+class DemoConfig:
+    # auto: demo mode when no PBX is configured beyond the defaults; on/off force it.
+    mode: str = "auto"
+
+
+@dataclass(slots=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    phone: PhoneConfig = field(default_factory=PhoneConfig)
+    pbx: list[PbxConfig] = field(default_factory=lambda: [PbxConfig()])
+    # Extension -> the manager's name as the sales head knows them.
+    managers: dict[str, str] = field(default_factory=dict)
+    web: WebConfig = field(default_factory=WebConfig)
+    transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
+    kpi: KpiConfig = field(default_factory=KpiConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    click_to_call: ClickToCallConfig = field(default_factory=ClickToCallConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+
+    def pbx_by_name(self, name: str) -> PbxConfig:
+        """The PBX section with that name (KeyError when none)."""
+        for pbx in self.pbx:
+            if pbx.name == name:
+                return pbx
+        raise KeyError(name)
+
+
+SECTIONS: dict[str, type] = {
+    "database": DatabaseConfig,
+    "recordings": RecordingsConfig,
+    "phone": PhoneConfig,
+    "web": WebConfig,
+    "transcription": TranscriptionConfig,
+    "kpi": KpiConfig,
+    "routing": RoutingConfig,
+    "click_to_call": ClickToCallConfig,
+    "log": LogConfig,
+    "demo": DemoConfig,
+}
+
+PORT_FIELDS = {"port", "agi_port"}
+POSITIVE_FIELDS = {"beam_size", "threads", "workers", "max_attempts", "timeout_ms", "ring_timeout_s"}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "log.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "log.format": ("json", "text"),
+    "transcription.engine": ("faster-whisper", "openai-whisper"),
+    "transcription.device": ("cpu", "cuda", "auto"),
+    "demo.mode": ("auto", "on", "off"),
+}
+DB_SCHEMES = ("sqlite", "postgresql", "postgres")
+PBX_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _coerce(value: Any, kind: Any, key: str, problems: list[str], from_env: bool) -> Any:
+    """Turn a TOML or environment value into the field's type, noting a problem if it won't go."""
+    name = key.rsplit(".", 1)[-1]
+    if kind is int:
+        if isinstance(value, str) and from_env:
+            try:
+                value = int(value.strip())
+            except ValueError:
+                pass
+        if not isinstance(value, int) or isinstance(value, bool):
+            if name in PORT_FIELDS:
+                problems.append(f"{key}: must be an integer 1-65535, got {value!r}")
+            else:
+                problems.append(f"{key}: must be an integer, got {value!r}")
+            return None
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            problems.append(f"{key}: must be a string, got {value!r}")
+            return None
+        return value
+    if kind is bool:
+        if isinstance(value, str) and from_env:
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        if not isinstance(value, bool):
+            problems.append(f"{key}: must be true or false, got {value!r}")
+            return None
+        return value
+    origin = typing.get_origin(kind)
+    if origin in (tuple, list):
+        if isinstance(value, str) and from_env:
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    problems.append(f"{key}: must be a list of strings, got {value!r}")
+                    return None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(f"{key}: must be a list of strings, got {value!r}")
+            return None
+        return tuple(value) if origin is tuple else list(value)
+    raise TypeError(f"unsupported config field type {kind!r} for {key}")
+
+
+def _build(cls: type, raw: Mapping[str, Any], prefix: str, problems: list[str], env_keys: set[str]) -> Any:
+    """A section dataclass from a mapping, reporting unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}.{key}"
+        if key not in hints:
+            problems.append(f"{dotted}: unknown key")
+            continue
+        coerced = _coerce(value, hints[key], dotted, problems, from_env=dotted in env_keys)
+        if coerced is not None:
+            values[key] = coerced
+    return cls(**values)
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: str) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> set[str]:
+    """Merge PBXBRIDGE_<SECTION>__<KEY> variables into the parsed file; return the dotted keys set."""
+    env_keys: set[str] = set()
+    for var, value in sorted(env.items()):
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV or "__" not in var:
+            continue
+        parts = var[len(ENV_PREFIX):].split("__")
+        section = parts[0].lower()
+        if section == "pbx":
+            if len(parts) != 3 or not parts[1] or not parts[2]:
+                problems.append(f"{var}: expected PBXBRIDGE_PBX__<NAME>__<KEY>")
+                continue
+            pbx_name, key = parts[1], parts[2].lower()
+            entries = data.setdefault("pbx", [])
+            if not isinstance(entries, list):
+                continue
+            target = next(
+                (e for e in entries if isinstance(e, dict) and str(e.get("name", "main")).lower() == pbx_name.lower()),
+                None,
+            )
+            if target is None:
+                target = {"name": pbx_name.lower()}
+                entries.append(target)
+            target[key] = value
+            env_keys.add(f"pbx.{target.get('name', 'main')}.{key}")
+            continue
+        if section == "managers":
+            if len(parts) != 2 or not parts[1]:
+                problems.append(f"{var}: expected PBXBRIDGE_MANAGERS__<EXTENSION>")
+                continue
+            managers = data.setdefault("managers", {})
+            if isinstance(managers, dict):
+                managers[parts[1]] = value
+            continue
+        if len(parts) != 2 or not parts[1]:
+            problems.append(f"{var}: expected PBXBRIDGE_<SECTION>__<KEY>")
+            continue
+        key = parts[1].lower()
+        _set_path(data, [section, key], value)
+        env_keys.add(f"{section}.{key}")
+    return env_keys
+
+
+def _validate(config: Config, problems: list[str]) -> None:
+    """Checks that need more than a type: ranges, choices, regions, zones, URLs."""
+    for section_name in SECTIONS:
+        section = getattr(config, section_name)
+        for f in dataclasses.fields(section):
+            _check_value(f"{section_name}.{f.name}", f.name, getattr(section, f.name), problems)
+    seen: set[str] = set()
+    for pbx in config.pbx:
+        prefix = f"pbx.{pbx.name}"
+        if not PBX_NAME.match(pbx.name):
+            problems.append(f"{prefix}.name: must be letters, digits, '-' or '_', got {pbx.name!r}")
+        if pbx.name in seen:
+            problems.append(f"{prefix}.name: more than one [[pbx]] is named {pbx.name!r}")
+        seen.add(pbx.name)
+        for f in dataclasses.fields(pbx):
+            _check_value(f"{prefix}.{f.name}", f.name, getattr(pbx, f.name), problems)
+        try:
+            re.compile(pbx.extension_pattern)
+        except re.error as exc:
+            problems.append(f"{prefix}.extension_pattern: not a regular expression ({exc})")
+        if not pbx.host:
+            problems.append(f"{prefix}.host: must not be empty")
+    for ext, name in config.managers.items():
+        if not isinstance(name, str):
+            problems.append(f"managers.{ext}: must be a string, got {name!r}")
+    url = config.database.url
+    scheme = url.split(":", 1)[0].split("+", 1)[0] if ":" in url else ""
+    if scheme not in DB_SCHEMES:
+        problems.append(
+            f"database.url: scheme must be sqlite:// or postgresql://, got {url!r}"
+        )
+    region = config.phone.default_region
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        problems.append(f"phone.default_region: not a region code phonenumbers knows (e.g. 'RU'), got {region!r}")
+    try:
+        zoneinfo.ZoneInfo(config.kpi.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        problems.append(f"kpi.timezone: not an IANA time zone (e.g. 'Europe/Moscow'), got {config.kpi.timezone!r}")
+
+
+def _check_value(key: str, name: str, value: Any, problems: list[str]) -> None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if name in PORT_FIELDS and not 1 <= value <= 65535:
+            problems.append(f"{key}: must be an integer 1-65535, got {value!r}")
+        elif name in POSITIVE_FIELDS and value < 1:
+            problems.append(f"{key}: must be at least 1, got {value!r}")
+        elif value < 0:
+            problems.append(f"{key}: must not be negative, got {value!r}")
+    choices = CHOICES.get(key)
+    if choices and value not in choices:
+        problems.append(f"{key}: must be one of {', '.join(choices)}, got {value!r}")
+
+
+def config_from_mapping(data: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """Build and validate a Config from parsed TOML plus environment overrides."""
+    problems: list[str] = []
+    data = json.loads(json.dumps(data))  # a private deep copy the environment may change
+    env_keys = _apply_env(data, env or {}, problems)
+
+    kwargs: dict[str, Any] = {}
+    for section, raw in data.items():
+        if section == "pbx":
+            if not isinstance(raw, list):
+                problems.append("pbx: must be a list of [[pbx]] tables")
+                continue
+            pbxes: list[PbxConfig] = []
+            for index, entry in enumerate(raw):
+                if not isinstance(entry, dict):
+                    problems.append(f"pbx.{index}: must be a table")
+                    continue
+                label = str(entry.get("name", "main"))
+                pbxes.append(_build(PbxConfig, entry, f"pbx.{label}", problems, env_keys))
+            kwargs["pbx"] = pbxes
+        elif section == "managers":
+            if not isinstance(raw, dict):
+                problems.append("managers: must be a table of extension = \"name\"")
+                continue
+            kwargs["managers"] = {str(k): v for k, v in raw.items()}
+        elif section in SECTIONS:
+            if not isinstance(raw, dict):
+                problems.append(f"{section}: must be a table")
+                continue
+            kwargs[section] = _build(SECTIONS[section], raw, section, problems, env_keys)
+        else:
+            problems.append(f"{section}: unknown section")
+    config = Config(**kwargs)
+    _validate(config, problems)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path | None:
+    """$PBXBRIDGE_CONFIG when set, else no file (built-in defaults)."""
+    env = os.environ if env is None else env
+    value = env.get(CONFIG_ENV)
+    return Path(value) if value else None
+
+
+def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (if any), apply PBXBRIDGE_* overrides, validate."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError([f"config: file not found: {path}"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"config: {path} is not valid TOML ({exc})"]) from None
+    return config_from_mapping(data, env)

@@ -1,0 +1,34 @@
+"""Inserts that let the database settle a race between two writers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
+
+
+def _insert(session: AsyncSession, table: Table) -> Insert:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no conflict-tolerant insert for {dialect}")
+
+
+async def insert_or_ignore(
+    session: AsyncSession, table: Table, values: Mapping[str, Any], conflict_columns: Sequence[str]
+) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING; the new row's id, or None when the row existed."""
+    stmt = (
+        _insert(session, table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(conflict_columns))
+        .returning(table.c.id)
+    )
+    result = await session.execute(stmt)
+    return result.scalar_one_or_none()

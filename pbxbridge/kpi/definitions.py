@@ -1,0 +1,593 @@
+"""Every KPI formula in one place: call facts in, daily and hourly figures out.
+
+Pure: no database, no clock.  The store (``pbxbridge.kpi.store``) keeps the
+facts and the figures; docs/KPI.md explains each figure to a sales head.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+# The key under which department totals are stored; a manager's extension
+# is never empty, and a NULL would not take part in a unique key.
+DEPARTMENT = ""
+
+INBOUND = "inbound"
+OUTBOUND = "outbound"
+INTERNAL = "internal"
+ANSWERED = "answered"
+# A caller nobody answered: hung up in the queue or dropped by the PBX.
+UNANSWERED_INBOUND = frozenset({"missed", "abandoned"})
+
+
+@dataclass(frozen=True, slots=True)
+class KpiSettings:
+    """The ``[kpi]`` section of the configuration."""
+
+    timezone: str = "Europe/Moscow"
+    lost_lead_after_s: float = 900.0
+    short_abandon_s: float = 5.0
+    service_level_s: float = 20.0
+    daily_outbound_norm: int = 30
+    # A lead-at-risk alert goes out this long before the caller counts as lost.
+    alert_before_s: float = 300.0
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The business day's time zone."""
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def from_config(cls, config: Any) -> KpiSettings:
+        """Take the figures from a ``Config`` (its ``kpi`` section), defaults where absent."""
+        section = getattr(config, "kpi", config)
+        defaults = cls()
+        return cls(
+            timezone=str(getattr(section, "timezone", defaults.timezone)),
+            lost_lead_after_s=float(getattr(section, "lost_lead_after_s", defaults.lost_lead_after_s)),
+            short_abandon_s=float(getattr(section, "short_abandon_s", defaults.short_abandon_s)),
+            service_level_s=float(getattr(section, "service_level_s", defaults.service_level_s)),
+            daily_outbound_norm=int(getattr(section, "daily_outbound_norm", defaults.daily_outbound_norm)),
+            alert_before_s=float(getattr(section, "alert_before_s", defaults.alert_before_s)),
+        )
+
+
+# ---------------------------------------------------------------- the figures
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One reported number: its name (in JSON, CSV and the tables), kind and unit."""
+
+    name: str
+    # count | seconds | ratio | time (Unix seconds, shown as local ISO time)
+    kind: str
+    unit: str
+    summary: str
+
+
+def _f(name: str, kind: str, summary: str) -> Figure:
+    unit = {"count": "calls", "seconds": "s", "ratio": "0..1", "time": "local time"}[kind]
+    return Figure(name, kind, unit, summary)
+
+
+FIGURES: tuple[Figure, ...] = (
+    _f("calls_in", "count", "inbound calls that rang the manager or that the manager answered"),
+    _f("calls_out", "count", "outbound calls placed (attempts)"),
+    _f("calls_internal", "count", "internal calls placed or received"),
+    _f("answered", "count", "inbound calls answered"),
+    _f("missed", "count", "inbound calls that rang the manager and that the manager did not answer"),
+    _f("missed_unanswered", "count", "missed calls that nobody else answered either"),
+    _f("transferred_in", "count", "inbound calls transferred to the manager"),
+    _f("outbound_answered", "count", "outbound calls the client answered"),
+    _f("reach_rate", "ratio", "outbound_answered / calls_out"),
+    _f("talk_s", "seconds", "total talk time of answered client calls"),
+    _f("talk_s_mean", "seconds", "mean talk time of answered client calls"),
+    _f("talk_s_median", "seconds", "median talk time of answered client calls"),
+    _f("talk_s_p95", "seconds", "95th percentile talk time of answered client calls"),
+    _f("unique_clients_reached", "count", "distinct clients in answered client calls"),
+    _f("first_call_at", "time", "start of the first call answered or placed"),
+    _f("last_call_at", "time", "end of the last call answered or placed"),
+    _f("outbound_norm", "count", "the daily outbound norm"),
+    _f("outbound_norm_share", "ratio", "calls_out / outbound_norm"),
+    _f("managers_meeting_norm", "count", "managers whose calls_out reached the norm (department only)"),
+    _f("callbacks", "count", "missed callers called back"),
+    _f("callback_s_mean", "seconds", "mean time from a missed call's end to the callback"),
+    _f("callback_s_median", "seconds", "median callback time"),
+    _f("callback_s_p95", "seconds", "95th percentile callback time"),
+    _f("callbacks_pending", "count", "missed callers not called back whose window is still open"),
+    _f("lost_leads", "count", "missed callers not called back within kpi.lost_lead_after_s"),
+    _f("new_leads", "count", "new leads (cards flagged as leads) that came in"),
+    _f("new_leads_reached", "count", "new leads with an answered call since they came in"),
+    _f("new_leads_reached_share", "ratio", "new_leads_reached / new_leads"),
+    _f("speed_to_lead_s_median", "seconds", "median time from a lead's arrival to the first outbound call"),
+    _f("speed_to_lead_s_p95", "seconds", "95th percentile speed to lead (first attempt)"),
+    _f("speed_to_lead_answered_s_median", "seconds", "median time from a lead's arrival to the first answered outbound call"),
+    _f("speed_to_lead_answered_s_p95", "seconds", "95th percentile speed to lead (first answered)"),
+    _f("offered", "count", "inbound calls offered to the department"),
+    _f("queue_answered", "count", "offered calls answered"),
+    _f("abandoned", "count", "offered calls unanswered after waiting at least kpi.short_abandon_s"),
+    _f("short_abandoned", "count", "offered calls unanswered within kpi.short_abandon_s"),
+    _f("asa_s", "seconds", "average speed of answer: mean wait of answered calls"),
+    _f("wait_s_median", "seconds", "median wait of answered calls"),
+    _f("wait_s_p95", "seconds", "95th percentile wait of answered calls"),
+    _f("longest_wait_s", "seconds", "longest wait of any offered call, answered or not"),
+    _f("answered_within_sl", "count", "offered calls answered within kpi.service_level_s"),
+    _f("service_level", "ratio", "answered_within_sl / (queue_answered + abandoned)"),
+)
+FIGURE_NAMES: tuple[str, ...] = tuple(f.name for f in FIGURES)
+FIGURE_KIND: dict[str, str] = {f.name: f.kind for f in FIGURES}
+
+# Figures of the department's inbound line as a whole; a manager's row leaves them empty.
+DEPARTMENT_ONLY = frozenset(
+    {
+        "managers_meeting_norm", "new_leads", "new_leads_reached", "new_leads_reached_share",
+        "offered", "queue_answered", "abandoned", "short_abandoned", "asa_s", "wait_s_median",
+        "wait_s_p95", "longest_wait_s", "answered_within_sl", "service_level",
+    }
+)
+
+
+# ------------------------------------------------------------------ the facts
+
+
+@dataclass(slots=True)
+class CallFact:
+    """What the KPIs need of one finished call, plus what later calls taught us about it."""
+
+    call_id: int
+    direction: str
+    status: str
+    started_at: float
+    ended_at: float
+    answered_at: float | None
+    wait_s: float
+    talk_s: float
+    # "c:<client id>" or, for a number with no card, "n:<E.164>"; None for internal calls.
+    client_key: str | None = None
+    client_id: int | None = None
+    # Who answered an inbound call or placed an outbound or internal one.
+    manager: str | None = None
+    callee: str | None = None
+    rang: tuple[str, ...] = ()
+    transferred_to: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+    # Filled for an unanswered inbound call by link_callbacks.
+    callback_call_id: int | None = None
+    callback_by: str | None = None
+    callback_s: float | None = None
+    # None while the callback window is still open.
+    lost: bool | None = None
+
+    @property
+    def answered(self) -> bool:
+        """Whether anyone answered."""
+        return self.status == ANSWERED
+
+    @property
+    def unanswered_inbound(self) -> bool:
+        """An inbound caller nobody answered: one to call back."""
+        return self.direction == INBOUND and self.status in UNANSWERED_INBOUND
+
+
+def client_key(client_id: int | None, client_number: str | None) -> str | None:
+    """Identify a client by card when there is one, else by number."""
+    if client_id is not None:
+        return f"c:{client_id}"
+    if client_number:
+        return f"n:{client_number}"
+    return None
+
+
+def fact_from_finished(call: Any, call_id: int, client_id: int | None = None) -> CallFact:
+    """Build a fact from a tracker's FinishedCall (or anything shaped like it)."""
+    direction = str(call.direction)
+    number = None if direction == INTERNAL else call.client_number
+    return CallFact(
+        call_id=call_id,
+        direction=direction,
+        status=str(call.status),
+        started_at=float(call.started_at),
+        ended_at=float(call.ended_at),
+        answered_at=None if call.answered_at is None else float(call.answered_at),
+        wait_s=float(call.wait_s),
+        talk_s=float(call.talk_s),
+        client_key=client_key(client_id, number),
+        client_id=client_id,
+        manager=call.manager,
+        callee=call.callee,
+        rang=tuple(call.rang or ()),
+        transferred_to=tuple(call.transferred_to or ()),
+        queues=tuple(call.queues or ()),
+    )
+
+
+# ------------------------------------------------------------- calendar helpers
+
+
+def local_day(ts: float, zone: ZoneInfo) -> date:
+    """The business day a moment falls on."""
+    return datetime.fromtimestamp(ts, zone).date()
+
+
+def local_hour(ts: float, zone: ZoneInfo) -> int:
+    """The local hour (0-23) a moment falls in."""
+    return datetime.fromtimestamp(ts, zone).hour
+
+
+def day_bounds(day: date, zone: ZoneInfo) -> tuple[float, float]:
+    """Unix seconds of a business day's start and of the next day's start."""
+    start = datetime.combine(day, time(0), zone).timestamp()
+    end = datetime.combine(day + timedelta(days=1), time(0), zone).timestamp()
+    return start, end
+
+
+def iso_local(ts: float | None, zone: ZoneInfo) -> str | None:
+    """A moment as local ISO 8601 with its UTC offset."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
+
+
+def utc(ts: float) -> datetime:
+    """Unix seconds as an aware UTC datetime."""
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default); None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = q * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def mean(values: Sequence[float]) -> float | None:
+    """Arithmetic mean; None when empty."""
+    return sum(values) / len(values) if values else None
+
+
+def ratio(part: int, whole: int) -> float | None:
+    """part / whole; None when there is nothing to divide by."""
+    return part / whole if whole else None
+
+
+# ------------------------------------------------------------- linking calls
+
+
+def link_callbacks(facts: Iterable[CallFact], settings: KpiSettings, clock: float) -> None:
+    """Find each unanswered inbound call's callback among one client's calls; mark lost ones.
+
+    ``clock`` is the latest end of any call known (event time, never the
+    wall clock): a window is closed once the calls have moved past it.
+    """
+    calls = list(facts)
+    outbound = sorted(
+        (f for f in calls if f.direction == OUTBOUND), key=lambda f: (f.started_at, f.call_id)
+    )
+    for fact in calls:
+        if not fact.unanswered_inbound:
+            continue
+        # The next outbound call to this client by anyone, once the caller had hung up.
+        callback = next((o for o in outbound if o.started_at >= fact.ended_at), None)
+        if callback is None:
+            fact.callback_call_id = fact.callback_by = fact.callback_s = None
+        else:
+            fact.callback_call_id = callback.call_id
+            fact.callback_by = callback.manager
+            fact.callback_s = callback.started_at - fact.ended_at
+        fact.lost = lost_state(fact.ended_at, fact.callback_s, settings, clock)
+
+
+def lost_state(ended_at: float, callback_s: float | None, settings: KpiSettings, clock: float) -> bool | None:
+    """True: lost; False: called back in time; None: not called back yet, window still open."""
+    if callback_s is not None and callback_s <= settings.lost_lead_after_s:
+        return False
+    if callback_s is not None or ended_at + settings.lost_lead_after_s <= clock:
+        return True
+    return None
+
+
+@dataclass(slots=True)
+class LeadFact:
+    """A new lead: when it came in and how fast the department got to it."""
+
+    client_id: int
+    arrived_at: float
+    first_attempt_at: float | None = None
+    first_attempt_by: str | None = None
+    first_answered_at: float | None = None
+    first_answered_by: str | None = None
+    reached: bool = False
+
+    @property
+    def attempt_s(self) -> float | None:
+        """Speed to lead: arrival to the first outbound call."""
+        return None if self.first_attempt_at is None else self.first_attempt_at - self.arrived_at
+
+    @property
+    def answered_s(self) -> float | None:
+        """Speed to lead: arrival to the first outbound call the lead answered."""
+        return None if self.first_answered_at is None else self.first_answered_at - self.arrived_at
+
+
+def lead_fact(client_id: int, created_at: float, calls: Iterable[CallFact]) -> LeadFact | None:
+    """Speed to lead for one lead card; None when it is no inbound lead.
+
+    A lead arrives when its card is made or when it first calls in, whichever
+    is earlier.  A card first reached by an outbound call (a cold call, or a
+    card the call itself created) is no lead that came in: None.
+    """
+    ordered = sorted(calls, key=lambda f: (f.started_at, f.call_id))
+    first_inbound = next((f.started_at for f in ordered if f.direction == INBOUND), None)
+    arrived = created_at if first_inbound is None else min(created_at, first_inbound)
+    outbound = [f for f in ordered if f.direction == OUTBOUND]
+    if outbound and outbound[0].started_at <= arrived:
+        return None
+    lead = LeadFact(client_id=client_id, arrived_at=arrived)
+    if outbound:
+        lead.first_attempt_at = outbound[0].started_at
+        lead.first_attempt_by = outbound[0].manager
+    answered = next((f for f in outbound if f.answered), None)
+    if answered is not None:
+        lead.first_answered_at = answered.started_at
+        lead.first_answered_by = answered.manager
+    lead.reached = any(f.answered and f.started_at >= arrived for f in ordered)
+    return lead
+
+
+# ----------------------------------------------------------------- the figures
+
+
+def _involved(fact: CallFact) -> set[str]:
+    """Managers whose own figures this call touches."""
+    people: set[str] = set()
+    if fact.manager:
+        people.add(fact.manager)
+    if fact.direction == INBOUND:
+        people.update(fact.rang)
+        people.update(fact.transferred_to)
+    if fact.direction == INTERNAL and fact.callee:
+        people.add(fact.callee)
+    return people
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Raw material of one manager's (or the department's) figures."""
+
+    calls_in: int = 0
+    calls_out: int = 0
+    calls_internal: int = 0
+    answered: int = 0
+    missed: int = 0
+    missed_unanswered: int = 0
+    transferred_in: int = 0
+    outbound_answered: int = 0
+    talks: list[float] = field(default_factory=list)
+    clients: set[str] = field(default_factory=set)
+    first_call_at: float | None = None
+    last_call_at: float | None = None
+    callbacks: list[float] = field(default_factory=list)
+    callbacks_pending: int = 0
+    lost_leads: int = 0
+    stl_attempt: list[float] = field(default_factory=list)
+    stl_answered: list[float] = field(default_factory=list)
+
+    def worked(self, fact: CallFact) -> None:
+        """The manager answered or placed this call (or took it internally)."""
+        if self.first_call_at is None or fact.started_at < self.first_call_at:
+            self.first_call_at = fact.started_at
+        if self.last_call_at is None or fact.ended_at > self.last_call_at:
+            self.last_call_at = fact.ended_at
+
+    def talked(self, fact: CallFact) -> None:
+        """An answered client call counted towards talk time and clients reached."""
+        self.talks.append(fact.talk_s)
+        if fact.client_key:
+            self.clients.add(fact.client_key)
+
+
+def _tally_manager(ext: str, facts: Sequence[CallFact], leads: Sequence[LeadFact]) -> _Tally:
+    t = _Tally()
+    for f in facts:
+        if f.direction == INBOUND:
+            if ext in f.rang or f.manager == ext:
+                t.calls_in += 1
+            if f.manager == ext and f.answered:
+                t.answered += 1
+                t.talked(f)
+                t.worked(f)
+            elif ext in f.rang and ext not in f.transferred_to:
+                # A blind transfer rings its target too; that ring was no miss.
+                t.missed += 1
+                if not f.answered:
+                    t.missed_unanswered += 1
+            if ext in f.transferred_to:
+                t.transferred_in += 1
+            if f.unanswered_inbound:
+                if f.callback_by == ext and f.callback_s is not None:
+                    t.callbacks.append(f.callback_s)
+                # A lost caller counts against everyone whose handset rang.
+                if ext in f.rang:
+                    t.lost_leads += f.lost is True
+                    t.callbacks_pending += f.lost is None
+        elif f.direction == OUTBOUND and f.manager == ext:
+            t.calls_out += 1
+            t.worked(f)
+            if f.answered:
+                t.outbound_answered += 1
+                t.talked(f)
+        elif f.direction == INTERNAL and ext in (f.manager, f.callee):
+            t.calls_internal += 1
+            if f.manager == ext or f.answered:
+                t.worked(f)
+    for lead in leads:
+        if lead.first_attempt_by == ext and lead.attempt_s is not None:
+            t.stl_attempt.append(lead.attempt_s)
+        if lead.first_answered_by == ext and lead.answered_s is not None:
+            t.stl_answered.append(lead.answered_s)
+    return t
+
+
+def _tally_department(facts: Sequence[CallFact], leads: Sequence[LeadFact]) -> _Tally:
+    t = _Tally()
+    for f in facts:
+        if f.direction == INBOUND:
+            t.calls_in += 1
+            if f.answered:
+                t.answered += 1
+                t.talked(f)
+                t.worked(f)
+            else:
+                # The department missed every caller nobody answered, rung or not.
+                t.missed += 1
+                t.missed_unanswered += 1
+            t.transferred_in += bool(f.transferred_to)
+            if f.unanswered_inbound:
+                if f.callback_s is not None:
+                    t.callbacks.append(f.callback_s)
+                t.lost_leads += f.lost is True
+                t.callbacks_pending += f.lost is None
+        elif f.direction == OUTBOUND:
+            t.calls_out += 1
+            t.worked(f)
+            if f.answered:
+                t.outbound_answered += 1
+                t.talked(f)
+        elif f.direction == INTERNAL:
+            t.calls_internal += 1
+            t.worked(f)
+    t.stl_attempt = [x for x in (lead.attempt_s for lead in leads) if x is not None]
+    t.stl_answered = [x for x in (lead.answered_s for lead in leads) if x is not None]
+    return t
+
+
+def _figures(t: _Tally, norm: int) -> dict[str, Any]:
+    total_talk = sum(t.talks)
+    return {
+        "calls_in": t.calls_in,
+        "calls_out": t.calls_out,
+        "calls_internal": t.calls_internal,
+        "answered": t.answered,
+        "missed": t.missed,
+        "missed_unanswered": t.missed_unanswered,
+        "transferred_in": t.transferred_in,
+        "outbound_answered": t.outbound_answered,
+        "reach_rate": ratio(t.outbound_answered, t.calls_out),
+        "talk_s": total_talk,
+        "talk_s_mean": mean(t.talks),
+        "talk_s_median": percentile(t.talks, 0.5),
+        "talk_s_p95": percentile(t.talks, 0.95),
+        "unique_clients_reached": len(t.clients),
+        "first_call_at": t.first_call_at,
+        "last_call_at": t.last_call_at,
+        "outbound_norm": norm,
+        "outbound_norm_share": ratio(t.calls_out, norm),
+        "callbacks": len(t.callbacks),
+        "callback_s_mean": mean(t.callbacks),
+        "callback_s_median": percentile(t.callbacks, 0.5),
+        "callback_s_p95": percentile(t.callbacks, 0.95),
+        "callbacks_pending": t.callbacks_pending,
+        "lost_leads": t.lost_leads,
+        "speed_to_lead_s_median": percentile(t.stl_attempt, 0.5),
+        "speed_to_lead_s_p95": percentile(t.stl_attempt, 0.95),
+        "speed_to_lead_answered_s_median": percentile(t.stl_answered, 0.5),
+        "speed_to_lead_answered_s_p95": percentile(t.stl_answered, 0.95),
+    }
+
+
+def queue_figures(facts: Iterable[CallFact], settings: KpiSettings) -> dict[str, Any]:
+    """Offered, answered, abandoned, speed of answer and service level of inbound calls."""
+    inbound = [f for f in facts if f.direction == INBOUND]
+    answered_waits = [f.wait_s for f in inbound if f.answered]
+    unanswered = [f for f in inbound if not f.answered]
+    # Callers who hang up within seconds mostly dialled by mistake: apart, and out of the SL.
+    short = sum(1 for f in unanswered if f.wait_s < settings.short_abandon_s)
+    abandoned = len(unanswered) - short
+    within = sum(1 for w in answered_waits if w <= settings.service_level_s)
+    return {
+        "offered": len(inbound),
+        "queue_answered": len(answered_waits),
+        "abandoned": abandoned,
+        "short_abandoned": short,
+        "asa_s": mean(answered_waits),
+        "wait_s_median": percentile(answered_waits, 0.5),
+        "wait_s_p95": percentile(answered_waits, 0.95),
+        "longest_wait_s": max((f.wait_s for f in inbound), default=None),
+        "answered_within_sl": within,
+        "service_level": ratio(within, len(answered_waits) + abandoned),
+    }
+
+
+def lead_figures(leads: Sequence[LeadFact]) -> dict[str, Any]:
+    """How many new leads came in and what share the department reached."""
+    reached = sum(1 for lead in leads if lead.reached)
+    return {
+        "new_leads": len(leads),
+        "new_leads_reached": reached,
+        "new_leads_reached_share": ratio(reached, len(leads)),
+    }
+
+
+def period_figures(
+    facts: Sequence[CallFact], leads: Sequence[LeadFact], settings: KpiSettings
+) -> dict[str, dict[str, Any]]:
+    """Figures of one period (a day or an hour): per manager, and DEPARTMENT for the totals.
+
+    ``facts`` are the calls that started in the period (a missed call carries its
+    callback, wherever that fell); ``leads`` the leads that arrived in it.
+    """
+    managers: set[str] = set()
+    for f in facts:
+        managers |= _involved(f)
+        if f.callback_by:
+            managers.add(f.callback_by)
+    for lead in leads:
+        managers |= {m for m in (lead.first_attempt_by, lead.first_answered_by) if m}
+    norm = settings.daily_outbound_norm
+    rows: dict[str, dict[str, Any]] = {}
+    for ext in sorted(managers):
+        row = _figures(_tally_manager(ext, facts, leads), norm)
+        row.update({name: None for name in DEPARTMENT_ONLY})
+        rows[ext] = row
+    if facts or leads:
+        department = _figures(_tally_department(facts, leads), norm * len(managers))
+        department["managers_meeting_norm"] = sum(
+            1 for r in rows.values() if norm and r["calls_out"] >= norm
+        )
+        department.update(queue_figures(facts, settings))
+        department.update(lead_figures(leads))
+        rows[DEPARTMENT] = department
+    return rows
+
+
+def day_and_hours(
+    facts: Sequence[CallFact], leads: Sequence[LeadFact], settings: KpiSettings
+) -> tuple[dict[str, dict[str, Any]], dict[int, dict[str, dict[str, Any]]]]:
+    """One business day's figures, and the same per local hour of the call's (lead's) start."""
+    zone = settings.zone
+    daily = period_figures(facts, leads, settings)
+    hours = {local_hour(f.started_at, zone) for f in facts} | {
+        local_hour(lead.arrived_at, zone) for lead in leads
+    }
+    hourly = {
+        h: period_figures(
+            [f for f in facts if local_hour(f.started_at, zone) == h],
+            [lead for lead in leads if local_hour(lead.arrived_at, zone) == h],
+            settings,
+        )
+        for h in sorted(hours)
+    }
+    return daily, hourly

@@ -1,0 +1,54 @@
+"""The KPI domain put together: the store's updater, the metrics and the lead watch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pbxbridge.kpi.alerts import LeadAtRisk, LeadWatch
+from pbxbridge.kpi.definitions import KpiSettings
+from pbxbridge.kpi.metrics import KpiMetrics
+from pbxbridge.kpi.store import KpiRecorder
+
+
+class KpiService:
+    """One per daemon: hand ``apply_call`` to the CallWriter, poll ``due_alerts``, serve ``metrics_text``."""
+
+    def __init__(self, settings: KpiSettings | None = None, metrics: KpiMetrics | None = None) -> None:
+        self.settings = settings or KpiSettings()
+        self.metrics = metrics or KpiMetrics()
+        self.watch = LeadWatch(self.settings)
+        self.recorder = KpiRecorder(self.settings, on_commit=[self.metrics.record, self.watch.note_call])
+
+    @classmethod
+    def from_config(cls, config: Any) -> KpiService:
+        """Built from a Config's ``[kpi]`` section."""
+        return cls(KpiSettings.from_config(config))
+
+    async def apply_call(self, session: AsyncSession, call_row: Any, finished_call: Any = None, is_new: bool = True) -> None:
+        """CallWriter ``after_write`` hook: update the figures inside the call's transaction."""
+        await self.recorder.apply_call(session, call_row, finished_call, is_new)
+
+    async def start(self, session: AsyncSession) -> int:
+        """Reopen callback windows left open before a restart; return how many."""
+        return await self.watch.load(session)
+
+    def due_alerts(self, now: float) -> list[LeadAtRisk]:
+        """Leads about to be lost at event time ``now``; also published to subscribers."""
+        return self.watch.due_alerts(now)
+
+    def metrics_text(self) -> str:
+        """Prometheus exposition text for ``/metrics``."""
+        return self.metrics.text().decode("utf-8")
+
+
+_DEFAULT: KpiService | None = None
+
+
+def default_service() -> KpiService:
+    """The service with default settings, for callers that wire no config (scripts, the bare hook)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = KpiService()
+    return _DEFAULT

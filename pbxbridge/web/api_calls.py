@@ -1,0 +1,232 @@
+"""The call journal over HTTP: list with filters and search, one call, CSV export, click-to-call."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pbxbridge.calls.journal import journal_entry
+from pbxbridge.calls.tables import Call
+from pbxbridge.clients.numbers import normalise_number
+from pbxbridge.clients.tables import Client, Manager
+from pbxbridge.routing.click_to_call import (
+    AmiUnavailable,
+    ClickToCallError,
+    ExtensionBusy,
+    ExtensionUnavailable,
+    InvalidNumber,
+    OriginateRejected,
+    UnknownExtension,
+)
+from pbxbridge.transcription.search import SearchFilters, search
+from pbxbridge.transcription.tables import TranscriptSegment
+from pbxbridge.transcription.transcripts import call_transcript
+from pbxbridge.web.access import CALL_ROLES, calls_visible, load_call, load_client, require_user
+from pbxbridge.web.audit import record
+from pbxbridge.web.auth_routes import json_body
+from pbxbridge.web.call_filters import CallQuery, conditions, parse_call_query
+from pbxbridge.web.context import ctx
+from pbxbridge.web.errors import api_error
+from pbxbridge.web.tables import MANAGER
+from pbxbridge.web.users import SignedInUser
+
+routes = web.RouteTableDef()
+
+ORIGINATE_ERRORS: dict[type[ClickToCallError], int] = {
+    InvalidNumber: 400,
+    UnknownExtension: 400,
+    ExtensionBusy: 409,
+    ExtensionUnavailable: 409,
+    AmiUnavailable: 503,
+    OriginateRejected: 502,
+}
+
+EXPORT_LIMIT = 50_000
+SEARCH_LIMIT = 1_000
+CSV_COLUMNS = (
+    "id", "started_at", "direction", "status", "client_number", "client_name", "manager", "final_manager",
+    "did", "rang", "queues", "transferred_to", "wait_s", "talk_s", "recording", "linkedid", "pbx",
+)
+
+
+async def _search_hits(request: web.Request, q: CallQuery) -> dict[int, dict[str, Any]]:
+    """Best hit per call for the text search (first in the search's own order)."""
+    filters = SearchFilters(
+        direction=q.direction, status=q.status, date_from=q.date_from, date_to=q.date_to,
+        min_duration_s=q.min_duration_s, max_duration_s=q.max_duration_s, limit=SEARCH_LIMIT,
+    )
+    hits: dict[int, dict[str, Any]] = {}
+    for hit in await search(ctx(request).sessions, q.q or "", filters):
+        hits.setdefault(hit.call_id, {
+            "matched": hit.matched, "snippet": hit.snippet, "offset_s": hit.offset_s,
+            "recording_id": hit.recording_id, "speaker": hit.speaker,
+        })
+    return hits
+
+
+async def _names(db: AsyncSession, calls: list[Call]) -> tuple[dict[int, str | None], dict[str, str | None]]:
+    client_ids = {c.client_id for c in calls if c.client_id}
+    clients: dict[int, str | None] = {}
+    if client_ids:
+        rows = await db.execute(select(Client.id, Client.name).where(Client.id.in_(client_ids)))
+        clients = {client_id: name for client_id, name in rows.all()}
+    managers = {ext: name for ext, name in (await db.execute(select(Manager.extension, Manager.name))).all()}
+    return clients, managers
+
+
+async def _transcribed(db: AsyncSession, call_ids: list[int]) -> set[int]:
+    if not call_ids:
+        return set()
+    rows = await db.scalars(select(TranscriptSegment.call_id).where(TranscriptSegment.call_id.in_(call_ids)).distinct())
+    return set(rows.all())
+
+
+def call_item(
+    call: Call, clients: dict[int, str | None], managers: dict[str, str | None], transcribed: set[int]
+) -> dict[str, Any]:
+    """A journal entry plus what the pages need: ids, names, playable recordings."""
+    item = journal_entry(call)
+    item["id"] = call.id
+    item["client_name"] = clients.get(call.client_id) if call.client_id else None
+    item["manager_name"] = managers.get(call.manager) if call.manager else None
+    item["duration_s"] = round((call.wait_s or 0) + (call.talk_s or 0), 1)
+    item["has_transcript"] = call.id in transcribed
+    item["playable"] = [
+        {"id": r.id, "path": r.path, "duration_s": r.duration_s, "channels": r.channels,
+         "audio_url": f"/api/recordings/{r.id}/audio"}
+        for r in call.recordings if r.status == "ok" and r.path
+    ]
+    return item
+
+
+async def _select_calls(
+    request: web.Request, user: SignedInUser, q: CallQuery, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    hits: dict[int, dict[str, Any]] | None = None
+    if q.q:
+        hits = await _search_hits(request, q)
+    conds = [calls_visible(user), *conditions(q)]
+    if hits is not None:
+        conds.append(Call.id.in_(list(hits) or [-1]))
+    async with ctx(request).sessions() as db:
+        total = int(await db.scalar(select(func.count()).select_from(Call).where(*conds)) or 0)
+        calls = list(
+            (
+                await db.execute(
+                    select(Call).where(*conds).order_by(Call.started_at.desc(), Call.id.desc()).offset(offset).limit(limit)
+                )
+            ).scalars()
+        )
+        clients, managers = await _names(db, calls)
+        transcribed = await _transcribed(db, [c.id for c in calls])
+    items = []
+    for call in calls:
+        item = call_item(call, clients, managers, transcribed)
+        if hits is not None:
+            item["hit"] = hits.get(call.id)
+        items.append(item)
+    return items, total
+
+
+@routes.get("/api/calls")
+async def list_calls(request: web.Request) -> web.Response:
+    """A page of the journal, newest first, filtered; ``q`` searches transcripts and clients."""
+    user = require_user(request, *CALL_ROLES)
+    q = parse_call_query(request.query, ctx(request).config.kpi.timezone)
+    items, total = await _select_calls(request, user, q, q.per_page, (q.page - 1) * q.per_page)
+    return web.json_response({"items": items, "total": total, "page": q.page, "per_page": q.per_page})
+
+
+@routes.get("/api/calls/export.csv")
+async def export_calls(request: web.Request) -> web.Response:
+    """The filtered journal as CSV (every page); the export is written to the audit log."""
+    user = require_user(request, *CALL_ROLES)
+    q = parse_call_query(request.query, ctx(request).config.kpi.timezone)
+    items, total = await _select_calls(request, user, q, EXPORT_LIMIT, 0)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in items:
+        writer.writerow([_csv_cell(item.get(col)) for col in CSV_COLUMNS])
+    async with ctx(request).sessions() as db, db.begin():
+        record(db, request, user, "export_calls", None, rows=len(items), query=dict(request.query))
+    return web.Response(
+        body=buffer.getvalue().encode("utf-8-sig"),  # the BOM makes spreadsheet programs read UTF-8
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
+    )
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+@routes.get("/api/calls/{call_id:\\d+}")
+async def get_call(request: web.Request) -> web.Response:
+    """One call with its recordings, transcript and client."""
+    user = require_user(request, *CALL_ROLES)
+    call_id = int(request.match_info["call_id"])
+    context = ctx(request)
+    async with context.sessions() as db:
+        call = await load_call(db, user, call_id)
+        clients, managers = await _names(db, [call])
+        transcribed = await _transcribed(db, [call.id])
+        item = call_item(call, clients, managers, transcribed)
+        client = await db.get(Client, call.client_id) if call.client_id else None
+        if client is not None:
+            item["client"] = {
+                "id": client.id, "name": client.name, "is_lead": client.is_lead,
+                "numbers": sorted(p.number for p in client.phones),
+            }
+    ids_by_path = {r["path"]: r["id"] for r in item["playable"]}
+    segments = await call_transcript(context.sessions, call.linkedid, call.pbx) or []
+    item["transcript"] = [{**s, "recording_id": ids_by_path.get(s["recording"])} for s in segments]
+    return web.json_response(item)
+
+
+@routes.post("/api/calls/originate")
+async def originate(request: web.Request) -> web.Response:
+    """Click-to-call: ring the manager's handset, then dial the client (by card or number)."""
+    user = require_user(request, *CALL_ROLES)
+    body = await json_body(request)
+    context = ctx(request)
+    extension = user.extension if user.role == MANAGER else (body.get("extension") or user.extension)
+    if not extension:
+        raise api_error(400, "extension: whose handset should ring? (the head passes one)")
+    number = body.get("number")
+    client_id = body.get("client_id")
+    async with context.sessions() as db, db.begin():
+        if client_id is not None:
+            if not isinstance(client_id, int):
+                raise api_error(400, "client_id must be an integer")
+            client = await load_client(db, user, client_id)
+            numbers = sorted(p.number for p in client.phones)
+            if number is None:
+                if not numbers:
+                    raise api_error(409, "this client has no number")
+                number = numbers[0]
+            elif number not in numbers:
+                raise api_error(400, "number: not one of this client's numbers")
+        elif user.role == MANAGER:
+            raise api_error(400, "client_id is required")
+        if not isinstance(number, str) or normalise_number(number, context.config.phone.default_region) is None:
+            raise api_error(400, "number: not a phone number")
+        if context.originate is None:
+            raise api_error(503, "click-to-call needs the daemon's AMI connection")
+        record(db, request, user, "click_to_call", f"client:{client_id}" if client_id else None,
+               extension=str(extension), number=number)
+    try:
+        result = await context.originate(str(extension), number)
+    except ClickToCallError as exc:
+        raise api_error(ORIGINATE_ERRORS.get(type(exc), 502), str(exc)) from None
+    return web.json_response({"status": "ringing", "extension": str(extension), "number": number, **result}, status=202)

@@ -1,0 +1,161 @@
+"""Client cards over HTTP: search, one card with its calls, editing name, notes and manager."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func, or_, select
+
+from pbxbridge.calls.tables import Call
+from pbxbridge.clients.tables import Client, ClientPhone, Manager
+from pbxbridge.web.access import CALL_ROLES, calls_visible, clients_visible, load_client, require_user
+from pbxbridge.web.api_calls import _names, _transcribed, call_item
+from pbxbridge.web.audit import record
+from pbxbridge.web.auth_routes import json_body
+from pbxbridge.web.context import ctx
+from pbxbridge.web.errors import api_error
+from pbxbridge.web.tables import HEAD
+
+routes = web.RouteTableDef()
+
+MAX_NOTES = 20_000
+MAX_NAME = 200
+
+
+def _card(client: Client, managers_by_id: dict[int, tuple[str, str | None]]) -> dict[str, Any]:
+    responsible = managers_by_id.get(client.responsible_manager_id) if client.responsible_manager_id else None
+    return {
+        "id": client.id,
+        "name": client.name,
+        "is_lead": client.is_lead,
+        "created_at": client.created_at.isoformat().replace("+00:00", "Z"),
+        "numbers": sorted(p.number for p in client.phones),
+        "responsible_manager": responsible[0] if responsible else None,
+        "responsible_manager_name": responsible[1] if responsible else None,
+        "notes": client.notes or "",
+    }
+
+
+async def _managers_by_id(db: Any) -> dict[int, tuple[str, str | None]]:
+    rows = await db.execute(select(Manager.id, Manager.extension, Manager.name))
+    return {mid: (ext, name) for mid, ext, name in rows.all()}
+
+
+@routes.get("/api/clients")
+async def list_clients(request: web.Request) -> web.Response:
+    """Cards by name or number (``q``), most recent first, paged."""
+    user = require_user(request, *CALL_ROLES)
+    q = request.query.get("q", "").strip()
+    try:
+        page = max(1, int(request.query.get("page", "1")))
+        per_page = min(200, max(1, int(request.query.get("per_page", "50"))))
+    except ValueError:
+        raise api_error(400, "page and per_page must be integers") from None
+    conds = [clients_visible(user)]
+    if q:
+        digits = re.sub(r"\D", "", q)
+        match = [Client.name.ilike(f"%{q}%")]
+        if len(digits) >= 3:
+            match.append(Client.id.in_(select(ClientPhone.client_id).where(ClientPhone.number.contains(digits))))
+        conds.append(or_(*match))
+    async with ctx(request).sessions() as db:
+        total = int(await db.scalar(select(func.count()).select_from(Client).where(*conds)) or 0)
+        last_call = (
+            select(func.max(Call.started_at)).where(Call.client_id == Client.id).correlate(Client).scalar_subquery()
+        )
+        rows = await db.execute(
+            select(Client, last_call.label("last_call_at"))
+            .where(*conds)
+            .order_by(last_call.desc().nulls_last(), Client.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+        managers = await _managers_by_id(db)
+        items = []
+        for client, last_at in rows.all():
+            card = _card(client, managers)
+            card["last_call_at"] = last_at.isoformat().replace("+00:00", "Z") if last_at else None
+            items.append(card)
+    return web.json_response({"items": items, "total": total, "page": page, "per_page": per_page})
+
+
+@routes.get("/api/clients/{client_id:\\d+}")
+async def get_client(request: web.Request) -> web.Response:
+    """A card and every call on it the user may see, newest first."""
+    user = require_user(request, *CALL_ROLES)
+    client_id = int(request.match_info["client_id"])
+    async with ctx(request).sessions() as db:
+        client = await load_client(db, user, client_id)
+        card = _card(client, await _managers_by_id(db))
+        calls = list(
+            (
+                await db.execute(
+                    select(Call)
+                    .where(Call.client_id == client_id, calls_visible(user))
+                    .order_by(Call.started_at.desc(), Call.id.desc())
+                )
+            ).scalars()
+        )
+        clients, managers = await _names(db, calls)
+        transcribed = await _transcribed(db, [c.id for c in calls])
+        card["calls"] = [call_item(c, clients, managers, transcribed) for c in calls]
+    return web.json_response(card)
+
+
+@routes.patch("/api/clients/{client_id:\\d+}")
+async def update_client(request: web.Request) -> web.Response:
+    """Change a card's name, notes or lead flag; the head may also reassign its manager."""
+    user = require_user(request, *CALL_ROLES)
+    client_id = int(request.match_info["client_id"])
+    body = await json_body(request)
+    unknown = set(body) - {"name", "notes", "is_lead", "responsible_manager"}
+    if unknown:
+        raise api_error(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+    async with ctx(request).sessions() as db, db.begin():
+        client = await load_client(db, user, client_id)
+        changed: dict[str, Any] = {}
+        if "name" in body:
+            name = body["name"]
+            if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
+                raise api_error(400, f"name: text up to {MAX_NAME} characters")
+            client.name = (name or "").strip() or None
+            changed["name"] = client.name
+        if "notes" in body:
+            notes = body["notes"]
+            if not isinstance(notes, str) or len(notes) > MAX_NOTES:
+                raise api_error(400, f"notes: text up to {MAX_NOTES} characters")
+            client.notes = notes
+            changed["notes"] = len(notes)
+        if "is_lead" in body:
+            if not isinstance(body["is_lead"], bool):
+                raise api_error(400, "is_lead: true or false")
+            client.is_lead = body["is_lead"]
+            changed["is_lead"] = client.is_lead
+        if "responsible_manager" in body:
+            if user.role != HEAD:
+                raise api_error(403, "only the head of sales reassigns clients")
+            ext = body["responsible_manager"]
+            if ext is None:
+                client.responsible_manager_id = None
+            else:
+                manager_id = await db.scalar(select(Manager.id).where(Manager.extension == str(ext)))
+                if manager_id is None:
+                    raise api_error(400, f"responsible_manager: no manager with extension {ext!r}")
+                client.responsible_manager_id = manager_id
+            changed["responsible_manager"] = ext
+        record(db, request, user, "update_client", f"client:{client_id}", **changed)
+        await db.flush()
+        card = _card(client, await _managers_by_id(db))
+    return web.json_response(card)
+
+
+@routes.get("/api/managers")
+async def list_managers(request: web.Request) -> web.Response:
+    """Managers known from calls and settings: extension and name."""
+    require_user(request)
+    async with ctx(request).sessions() as db:
+        rows = await db.execute(select(Manager.extension, Manager.name).order_by(Manager.extension))
+        items = [{"extension": ext, "name": name} for ext, name in rows.all()]
+    return web.json_response({"items": items})

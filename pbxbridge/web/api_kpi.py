@@ -1,0 +1,150 @@
+"""KPI figures for the dashboard: per manager and department, by day or week; lost leads."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import and_, func, or_, select
+
+from pbxbridge.calls.tables import Call
+from pbxbridge.clients.tables import Client
+from pbxbridge.kpi.definitions import FIGURE_KIND, KpiSettings, UNANSWERED_INBOUND, iso_local
+from pbxbridge.kpi.report import read_figures
+from pbxbridge.kpi.tables import CallFactRow, ManagerDayRow
+from pbxbridge.web.access import require_user
+from pbxbridge.web.context import ctx
+from pbxbridge.web.errors import api_error
+from pbxbridge.web.tables import HEAD
+
+routes = web.RouteTableDef()
+
+DEFAULT_DAYS = 14
+MAX_DAYS = 400
+# Weekly figures that are plain sums of the daily ones; the rest are recomputed or left out.
+_SUMMED_KINDS = ("count",)
+_SUMMED_SECONDS = ("talk_s",)
+_RATIOS = {
+    "reach_rate": ("outbound_answered", "calls_out"),
+    "service_level": ("answered_within_sl", None),
+    "new_leads_reached_share": ("new_leads_reached", "new_leads"),
+}
+
+
+def _day(value: str, key: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise api_error(400, f"{key}: expected YYYY-MM-DD, got {value!r}") from None
+
+
+async def _range(request: web.Request) -> tuple[date, date]:
+    """The days asked for; by default the two weeks up to the latest day with figures."""
+    q = request.query
+    if q.get("to"):
+        day_to = _day(q["to"], "to")
+    else:
+        async with ctx(request).sessions() as db:
+            latest = await db.scalar(select(func.max(ManagerDayRow.day)))
+        day_to = latest or date.today()
+    day_from = _day(q["from"], "from") if q.get("from") else day_to - timedelta(days=DEFAULT_DAYS - 1)
+    if day_from > day_to:
+        raise api_error(400, "from is after to")
+    if (day_to - day_from).days >= MAX_DAYS:
+        raise api_error(400, f"at most {MAX_DAYS} days at once")
+    return day_from, day_to
+
+
+def weekly(rows: list[dict[str, Any]], norm: int) -> list[dict[str, Any]]:
+    """Daily rows folded into ISO weeks (Monday's date): counts summed, shares recomputed."""
+    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        monday = date.fromisoformat(row["date"]) - timedelta(days=date.fromisoformat(row["date"]).weekday())
+        groups[(monday.isoformat(), row["manager"])].append(row)
+    out = []
+    for (week, manager), days in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] is None, kv[0][1] or "")):
+        item: dict[str, Any] = {"date": week, "manager": manager, "manager_name": days[0]["manager_name"], "days": len(days)}
+        for name, kind in FIGURE_KIND.items():
+            values = [d[name] for d in days if d.get(name) is not None]
+            if kind in _SUMMED_KINDS or name in _SUMMED_SECONDS:
+                item[name] = sum(values) if values else None
+            elif name == "longest_wait_s":
+                item[name] = max(values) if values else None
+            else:
+                item[name] = None
+        if item.get("outbound_norm") is not None:
+            item["outbound_norm"] = norm * len(days)
+        for name, (part, whole) in _RATIOS.items():
+            denominator = (
+                (item.get("queue_answered") or 0) + (item.get("abandoned") or 0) if whole is None else item.get(whole)
+            )
+            item[name] = round(item[part] / denominator, 4) if item.get(part) is not None and denominator else None
+        if item.get("calls_out") is not None and item.get("outbound_norm"):
+            item["outbound_norm_share"] = round(item["calls_out"] / item["outbound_norm"], 4)
+        out.append(item)
+    return out
+
+
+@routes.get("/api/kpi")
+async def kpi(request: web.Request) -> web.Response:
+    """Figures per manager (and the department, manager null) by day or ISO week."""
+    require_user(request, HEAD)
+    context = ctx(request)
+    settings = KpiSettings.from_config(context.config)
+    period = request.query.get("period", "day")
+    if period not in ("day", "week"):
+        raise api_error(400, "period: day or week")
+    day_from, day_to = await _range(request)
+    manager = request.query.get("manager") or None
+    async with context.sessions() as db:
+        rows = await read_figures(db, day_from, day_to, settings, manager=manager)
+    if period == "week":
+        rows = weekly(rows, settings.daily_outbound_norm)
+    return web.json_response(
+        {"from": day_from.isoformat(), "to": day_to.isoformat(), "period": period, "rows": rows}
+    )
+
+
+@routes.get("/api/kpi/lost-leads")
+async def lost_leads(request: web.Request) -> web.Response:
+    """Callers nobody called back in time (lost), then those whose window is still open (at risk)."""
+    require_user(request, HEAD)
+    context = ctx(request)
+    settings = KpiSettings.from_config(context.config)
+    day_from, day_to = await _range(request)
+    unanswered = CallFactRow.status.in_(sorted(UNANSWERED_INBOUND))
+    cond = and_(
+        CallFactRow.day >= day_from,
+        CallFactRow.day <= day_to,
+        CallFactRow.direction == "inbound",
+        unanswered,
+        or_(CallFactRow.lost.is_(True), and_(CallFactRow.lost.is_(None), CallFactRow.callback_call_id.is_(None))),
+    )
+    async with context.sessions() as db:
+        rows = await db.execute(
+            select(CallFactRow, Client.name, Call.client_number)
+            .join(Call, Call.id == CallFactRow.call_id)
+            .outerjoin(Client, Client.id == CallFactRow.client_id)
+            .where(cond)
+            .order_by(CallFactRow.lost.desc().nulls_last(), CallFactRow.ended_at.desc())
+        )
+        items = [
+            {
+                "call_id": fact.call_id,
+                "client_id": fact.client_id,
+                "client_name": name,
+                "client_number": number,
+                "status": fact.status,
+                "state": "lost" if fact.lost else "at_risk",
+                "ended_at": iso_local(fact.ended_at, settings.zone),
+                "wait_s": fact.wait_s,
+                "rang": list(fact.rang or []),
+            }
+            for fact, name, number in rows.all()
+        ]
+    lost = [i for i in items if i["state"] == "lost"]
+    return web.json_response(
+        {"from": day_from.isoformat(), "to": day_to.isoformat(), "items": lost + [i for i in items if i["state"] != "lost"]}
+    )

@@ -1,0 +1,42 @@
+"""Overflow routing rules for operations: read, and replace after validation."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pbxbridge.routing.rules import RulesError, get_rules, rules_from_config, set_rules
+from pbxbridge.web.access import RULES_ROLES, require_user
+from pbxbridge.web.audit import record
+from pbxbridge.web.auth_routes import json_body
+from pbxbridge.web.context import ctx
+from pbxbridge.web.errors import api_error
+
+routes = web.RouteTableDef()
+
+
+def _defaults(request: web.Request):  # type: ignore[no-untyped-def]
+    config = ctx(request).config
+    return rules_from_config(config.routing, config.kpi.timezone)
+
+
+@routes.get("/api/routing/rules")
+async def read_rules(request: web.Request) -> web.Response:
+    """The rules the overflow decision uses now."""
+    require_user(request, *RULES_ROLES)
+    rules = await get_rules(ctx(request).sessions, _defaults(request))
+    return web.json_response(rules.to_json())
+
+
+@routes.put("/api/routing/rules")
+async def replace_rules(request: web.Request) -> web.Response:
+    """Change the rules (keys left out keep their value); 422 lists every bad field."""
+    user = require_user(request, *RULES_ROLES)
+    body = await json_body(request)
+    context = ctx(request)
+    try:
+        rules = await set_rules(context.sessions, body, _defaults(request))
+    except RulesError as exc:
+        raise api_error(422, "invalid routing rules", problems=exc.problems) from None
+    async with context.sessions() as db, db.begin():
+        record(db, request, user, "change_routing_rules", "routing", changed=sorted(body))
+    return web.json_response(rules.to_json())

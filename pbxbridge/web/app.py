@@ -1,0 +1,75 @@
+"""The aiohttp application and the server component the daemon starts and stops."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from pbxbridge.web import (
+    api_admin,
+    api_calls,
+    api_clients,
+    api_kpi,
+    api_live,
+    api_recordings,
+    api_routing,
+    auth_routes,
+    health,
+    pages,
+)
+from pbxbridge.web.context import CONTEXT, WebContext
+from pbxbridge.web.middleware import csrf, errors, headers_and_token, session
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(context: WebContext) -> web.Application:
+    """The web app: pages, the JSON API under /api, static files, health and metrics."""
+    app = web.Application(
+        middlewares=[headers_and_token, errors, session, csrf], client_max_size=MAX_BODY_BYTES
+    )
+    app[CONTEXT] = context
+    for module in (health, auth_routes, api_calls, api_recordings, api_clients, api_kpi, api_live,
+                   api_routing, api_admin, pages):
+        app.router.add_routes(module.routes)
+    app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
+    return app
+
+
+class WebServer:
+    """Serves the app on the configured address; ``start()``/``stop()`` like every daemon part."""
+
+    def __init__(self, context: WebContext, host: str | None = None, port: int | None = None) -> None:
+        self.context = context
+        self.host = host if host is not None else context.config.web.host
+        self.port = port if port is not None else context.config.web.port
+        self.app = create_app(context)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Bind and serve (port 0 picks a free one, readable from ``.port`` afterwards)."""
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
+        if self.port == 0 and server is not None and getattr(server, "sockets", None):
+            self.port = server.sockets[0].getsockname()[1]
+        log.info("web app on http://%s:%d/", self.host, self.port)
+
+    async def stop(self) -> None:
+        """Close connections (WebSockets included) and stop listening."""
+        if self.context.live is not None:
+            await self.context.live.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. http://127.0.0.1:8080."""
+        return f"http://{self.host}:{self.port}"

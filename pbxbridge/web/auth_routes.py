@@ -1,0 +1,164 @@
+"""Signing in and out: the sign-in page, its JSON twin, and who am I."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+from aiohttp import web
+
+from pbxbridge.web.access import require_user
+from pbxbridge.web.audit import client_address, record
+from pbxbridge.web.context import SESSION, USER, ctx
+from pbxbridge.web.errors import api_error
+from pbxbridge.web.middleware import set_csrf_cookie
+from pbxbridge.web.pages import render_login
+from pbxbridge.web.sessions import CSRF_COOKIE, SESSION_COOKIE, SESSION_LIFETIME_S, SessionData, new_token
+from pbxbridge.web.users import authenticate, signed_in
+
+routes = web.RouteTableDef()
+
+
+class SignInRefused(Exception):
+    """Wrong name or password, or too many tries: ``retry_after`` says which."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("sign-in refused")
+        self.retry_after = retry_after
+
+
+async def _sign_in(request: web.Request, username: str, password: str) -> SessionData:
+    context = ctx(request)
+    address = client_address(request)
+    wait = context.throttle.retry_after(username, address)
+    if wait > 0:
+        raise SignInRefused(wait)
+    async with context.sessions() as db, db.begin():
+        user = await authenticate(db, username, password)
+        if user is None:
+            context.throttle.failed(username, address)
+            raise SignInRefused(0.0)
+        who = signed_in(user)
+        record(db, request, who, "sign_in")
+    context.throttle.succeeded(username, address)
+    return SessionData(who.id, who.password_tag, new_token(), context.clock())
+
+
+def _set_session(request: web.Request, response: web.StreamResponse, data: SessionData) -> None:
+    context = ctx(request)
+    response.set_cookie(
+        SESSION_COOKIE,
+        context.signer.dumps(data),
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=context.secure_cookies,
+        max_age=SESSION_LIFETIME_S,
+    )
+    set_csrf_cookie(request, response, data.csrf)
+
+
+def _clear_session(response: web.StreamResponse) -> None:
+    response.del_cookie(SESSION_COOKIE, path="/")
+    response.del_cookie(CSRF_COOKIE, path="/")
+
+
+def _local_next(value: str | None) -> str:
+    # Only paths on this site: "//evil.example" or "https://…" would be an open redirect.
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+@routes.get("/login")
+async def login_page(request: web.Request) -> web.Response:
+    """The sign-in form."""
+    if request.get(USER) is not None:
+        raise web.HTTPFound(_local_next(request.query.get("next")))
+    return render_login(request, next_url=_local_next(request.query.get("next")))
+
+
+@routes.post("/login")
+async def login_form(request: web.Request) -> web.Response:
+    """Sign in from the form; back to the page asked for, or the form again with the reason."""
+    form = await request.post()
+    username = str(form.get("username", ""))
+    password = str(form.get("password", ""))
+    next_url = _local_next(str(form.get("next", "/")))
+    try:
+        data = await _sign_in(request, username, password)
+    except SignInRefused as refused:
+        if refused.retry_after:
+            message = f"Too many failed attempts. Try again in {math.ceil(refused.retry_after)} s."
+            status = 429
+        else:
+            message = "Wrong username or password."
+            status = 401
+        response = render_login(request, next_url=next_url, error=message, username=html.escape(username))
+        response.set_status(status)
+        return response
+    response = web.HTTPFound(next_url)
+    _set_session(request, response, data)
+    raise response
+
+
+@routes.post("/logout")
+async def logout_form(request: web.Request) -> web.Response:
+    """Sign out and go to the sign-in page."""
+    response = web.HTTPFound("/login")
+    _clear_session(response)
+    raise response
+
+
+@routes.post("/api/login")
+async def login_api(request: web.Request) -> web.Response:
+    """Sign in with {"username", "password"}; sets the session and CSRF cookies."""
+    body = await json_body(request)
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise api_error(400, "username and password are required")
+    try:
+        data = await _sign_in(request, username, password)
+    except SignInRefused as refused:
+        if refused.retry_after:
+            wait = math.ceil(refused.retry_after)
+            exc = api_error(429, "too many failed attempts", retry_after=wait)
+            exc.headers["Retry-After"] = str(wait)
+            raise exc from None
+        raise api_error(401, "wrong username or password") from None
+    async with ctx(request).sessions() as db:
+        from pbxbridge.web.tables import User
+
+        user = await db.get(User, data.user_id)
+        assert user is not None
+        who = signed_in(user)
+    response = web.json_response({"user": who.as_json(), "csrf_token": data.csrf})
+    _set_session(request, response, data)
+    return response
+
+
+@routes.post("/api/logout")
+async def logout_api(request: web.Request) -> web.Response:
+    """End the session."""
+    require_user(request)
+    response = web.json_response({"signed_out": True})
+    _clear_session(response)
+    return response
+
+
+@routes.get("/api/me")
+async def me(request: web.Request) -> web.Response:
+    """The signed-in user."""
+    return web.json_response(require_user(request).as_json())
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or 400."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise api_error(400, "the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise api_error(400, "the body must be a JSON object")
+    return body

@@ -1,0 +1,108 @@
+"""KPIs in the running daemon: captured streams over TCP, the hook in every call's transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from pbxbridge.ami.frames import read_trace
+from pbxbridge.ami.simulator import AmiSimulator
+from pbxbridge.app import Daemon
+from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
+from pbxbridge.kpi.daemon import KpiComponent, attach
+from pbxbridge.kpi.live import LiveLine
+from pbxbridge.kpi.service import KpiService
+from tests.fixtures_ami import wait_until
+from tests.fixtures_kpi import day_figures
+
+USER, SECRET = "pbxbridge", "s3cret"
+
+
+def waiting_over(shared_dir: Path, scenario: str) -> tuple[list[int], LiveLine]:
+    """Callers waiting after each event of a captured stream."""
+    _banner, frames = read_trace(shared_dir / f"{scenario}.ami")
+    line = LiveLine()
+    counts: list[int] = []
+    for i, frame in enumerate(frames):
+        if "Event" in frame:
+            line.feed("main", frame, monotonic=float(i))
+            counts.append(line.callers_waiting)
+    return counts, line
+
+
+def test_callers_waiting_follow_the_queue(shared_dir: Path) -> None:
+    # 04: one caller, in the sales queue and then in overflow until 205 answers: never two at once.
+    counts, line = waiting_over(shared_dir, "04-inbound-overflow")
+    assert max(counts) == 1 and counts[-1] == 0
+    # 13: twelve callers join within two seconds; the first is answered 0..2 s after it called,
+    # so the queue holds 11 or 12 at its fullest, and nobody at the end.
+    counts, line = waiting_over(shared_dir, "13-burst")
+    assert 11 <= max(counts) <= 12 and counts[-1] == 0
+    # The line's clock is the last event's time, carried forward by what elapsed since.
+    assert line.event_time is not None and line.seen_at is not None
+    assert line.clock(line.seen_at + 60) == line.event_time + 60
+    # Asterisk's login greeting (FullyBooted) carries no Timestamp: received later, it does not
+    # move the clock of a PBX that stamps its events.
+    _banner, frames = read_trace(shared_dir / "13-burst.ami")
+    greeting = next(f for f in frames if f.get("Event") == "FullyBooted")
+    assert "Timestamp" not in greeting
+    line.feed("main", greeting, line.seen_at + 1, received_at=line.event_time + 3600)
+    assert line.clock(line.seen_at) == line.event_time
+
+
+def test_daemon_keeps_kpis_as_calls_end(db_url: str, shared_dir: Path) -> None:
+    traces = ["03-inbound-abandoned.ami", "11-missed-then-callback.ami"]
+
+    async def go() -> tuple[dict[Any, dict[str, Any]], str, list[Any], list[Any], KpiService]:
+        sim = AmiSimulator([shared_dir / t for t in traces], speed=0, username=USER, secret=SECRET)
+        await sim.start()
+        config = Config(
+            database=DatabaseConfig(url=db_url),
+            recordings=RecordingsConfig(root=str(shared_dir / "recordings")),
+            pbx=[PbxConfig(name="main", host="127.0.0.1", port=sim.port, username=USER, secret=SECRET)],
+        )
+        daemon = Daemon(config, listener_options={"backoff_initial_s": 0.05, "backoff_cap_s": 0.2})
+        service = attach(daemon)
+        (component,) = [c for c in daemon.components if isinstance(c, KpiComponent)]
+        try:
+            await daemon.start()
+            await sim.wait_replayed()
+            link = daemon.links["main"]
+            await wait_until(lambda: link.events == sim.events_sent + link.listener.stats.logins)  # type: ignore[union-attr]
+            await daemon.flush()
+            now = time.monotonic()
+            assert component.tick(now) == []
+            text = service.metrics_text()
+            # 03's caller hung up unanswered and nobody called back: its window is open, and the
+            # alert falls due 600 s after its hang-up on the PBX's clock (900 s window, 300 s notice).
+            (risk,) = service.watch.open_windows()
+            clock = component.line.clock(now)
+            assert clock is not None
+            later = component.tick(now + (risk.lost_at - 300 - clock))
+            return await day_figures(db_url, service), text, [risk], later, service
+        finally:
+            await daemon.stop()
+            await sim.stop()
+
+    day, text, (risk,), later, service = asyncio.run(go())
+    assert later == [risk]
+    d = day[None]
+    # 03: abandoned after 14..16 s; 11: abandoned after 9..11 s, called back by 202 23..28 s later.
+    assert (d["calls_in"], d["missed"], d["calls_out"], d["outbound_answered"]) == (2, 2, 1, 1)
+    assert d["callbacks"] == 1 and 23 <= d["callback_s_median"] <= 28
+    assert (d["lost_leads"], d["callbacks_pending"]) == (0, 1)
+    assert 32 <= d["speed_to_lead_s_median"] <= 39
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("pbxbridge_inbound_unanswered_total", (("status", "abandoned"),))] == 2
+    assert samples[("pbxbridge_calls_answered_total", (("direction", "outbound"), ("manager", "202")))] == 1
+    # The replay is over: no call up, nobody waiting.
+    assert samples[("pbxbridge_calls_in_progress", ())] == 0
+    assert samples[("pbxbridge_callers_waiting", ())] == 0

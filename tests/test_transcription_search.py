@@ -1,0 +1,179 @@
+"""Finding calls by a spoken word in any form, by client number or name, with filters."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fixtures_transcription import (
+    CachedEngine,
+    PROMPTS,
+    sessions,  # noqa: F401, F811 - fixture
+    speech_onset_s,
+    speech_recordings,
+    speech_span_s,
+    stereo_recording,
+    stt,  # noqa: F401, F811 - fixture
+    write_scenarios,
+)
+from pbxbridge.calls.tables import Call
+from pbxbridge.clients.tables import Client
+from pbxbridge.transcription.queue import claim, complete
+from pbxbridge.transcription.search import SearchFilters, search
+from pbxbridge.transcription.tables import TranscriptSegment
+from pbxbridge.transcription.transcript import Segment, Transcript, Word
+from pbxbridge.transcription.worker import EngineHolder, WorkerSettings, run_worker
+
+SPOKEN = ["01-inbound-answered", "02-inbound-second-agent", "04-inbound-overflow", "06-outbound-answered"]
+VOWELS = re.compile(r"[аеёиоуыэюя]", re.IGNORECASE)
+
+
+def expected_offset_s(path: Path) -> float:
+    """Where «операторы» is spoken, worked out from the audio and the prompt's text alone.
+
+    The manager's handset answers, waits a second and plays queue-periodic-announce;
+    the client speaks only later, so the first sound in the recording is that
+    prompt's first word. The prompt is the same sound file in every call; its
+    length is read where it plays alone: the stereo call's right (manager) channel.
+    Russian is spoken at a roughly even rate per syllable (one vowel each), so a
+    word starts at the share of the prompt's syllables before it: «Все наши» has
+    3 of its 42, so «операторы» begins 3/42 of the way through. Pauses at commas
+    and a slow first word make this inexact by a few tenths of a second, well
+    inside the 1.5 s allowed.
+    """
+    prompt = PROMPTS["queue-periodic-announce"]
+    before = prompt[: prompt.index("операторы")]
+    start, end = speech_span_s(stereo_recording(), channel=1)
+    share = len(VOWELS.findall(before)) / len(VOWELS.findall(prompt))
+    return speech_onset_s(path) + (end - start) * share
+
+
+async def _transcribed(factory: async_sessionmaker[AsyncSession], root: Path, stt: CachedEngine, scenarios: list[str]) -> None:
+    await write_scenarios(factory, root, scenarios)
+    settings = WorkerSettings(recordings_root=root, worker_id="w1")
+    outcomes = await run_worker(factory, EngineHolder(lambda: stt), settings, once=True)
+    assert [o.status for o in outcomes] == ["done"] * len(outcomes)
+
+
+async def test_a_word_form_never_said_finds_every_call_and_the_moment_it_was_said(
+    sessions: async_sessionmaker[AsyncSession], shared_dir: Path, stt: CachedEngine
+) -> None:
+    await _transcribed(sessions, shared_dir / "recordings", stt, SPOKEN)
+    async with sessions() as session:
+        texts = (await session.scalars(select(TranscriptSegment.text))).all()
+    said = {w.lower() for t in texts for w in re.findall(r"\w+", t)}
+    # The query is a form nobody said; the prompt says «операторы» and «оператором».
+    assert "операторов" not in said and "операторы" in said
+
+    hits = await search(sessions, "операторов")
+    by_call: dict[str, list[Any]] = {}
+    for hit in hits:
+        by_call.setdefault(hit.linkedid, []).append(hit)
+    recordings = {r.linkedid: r for r in speech_recordings()}
+    assert set(by_call) == set(recordings)
+    for linkedid, call_hits in by_call.items():
+        first = min(call_hits, key=lambda h: h.offset_s)
+        assert "[операторы]" in first.snippet
+        assert first.matched == "transcript" and first.recording.endswith(recordings[linkedid].path.name)
+        expected = expected_offset_s(recordings[linkedid].path)
+        assert abs(first.offset_s - expected) <= 1.5, (linkedid, first.offset_s, expected)
+
+
+async def test_filters_and_client_matches(
+    sessions: async_sessionmaker[AsyncSession], shared_dir: Path, stt: CachedEngine, expected: dict[str, Any]
+) -> None:
+    await _transcribed(sessions, shared_dir / "recordings", stt, SPOKEN)
+    calls = {s: expected[s]["calls"][0] for s in SPOKEN}
+    linkedids = {r.scenario: r.linkedid for r in speech_recordings()}
+
+    async def found(query: str, **filters: Any) -> set[str]:
+        return {h.linkedid for h in await search(sessions, query, SearchFilters(**filters))}
+
+    # «скидку» finds nothing: nobody spoke of a discount in these calls.
+    assert await found("скидку") == set()
+    # Two words: both must be said, in any form («доступный оператор»).
+    assert await found("доступный оператор") == set(linkedids.values())
+    assert await found("оператор", direction="outbound") == {linkedids["06-outbound-answered"]}
+    by_203 = {linkedids[s] for s, c in calls.items() if "203" in (c.get("answered_by"), c.get("placed_by"))}
+    assert by_203 and await found("оператор", manager="203") == by_203
+    client = calls["02-inbound-second-agent"]["client"]
+    assert await found("оператор", client=client[-7:]) == {linkedids["02-inbound-second-agent"]}
+    assert await found("оператор", date_to=datetime(2020, 1, 1, tzinfo=UTC)) == set()
+    assert await found("оператор", min_duration_s=10_000) == set()
+    assert await found("оператор", max_duration_s=10_000) == set(linkedids.values())
+
+    # A number in the domestic 8… form finds the client's calls.
+    hits = await search(sessions, "8" + client[1:])
+    assert [(h.linkedid, h.matched) for h in hits] == [(linkedids["02-inbound-second-agent"], "client_number")]
+    assert hits[0].recording and hits[0].recording.endswith(".wav")
+    # So does the name on the client's card.
+    async with sessions() as session, session.begin():
+        client_id = await session.scalar(select(Call.client_id).where(Call.linkedid == linkedids["01-inbound-answered"]))
+        await session.execute(update(Client).where(Client.id == client_id).values(name="ООО Ромашка"))
+    hits = await search(sessions, "Ромашка")
+    assert [(h.linkedid, h.matched, h.client_name) for h in hits] == [
+        (linkedids["01-inbound-answered"], "client_name", "ООО Ромашка")
+    ]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pbxbridge", *args], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PBXBRIDGE_CONFIG": ""},
+    )
+
+
+async def test_cli_search_and_transcript_print_json_lines(
+    db_url: str, sessions: async_sessionmaker[AsyncSession], shared_dir: Path, stt: CachedEngine
+) -> None:
+    await _transcribed(sessions, shared_dir / "recordings", stt, ["01-inbound-answered"])
+    linkedid = speech_recordings()[0].linkedid
+
+    result = _cli("search", "операторов", "--json", "--db", db_url)
+    assert result.returncode == 0, result.stderr
+    hits = [json.loads(line) for line in result.stdout.splitlines()]
+    assert hits and {h["linkedid"] for h in hits} == {linkedid}
+    assert all({"offset_s", "snippet", "recording"} <= set(h) for h in hits)
+    assert min(h["offset_s"] for h in hits) < 5
+
+    result = _cli("search", "скидка", "--json", "--db", db_url)
+    assert (result.returncode, result.stdout) == (1, "")
+
+    result = _cli("transcript", linkedid, "--json", "--db", db_url)
+    assert result.returncode == 0, result.stderr
+    segments = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [set(s) for s in segments] == [{"recording", "start", "end", "speaker", "text"}] * len(segments)
+    assert [s["start"] for s in segments] == sorted(s["start"] for s in segments)
+    assert "операторы" in segments[0]["text"].lower()
+    assert "asterisk.org" in " ".join(s["text"] for s in segments).lower()
+
+    assert _cli("transcript", "no-such-call", "--db", db_url).returncode == 1
+
+
+async def test_discount_in_any_form_plays_from_the_word(
+    sessions: async_sessionmaker[AsyncSession], shared_dir: Path
+) -> None:
+    # A sales conversation's words as the engine would hand them over, stored
+    # through the queue like any transcript.
+    await write_scenarios(sessions, shared_dir / "recordings", ["01-inbound-answered"])
+    job = await claim(sessions, "w1")
+    assert job is not None
+    said = [("Да,", 12.0, 12.3), ("а", 12.3, 12.4), ("скидку", 12.4, 12.9), ("дадите?", 12.9, 13.4)]
+    words = tuple(Word(s, e, w) for w, s, e in said)
+    segment = Segment(12.0, 13.4, "Да, а скидку дадите?", "client", words)
+    assert await complete(sessions, job, Transcript((segment,), "ru", 30.0))
+
+    for query in ("скидка", "скидки", "СКИДКОЙ"):
+        hits = await search(sessions, query)
+        assert [(h.linkedid, h.offset_s, h.speaker) for h in hits] == [(speech_recordings()[0].linkedid, 12.4, "client")]
+        assert hits[0].snippet == "Да, а [скидку] дадите?"
+    assert await search(sessions, "наценка") == []

@@ -1,0 +1,496 @@
+"""The web API on a real server over both databases: roles, scoping, CSRF, audio ranges, the OpenAPI contract."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from pbxbridge.ami.frames import read_trace
+from pbxbridge.calls.replay import event_time
+from pbxbridge.calls.tracker import CallTracker, TrackerSettings
+from pbxbridge.db.engine import make_engine, session_factory
+from pbxbridge.kpi.service import KpiService
+from pbxbridge.transcription.transcript import Transcript
+from pbxbridge.web.app import WebServer
+from pbxbridge.web.context import WebContext
+from pbxbridge.web.live import LiveBoard
+from pbxbridge.web.sessions import SessionSigner
+from pbxbridge.web.throttle import LoginThrottle
+from tests.fixtures_web import (  # noqa: F401 - fixtures
+    PASSWORD,
+    ApiClient,
+    PopulatedTemplates,
+    WebData,
+    fast_password_hashing,
+    populated_templates,
+    web_config,
+    whisper_transcript,
+)
+
+OPENAPI = Path(__file__).resolve().parent.parent / "pbxbridge" / "web" / "openapi.json"
+
+
+@dataclass(slots=True)
+class Site:
+    url: str
+    data: WebData
+    context: WebContext
+    app: Any
+    clients: list[ApiClient]
+
+    def client(self) -> ApiClient:
+        """A fresh client with its own cookies."""
+        client = ApiClient(self.url)
+        self.clients.append(client)
+        return client
+
+    async def signed_in(self, username: str) -> ApiClient:
+        """A client signed in as ``username``."""
+        client = self.client()
+        response = await client.login(username)
+        assert response.status == 200, f"{username} could not sign in"
+        return client
+
+
+def live_board_mid_call(shared_dir: Path) -> LiveBoard:
+    """A wallboard fed the first scenario's captured events up to the moment manager 203 answers."""
+    tracker = CallTracker(TrackerSettings(pbx="main"))
+    board = LiveBoard(tracker.active_calls)
+    _banner, frames = read_trace(shared_dir / "01-inbound-answered.ami")
+    now = 0.0
+    for frame in frames:
+        if "Event" not in frame:
+            continue
+        now = event_time(frame, now)
+        tracker.feed(frame, now)
+        board.on_event("main", frame)
+        calls = tracker.active_calls()
+        if calls and calls[0]["answered_at"] and board.snapshot()["managers"]:
+            if any(m["state"] == "in_call" for m in board.snapshot()["managers"]):
+                break
+    return board
+
+
+@pytest.fixture
+async def site(
+    db_url: str,
+    shared_dir: Path,
+    whisper_transcript: Transcript,  # noqa: F811
+    fast_password_hashing: None,  # noqa: F811
+    populated_templates: PopulatedTemplates,  # noqa: F811
+) -> AsyncIterator[Site]:
+    """The web app on a free port, over a database holding every captured call."""
+    config = web_config(db_url, shared_dir)
+    data = await populated_templates.fill(config, shared_dir, whisper_transcript)
+    engine = make_engine(db_url)
+    kpi = KpiService.from_config(config)
+    context = WebContext(
+        config=config,
+        sessions=session_factory(engine),
+        signer=SessionSigner(config.web.secret_key),
+        # Time stands still for the throttle: a blocked sign-in stays blocked.
+        throttle=LoginThrottle(clock=lambda: 1000.0),
+        live=live_board_mid_call(shared_dir),
+        metrics_text=kpi.metrics_text,
+    )
+    server = WebServer(context, host="127.0.0.1", port=0)
+    await server.start()
+    clients: list[ApiClient] = []
+    try:
+        yield Site(server.url, data, context, server.app, clients)
+    finally:
+        for client in clients:
+            await client.close()
+        await server.stop()
+        await engine.dispose()
+
+
+async def test_each_role_signs_in_and_strangers_are_turned_away(site: Site) -> None:
+    stranger = site.client()
+    status, body = await stranger.json("GET", "/api/me")
+    assert status == 401 and body["error"]
+    async with stranger.send("GET", "/calls") as page:
+        assert page.status == 302
+        assert page.headers["Location"].startswith("/login?next=")
+    async with stranger.send("GET", "/api/calls") as listing:
+        assert listing.status == 401
+
+    for username, role, extension in (("olga", "head", None), ("ivan", "manager", "203"), ("sergey", "ops", None)):
+        client = await site.signed_in(username)
+        status, me = await client.json("GET", "/api/me")
+        assert (status, me["username"], me["role"], me["extension"]) == (200, username, role, extension)
+
+    # The session cookie is HttpOnly and SameSite=Lax; the CSRF copy is readable by the page.
+    fresh = site.client()
+    response = await fresh.login("olga")
+    cookies = response.headers.getall("Set-Cookie")
+    session_cookie = next(c for c in cookies if c.startswith("pbxb_session="))
+    assert "HttpOnly" in session_cookie and "SameSite=Lax" in session_cookie
+    assert "HttpOnly" not in next(c for c in cookies if c.startswith("pbxb_csrf="))
+
+    # ops may not read the journal; a manager may not change routing.
+    ops = await site.signed_in("sergey")
+    assert (await ops.json("GET", "/api/calls"))[0] == 403
+    async with ops.send("GET", "/kpi") as page:
+        assert page.status == 403
+    manager = await site.signed_in("ivan")
+    assert (await manager.json("PUT", "/api/routing/rules", json={"max_waiting": 5}))[0] == 403
+
+    # Signing out ends the session.
+    assert (await manager.json("POST", "/api/logout"))[0] == 200
+    assert (await manager.json("GET", "/api/me"))[0] == 401
+
+
+async def test_wrong_passwords_are_refused_then_throttled(site: Site) -> None:
+    client = site.client()
+    for _ in range(3):
+        response = await client.login("sergey", "not the password")
+        assert response.status == 401
+    # Three failures for this name from this address: the next try must wait, even with the right password.
+    response = await client.login("sergey")
+    assert response.status == 429
+    assert int(response.headers["Retry-After"]) >= 1
+    # Another user from the same address is not held up.
+    assert (await client.login("olga")).status == 200
+    # Unknown users get the same answer as a wrong password.
+    assert (await site.client().login("nobody", "whatever123")).status == 401
+
+
+async def test_manager_sees_only_own_calls_and_clients(site: Site) -> None:
+    data = site.data
+    ivan = await site.signed_in("ivan")  # 203, answered the first call
+    petr = await site.signed_in("petr")  # 202, answered the second
+
+    status, call = await ivan.json("GET", f"/api/calls/{data.ivan_call_id}")
+    assert status == 200 and call["manager"] == "203"
+    assert (await petr.json("GET", f"/api/calls/{data.ivan_call_id}"))[0] == 403
+    assert (await ivan.json("GET", f"/api/calls/{data.petr_call_id}"))[0] == 403
+    # By link, too: the page itself answers 403.
+    async with petr.send("GET", f"/calls/{data.ivan_call_id}") as page:
+        assert page.status == 403
+        assert "another manager" in await page.text()
+    async with ivan.send("GET", f"/calls/{data.ivan_call_id}") as page:
+        assert page.status == 200
+    # Nor the recording, nor the client's card.
+    async with petr.send("GET", f"/api/recordings/{data.ivan_recording_id}/audio") as audio:
+        assert audio.status == 403
+    assert (await petr.json("GET", f"/api/clients/{data.ivan_client_id}"))[0] == 403
+    assert (await petr.json("POST", "/api/calls/originate", json={"client_id": data.ivan_client_id}))[0] == 403
+
+    # The journal lists only the manager's calls, and search finds nothing of others'.
+    status, page = await petr.json("GET", "/api/calls?per_page=200")
+    assert status == 200 and page["total"] > 0
+    assert all("202" in (c["manager"], c["final_manager"]) for c in page["items"])
+    _, found = await petr.json("GET", "/api/calls", params={"q": "информация"})
+    assert found["total"] == 0
+    _, found = await ivan.json("GET", "/api/calls", params={"q": "информация"})
+    assert [c["id"] for c in found["items"]] == [data.ivan_call_id]
+
+    # The head of sales sees everything; making petr responsible for ivan's client opens its calls to him.
+    olga = await site.signed_in("olga")
+    _, everything = await olga.json("GET", "/api/calls?per_page=200")
+    assert everything["total"] == data.calls
+    status, card = await olga.json(
+        "PATCH", f"/api/clients/{data.ivan_client_id}", json={"responsible_manager": "202", "notes": "Wants a demo"}
+    )
+    assert status == 200 and card["responsible_manager"] == "202" and card["notes"] == "Wants a demo"
+    status, card = await petr.json("GET", f"/api/clients/{data.ivan_client_id}")
+    assert status == 200 and [c["id"] for c in card["calls"]] == [data.ivan_call_id]
+    # Only the head reassigns clients.
+    status, body = await petr.json("PATCH", f"/api/clients/{data.ivan_client_id}", json={"responsible_manager": "203"})
+    assert status == 403
+
+
+async def test_state_changes_need_the_csrf_token(site: Site) -> None:
+    olga = await site.signed_in("olga")
+    path = f"/api/clients/{site.data.ivan_client_id}"
+    status, body = await olga.json("PATCH", path, json={"notes": "x"}, csrf=False)
+    assert status == 403 and "CSRF" in body["error"]
+    status, _ = await olga.json("PATCH", path, json={"notes": "x"}, csrf=False, headers={"X-CSRF-Token": "forged"})
+    assert status == 403
+    assert (await olga.json("PATCH", path, json={"notes": "kept"}))[0] == 200
+    _, card = await olga.json("GET", path)
+    assert card["notes"] == "kept"
+
+    # Signing in needs it as well (a forged login from another site would fail).
+    stranger = site.client()
+    await stranger.prime()
+    async with stranger.send("POST", "/api/login", csrf=False, json={"username": "olga", "password": PASSWORD}) as r:
+        assert r.status == 403
+    # The sign-in form carries it as a hidden field.
+    async with stranger.send("GET", "/login") as page:
+        assert 'name="csrf_token"' in await page.text()
+    form = {"username": "olga", "password": PASSWORD, "next": "/kpi", "csrf_token": "wrong"}
+    async with stranger.send("POST", "/login", csrf=False, data=form) as r:
+        assert r.status == 403
+    form["csrf_token"] = stranger.csrf
+    async with stranger.send("POST", "/login", csrf=False, data=form) as r:
+        assert r.status == 302 and r.headers["Location"] == "/kpi"
+    assert (await stranger.json("GET", "/api/me"))[1]["username"] == "olga"
+
+    # The live WebSocket refuses a handshake from another site.
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await olga.http.ws_connect("/api/live", headers={"Origin": "http://evil.example"})
+    assert refused.value.status == 403
+
+
+async def test_recording_served_by_id_with_ranges_and_audited(site: Site, shared_dir: Path) -> None:
+    ivan = await site.signed_in("ivan")
+    _, call = await ivan.json("GET", f"/api/calls/{site.data.ivan_call_id}")
+    (recording,) = call["playable"]
+    original = (shared_dir / "recordings" / recording["path"]).read_bytes()
+
+    async with ivan.send("GET", recording["audio_url"], headers={"Range": "bytes=1000-1999"}) as part:
+        assert part.status == 206
+        assert part.headers["Content-Range"] == f"bytes 1000-1999/{len(original)}"
+        assert await part.read() == original[1000:2000]
+    async with ivan.send("GET", recording["audio_url"], headers={"Range": f"bytes={len(original) - 10}-"}) as tail:
+        assert tail.status == 206 and await tail.read() == original[-10:]
+    async with ivan.send("GET", recording["audio_url"]) as whole:
+        assert whole.status == 200 and whole.headers["Accept-Ranges"] == "bytes"
+        assert whole.content_type == "audio/wav" and await whole.read() == original
+    async with ivan.send("GET", recording["audio_url"], headers={"Range": f"bytes={len(original) + 5}-"}) as beyond:
+        assert beyond.status == 416
+    async with ivan.send("GET", "/api/recordings/999999/audio") as missing:
+        assert missing.status == 404
+    # Only ids reach the file system: a path in the URL is not a route.
+    async with ivan.send("GET", "/api/recordings/..%2F..%2Fetc%2Fpasswd/audio") as sneaky:
+        assert sneaky.status == 404
+
+    olga = await site.signed_in("olga")
+    _, log = await olga.json("GET", "/api/audit")
+    listens = [e for e in log["items"] if e["action"] == "listen"]
+    assert [(e["username"], e["target"]) for e in listens] == [("ivan", f"recording:{recording['id']}")]
+
+
+async def test_journal_filters_search_paging_and_export(site: Site) -> None:
+    olga = await site.signed_in("olga")
+    data = site.data
+
+    async def ids(**params: Any) -> list[int]:
+        status, page = await olga.json("GET", "/api/calls", params={"per_page": "200", **params})
+        assert status == 200, page
+        return [c["id"] for c in page["items"]]
+
+    everything = await ids()
+    assert len(everything) == data.calls
+    _, first = await olga.json("GET", "/api/calls", params={"per_page": "5", "page": "1"})
+    _, second = await olga.json("GET", "/api/calls", params={"per_page": "5", "page": "2"})
+    assert [c["id"] for c in first["items"] + second["items"]] == everything[:10]
+
+    _, page = await olga.json("GET", "/api/calls", params={"direction": "outbound", "status": "busy", "per_page": "200"})
+    assert {c["client_number"] for c in page["items"]} == {"+79162220003", "+79267770005"}
+    _, page = await olga.json("GET", "/api/calls", params={"manager": "202", "direction": "inbound", "per_page": "200"})
+    assert "+79161110002" in {c["client_number"] for c in page["items"]}
+    assert all("202" in (c["manager"], c["final_manager"]) for c in page["items"])
+    _, page = await olga.json("GET", "/api/calls", params={"client": "8 916 111-00-01"})
+    assert [c["id"] for c in page["items"]] == [data.ivan_call_id]
+    assert await ids(has_transcript="true") == [data.ivan_call_id]
+    with_sound = await ids(has_recording="true")
+    without = await ids(has_recording="false")
+    assert data.ivan_call_id in with_sound and set(with_sound).isdisjoint(without)
+    assert sorted(with_sound + without) == sorted(everything)
+    _, page = await olga.json("GET", "/api/calls", params={"min_duration": "40", "per_page": "200"})
+    assert page["items"] and all(c["wait_s"] + c["talk_s"] >= 40 for c in page["items"])
+    assert await ids(**{"from": "2020-01-01", "to": "2020-01-31"}) == []
+    assert set(await ids(**{"from": "2026-11-26", "to": "2026-11-26"})) == set(everything)
+    status, problem = await olga.json("GET", "/api/calls", params={"direction": "sideways"})
+    assert status == 400 and "direction" in problem["error"]
+
+    # Full-text search: any word form, and the hit says where in the recording it was said.
+    _, found = await olga.json("GET", "/api/calls", params={"q": "информацию"})
+    (hit_call,) = found["items"]
+    assert hit_call["id"] == data.ivan_call_id
+    hit = hit_call["hit"]
+    assert hit["matched"] == "transcript" and "[информация]" in hit["snippet"]
+    _, detail = await olga.json("GET", f"/api/calls/{data.ivan_call_id}")
+    spoken = [w for s in detail["transcript"] for w in s["words"] if "информац" in w["word"].lower()]
+    assert spoken and hit["offset_s"] == pytest.approx(spoken[0]["start"], abs=0.01)
+    assert hit["recording_id"] == detail["playable"][0]["id"]
+
+    async with olga.send("GET", "/api/calls/export.csv", params={"direction": "inbound"}) as export:
+        assert export.status == 200 and export.content_type == "text/csv"
+        rows = list(csv.DictReader(io.StringIO((await export.read()).decode("utf-8-sig"))))
+    assert rows and all(r["direction"] == "inbound" for r in rows)
+    assert "+79161110001" in {r["client_number"] for r in rows}
+    _, log = await olga.json("GET", "/api/audit")
+    exports = [e for e in log["items"] if e["action"] == "export_calls"]
+    assert len(exports) == 1 and exports[0]["details"]["rows"] == len(rows)
+
+
+async def test_routing_rules_for_ops_and_health_endpoints(site: Site) -> None:
+    ops = await site.signed_in("sergey")
+    status, rules = await ops.json("GET", "/api/routing/rules")
+    assert status == 200 and rules["max_waiting"] == 2
+    change = {"max_waiting": 4, "groups": [{"name": "north", "members": ["201", "202"]}],
+              "hours": [{"weekday": 0, "opens": "09:00", "closes": "18:00"}]}
+    status, saved = await ops.json("PUT", "/api/routing/rules", json=change)
+    assert status == 200 and saved["max_waiting"] == 4 and saved["groups"][0]["members"] == ["201", "202"]
+    assert (await ops.json("GET", "/api/routing/rules"))[1]["hours"] == change["hours"]
+    status, refused = await ops.json("PUT", "/api/routing/rules", json={"max_waiting": -1, "policy": "random"})
+    assert status == 422 and len(refused["problems"]) == 2
+
+    olga = await site.signed_in("olga")
+    _, log = await olga.json("GET", "/api/audit")
+    assert any(e["action"] == "change_routing_rules" and e["username"] == "sergey" for e in log["items"])
+
+    async with ops.send("GET", "/healthz") as health:
+        assert health.status == 200
+    # No AMI session in this process: reachable database, but not ready.
+    status, ready = await site.client().json("GET", "/readyz")
+    assert status == 503
+    assert ready["checks"]["database"] == "ok" and ready["checks"]["transcription_queue"] == 0
+    async with site.client().send("GET", "/metrics") as metrics:
+        assert metrics.status == 200
+        assert "pbxbridge_calls_in_progress" in await metrics.text()
+
+
+def _resolve(schema: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        node: Any = doc
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+
+
+def conforms(value: Any, schema: dict[str, Any], doc: dict[str, Any], where: str = "$") -> list[str]:
+    """Where ``value`` breaks ``schema`` (the parts of JSON Schema the document uses)."""
+    schema = _resolve(schema, doc)
+    problems: list[str] = []
+    for part in schema.get("allOf", []):
+        problems += conforms(value, part, doc, where)
+    if "oneOf" in schema:
+        if not any(not conforms(value, option, doc, where) for option in schema["oneOf"]):
+            problems.append(f"{where}: matches none of oneOf")
+    kinds = schema.get("type")
+    if kinds is not None:
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+
+        def is_kind(kind: str) -> bool:
+            if kind == "integer":
+                return isinstance(value, int) and not isinstance(value, bool)
+            if kind == "number":
+                return isinstance(value, (int, float)) and not isinstance(value, bool)
+            return isinstance(value, _TYPES[kind]) and not (kind != "boolean" and isinstance(value, bool))
+
+        if not any(is_kind(k) for k in kinds):
+            return problems + [f"{where}: {value!r} is not {kinds}"]
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{where}: {value!r} not in {schema['enum']}")
+    if isinstance(value, dict):
+        for key in schema.get("required", []):
+            if key not in value:
+                problems.append(f"{where}: missing {key}")
+        properties = schema.get("properties", {})
+        for key, item in value.items():
+            if key in properties:
+                problems += conforms(item, properties[key], doc, f"{where}.{key}")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                problems += conforms(item, schema["additionalProperties"], doc, f"{where}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            problems += conforms(item, schema["items"], doc, f"{where}[{index}]")
+    return problems
+
+
+async def test_every_documented_route_answers_as_documented(site: Site) -> None:
+    doc = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    async with site.client().send("GET", "/api/openapi.json") as served:
+        assert await served.json() == doc
+    data = site.data
+    path_values = {"call_id": data.ivan_call_id, "recording_id": data.ivan_recording_id, "client_id": data.ivan_client_id}
+    bodies: dict[tuple[str, str], Any] = {
+        ("post", "/api/login"): {"username": "olga", "password": PASSWORD},
+        ("post", "/api/calls/originate"): {"client_id": data.ivan_client_id},
+        ("patch", "/api/clients/{client_id}"): {"notes": "Called about the price list"},
+        ("put", "/api/routing/rules"): {"max_waiting": 3},
+    }
+    olga = await site.signed_in("olga")
+    stranger = site.client()
+    await stranger.prime()
+    checked = 0
+    # Sign-out last: it ends the session the rest of the walk uses.
+    operations = sorted(
+        ((path, method, op) for path, item in doc["paths"].items() for method, op in item.items()),
+        key=lambda t: t[0] == "/api/logout",
+    )
+    for path, method, op in operations:
+        url = path.format(**path_values)
+        documented = op["responses"]
+        if path == "/api/live":
+            async with olga.http.ws_connect(url) as ws:
+                first = await ws.receive_json()
+            assert "101" in documented
+            assert not conforms(first, doc["components"]["schemas"]["Live"], doc)
+            checked += 1
+            continue
+        client = site.client() if path == "/api/login" else olga
+        if path == "/api/login":
+            await client.prime()
+        async with client.send(method.upper(), url, json=bodies.get((method, path))) as response:
+            status = str(response.status)
+            assert status in documented, f"{method.upper()} {path} answered {status}, documented {sorted(documented)}"
+            content = documented[status].get("content", {})
+            if content:
+                media = response.content_type
+                assert media in content, f"{method.upper()} {path}: {media} not in {sorted(content)}"
+                if media == "application/json":
+                    problems = conforms(await response.json(), content[media]["schema"], doc)
+                    assert not problems, f"{method.upper()} {path}: {problems[:5]}"
+        # Without a session, everything but the public routes says 401.
+        if op.get("security") != [] and path != "/api/logout":
+            async with stranger.send(method.upper(), url, json=bodies.get((method, path))) as response:
+                assert response.status == 401 and "401" in documented, f"{method.upper()} {path} without a session"
+        checked += 1
+    assert checked == sum(len(item) for item in doc["paths"].values())
+
+
+async def test_every_api_route_is_documented(site: Site) -> None:
+    doc = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    documented = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}
+    app = site.app
+    served = {
+        (r.method, r.resource.canonical.replace(":\\d+", ""))
+        for r in app.router.routes()
+        if r.resource is not None and r.resource.canonical.startswith("/api/") and r.method != "HEAD"
+    }
+    assert served == documented
+
+
+async def test_kpi_figures_and_live_snapshot(site: Site) -> None:
+    olga = await site.signed_in("olga")
+    status, daily = await olga.json("GET", "/api/kpi", params={"from": "2026-11-26", "to": "2026-11-26"})
+    assert status == 200
+    department = next(r for r in daily["rows"] if r["manager"] is None)
+    assert department["offered"] == department["queue_answered"] + department["abandoned"] + department["short_abandoned"]
+    assert {r["manager"] for r in daily["rows"] if r["manager"]} >= {"202", "203"}
+    _, weekly = await olga.json("GET", "/api/kpi", params={"from": "2026-11-23", "to": "2026-11-29", "period": "week"})
+    week_department = next(r for r in weekly["rows"] if r["manager"] is None)
+    assert week_department["date"] == "2026-11-23" and week_department["offered"] == department["offered"]
+    _, leads = await olga.json("GET", "/api/kpi/lost-leads", params={"from": "2026-11-26", "to": "2026-11-26"})
+    numbers = {i["client_number"] for i in leads["items"]}
+    # Scenario 11's caller was called back; scenario 3's never was.
+    assert "+79161110003" in numbers and "+79163330001" not in numbers
+    manager = await site.signed_in("ivan")
+    assert (await manager.json("GET", "/api/kpi"))[0] == 403
+
+    ops = await site.signed_in("sergey")
+    status, snapshot = await ops.json("GET", "/api/live/snapshot")
+    assert status == 200
+    (call,) = snapshot["calls"]
+    assert call["client_number"].lstrip("+") == "79161110001"
+    assert call["manager"] == "203" and call["answered_at"]
+    lines = {m["extension"]: m["state"] for m in snapshot["managers"]}
+    assert lines["203"] == "in_call"
