@@ -81,6 +81,7 @@ def throughput(settings: EngineSettings, files: list[tuple[Path, float]], worker
 
 
 def main() -> int:
+    """Measure, print, and append the figures to RESULTS.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path,
                         default=Path(os.environ.get("PBXBRIDGE_SHARED", REPO_ROOT.parent / "shared" / "ami-traces")))

@@ -17,6 +17,9 @@ Other domains attach without editing this module:
   ``async stop()`` (started after the database, stopped before it);
 * a module ``pbxbridge.<domain>.daemon`` with ``attach(daemon)``, found by
   ``attach_domains``.
+
+``daemon.send_action(pbx, action)`` sends an AMI action (an Originate) over a
+PBX's session; ``daemon.links[pbx]`` holds that PBX's tracker and listener.
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ class SpeechRecording:
 
     @property
     def reference(self) -> str:
+        """The prompts' text, in the order they were spoken."""
         return " ".join(PROMPTS[name] for name in self.speech)
 
 
@@ -121,6 +122,7 @@ class CachedEngine:
         self._cache: dict[tuple[str, int | None], Transcript] = {}
 
     def transcribe(self, path: str | Path, channel: int | None = None) -> Transcript:
+        """The engine's transcript, computed once per file content and channel."""
         key = (hashlib.sha256(Path(path).read_bytes()).hexdigest(), channel)
         if key not in self._cache:
             self.runs += 1

@@ -71,7 +71,7 @@ def test_run_follows_a_simulated_pbx_until_sigterm(
         while len(journal(db_url)) < scripted:
             assert run.poll() is None, run.communicate()
             assert time.monotonic() < deadline, "the daemon wrote too few calls"
-            time.sleep(0.1)
+            time.sleep(0.25)
         code, _out, err = _stop(run)
         assert code == 0, err
         assert "logged in to AMI" in err and "pbxbridge daemon stopped" in err
@@ -128,3 +128,27 @@ def test_demo_pbx_keeps_making_new_calls(db_url: str, shared_dir: Path) -> None:
     }
     assert all(abs(r["talk_s"] - rows[0]["talk_s"]) < 0.01 for r in rows)
     assert len({r["started_at"] for r in rows}) == len(rows)
+
+
+def test_demo_command_fills_the_journal_from_the_bundled_calls(db_url: str) -> None:
+    demo = _pbxbridge(
+        "demo", "--speed", "50", "--db", db_url,
+        env={
+            "PBXBRIDGE_LOG__FORMAT": "text",
+            "PBXBRIDGE_WEB__PORT": str(_free_port()),
+            "PBXBRIDGE_ROUTING__AGI_PORT": str(_free_port()),
+        },
+    )
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while len(journal(db_url)) < 3:
+            assert demo.poll() is None, demo.communicate()
+            assert time.monotonic() < deadline, "the demo wrote too few calls"
+            time.sleep(0.2)
+    finally:
+        code, _out, err = _stop(demo)
+    assert code == 0, err
+    assert "demo mode" in err
+    rows = journal(db_url)
+    # The bundled recordings are found: the first call was answered and recorded.
+    assert rows[0]["status"] == "answered" and rows[0]["recording"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,34 @@ def test_custom_inbound_context(shared_dir: Path) -> None:
     settings = TrackerSettings(inbound_contexts=("from-carrier",))
     calls = track(shared_dir / "pjsip-01-inbound-ringall.ami", CallTracker(settings))
     assert [c.direction.value for c in calls] == ["inbound"]
+
+
+@pytest.mark.parametrize("scenario", ["02-inbound-second-agent", "04-inbound-overflow", "12-blind-transfer", "13-burst", "pjsip-01-inbound-ringall", "pjsip-02-click-to-call"])
+def test_saved_state_survives_a_restart(scenario: str, shared_dir: Path) -> None:
+    # A daemon killed mid-trace takes back its open calls from their saved
+    # snapshots and finishes them exactly as if it had never stopped.
+    frames = frames_of(shared_dir / f"{scenario}.ami")
+    whole = {c.linkedid: c for c in track(shared_dir / f"{scenario}.ami")}
+    for cut in range(0, len(frames), max(1, len(frames) // 7)):
+        before = CallTracker()
+        finished = []
+        for frame in frames[:cut]:
+            finished += before.feed(frame, 0.0)
+        saved = [json.loads(json.dumps(before.snapshot(lid))) for lid in before.take_dirty() if before.snapshot(lid)]
+        after = CallTracker()
+        for state in saved:
+            after.restore(state)
+        assert after.active_linkedids() == before.active_linkedids()
+        for frame in frames[cut:]:
+            finished += after.feed(frame, 0.0)
+        assert {c.linkedid: c for c in finished} == whole, f"cut at frame {cut}"
+        assert len(finished) == len(whole)
+
+
+def test_finished_calls_are_reported_dirty_so_their_snapshot_goes(shared_dir: Path) -> None:
+    tracker = CallTracker()
+    calls = track(shared_dir / "08-outbound-busy.ami", tracker)
+    (call,) = calls
+    assert call.linkedid in tracker.take_dirty()
+    assert tracker.snapshot(call.linkedid) is None
+    assert tracker.take_dirty() == set()

@@ -85,12 +85,16 @@ class _FrameProtocol(AMIProtocol):
         if self.version is None and self.decoder.banner:
             self.version = self.decoder.banner.partition("/")[2]
             log.info("[%s] PBX says %r", listener.name, self.decoder.banner)
-        if (listener.decode_stats.malformed_lines, listener.decode_stats.oversized_frames) != before:
-            log.warning("[%s] malformed AMI input: %s", listener.name, listener.decode_stats.errors[-1])
+        stats = listener.decode_stats
+        if (stats.malformed_lines, stats.oversized_frames) != before and _worth_logging(sum(before) + 1):
+            log.warning("[%s] malformed AMI input (%d lines, %d oversized frames so far): %s",
+                        listener.name, stats.malformed_lines, stats.oversized_frames, stats.errors[-1])
         for frame in frames:
             if "Event" not in frame and "Response" not in frame:
                 listener.stats.malformed_frames += 1
-                log.warning("[%s] AMI frame with neither Event nor Response ignored: %.120r", listener.name, frame)
+                if _worth_logging(listener.stats.malformed_frames):
+                    log.warning("[%s] AMI frame with neither Event nor Response ignored (%d so far): %.120r",
+                                listener.name, listener.stats.malformed_frames, frame)
                 continue
             message = Message(frame)
             # Message adds a 'content' key of its own; the frame as received is what consumers get.
@@ -101,6 +105,11 @@ class _FrameProtocol(AMIProtocol):
                 # Never let one frame take the connection down with it.
                 listener.stats.callback_errors += 1
                 log.exception("[%s] failed to handle AMI frame %.120r", listener.name, frame)
+
+
+def _worth_logging(count: int) -> bool:
+    # A PBX spewing garbage must not flood the log: the first few, then every thousandth.
+    return count <= 20 or count % 1000 == 0
 
 
 class _PbxManager(Manager):

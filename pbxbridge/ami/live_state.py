@@ -81,6 +81,10 @@ class LiveState:
         if handler is not None:
             handler(event)
         self._refresh_snapshots(event)
+        if name == "Rename" and event.get("Newname"):
+            chan = self.channels.get(event.get("Uniqueid", ""))
+            if chan is not None:
+                chan.fields["Channel"] = event["Newname"]
 
     def live_linkedids(self) -> set[str]:
         """Linkedids of calls that still have a channel up."""

@@ -168,7 +168,7 @@ class AmiSimulator:
         self.inject_after = dict(inject_after or {})
         # Hold the replay while nobody listens, so that no client misses events
         # between a drop and its reconnection; a real PBX would not wait.
-        self.hold_when_idle = hold_when_idle
+        self._hold_when_idle = hold_when_idle
         self.banner = self.traces[0].banner if self.traces else DEFAULT_BANNER
         self.state = LiveState()
         self.sessions: set[ClientSession] = set()
@@ -185,9 +185,21 @@ class AmiSimulator:
         }
         self._server: asyncio.Server | None = None
         self._replay_task: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
+        # Set while the replay may go on: someone listens, or nobody is waited for.
+        self._may_play = asyncio.Event()
         self._replayed = asyncio.Event()
         self._dropped = False
+        self._update_listening()
+
+    @property
+    def hold_when_idle(self) -> bool:
+        """Whether the replay waits while no client listens."""
+        return self._hold_when_idle
+
+    @hold_when_idle.setter
+    def hold_when_idle(self, value: bool) -> None:
+        self._hold_when_idle = value
+        self._update_listening()
 
     @property
     def port(self) -> int:
@@ -289,9 +301,9 @@ class AmiSimulator:
 
     async def _hold(self) -> bool:
         """Wait for a listening client if asked to; True if the replay waited."""
-        if not self.hold_when_idle or self._listening.is_set():
+        if self._may_play.is_set():
             return False
-        await self._listening.wait()
+        await self._may_play.wait()
         return True
 
     def _after_event(self) -> None:
@@ -319,10 +331,10 @@ class AmiSimulator:
         self._update_listening()
 
     def _update_listening(self) -> None:
-        if any(s.listening for s in self.sessions):
-            self._listening.set()
+        if not self._hold_when_idle or any(s.listening for s in self.sessions):
+            self._may_play.set()
         else:
-            self._listening.clear()
+            self._may_play.clear()
 
     # -- clients -----------------------------------------------------------
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from pbxbridge.calls.channels import ChannelName, local_partner, parse_channel
 from pbxbridge.calls.model import CallStatus, ClosedBy, Direction, FinishedCall
@@ -129,6 +130,13 @@ class _Call:
     member_names: dict[str, str] = field(default_factory=dict)
 
 
+_CALL_FIELDS = tuple(
+    f.name for f in fields(_Call) if f.name not in ("channels", "dials")
+)
+_CHANNEL_FIELDS = tuple(f.name for f in fields(_Channel) if f.name != "bridges")
+_DIAL_FIELDS = tuple(f.name for f in fields(_Dial))
+
+
 class CallTracker:
     """Pure: no I/O, no clock; feed it events with the time they were received."""
 
@@ -167,6 +175,8 @@ class CallTracker:
             "Rename": self._on_rename,
         }
         self._done: list[FinishedCall] = []
+        # Calls changed since take_dirty(): what a persisted snapshot must rewrite.
+        self._dirty: set[str] = set()
         self._ext_cache: dict[str, str | None] = {}
 
     # ------------------------------------------------------------------ API
@@ -203,6 +213,71 @@ class CallTracker:
 
     def active_linkedids(self) -> set[str]:
         return set(self._calls)
+
+    def reconcile_channels(self, listed: list[Event], seen: set[str], now: float) -> list[FinishedCall]:
+        """Bring the tracker in line with a CoreShowChannels answer.
+
+        ``listed`` are the CoreShowChannel events; ``seen`` the linkedids heard
+        in events while the list was on its way (alive even if not listed).
+        Channels the tracker missed (it started mid-call) are taken on, dated
+        from the channel's ``Duration``; channels it thinks open but Asterisk
+        no longer has are hung up; calls left with no channel are finished.
+        """
+        live_calls = {e.get("Linkedid", "") for e in listed} - {""}
+        live_uids = {e.get("Uniqueid", "") for e in listed} - {""}
+        for event in listed:
+            if event.get("Uniqueid") not in self._by_uid:
+                self._channel(event, now - _duration_s(event.get("Duration", "")))
+        out = [self._finish(c, ClosedBy.RECONCILE) for lid, c in list(self._calls.items())
+               if lid not in live_calls and lid not in seen]
+        for lid, call in list(self._calls.items()):
+            if lid in seen:
+                continue
+            for ch in call.channels.values():
+                if not ch.hung_up and ch.uid not in live_uids:
+                    ch.hung_up = True
+                    call.open_channels -= 1
+            if call.open_channels <= 0:
+                out.append(self._finish(call, ClosedBy.RECONCILE))
+        return out
+
+    def take_dirty(self) -> set[str]:
+        """Linkedids of open calls changed since the last call, and finished ones gone."""
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
+    def snapshot(self, linkedid: str) -> dict[str, Any] | None:
+        """An open call's whole state as JSON-ready data (None when not open)."""
+        call = self._calls.get(linkedid)
+        if call is None:
+            return None
+        data = {k: getattr(call, k) for k in _CALL_FIELDS}
+        data["channels"] = [
+            {k: (getattr(ch, k) if k != "name" else ch.name.raw) for k in _CHANNEL_FIELDS}
+            | {"bridges": sorted(ch.bridges)}
+            for ch in call.channels.values()
+        ]
+        data["dials"] = [{k: getattr(d, k) for k in _DIAL_FIELDS} for d in call.dials]
+        return data
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Take back an open call saved by snapshot() (after a restart)."""
+        linkedid = str(data["linkedid"])
+        if linkedid in self._calls or linkedid in self._finished:
+            return
+        call = _Call(**{k: data[k] for k in _CALL_FIELDS})
+        call.dials = [_Dial(**d) for d in data.get("dials", [])]
+        for raw in data.get("channels", []):
+            fields = {k: raw[k] for k in _CHANNEL_FIELDS if k != "name"}
+            ch = _Channel(name=parse_channel(raw["name"]), **fields)
+            ch.bridges = set(raw.get("bridges", []))
+            call.channels[ch.uid] = ch
+            if not ch.hung_up:
+                self._by_uid[ch.uid] = call
+                self._uid_by_name[ch.name.raw] = ch.uid
+            for bridge in ch.bridges:
+                self._bridges.setdefault(bridge, []).append(ch.uid)
+        self._calls[linkedid] = call
 
     def active_calls(self) -> list[dict[str, object]]:
         """A snapshot of calls in progress, for the wallboard."""
@@ -259,6 +334,7 @@ class CallTracker:
                 call.origin = uid
                 call.started_at = min(call.started_at, t)
         call.last_event_at = max(call.last_event_at, t)
+        self._dirty.add(call.linkedid)
         self._update_snapshot(ch, event, prefix)
         return ch
 
@@ -559,6 +635,8 @@ class CallTracker:
 
     def _finish(self, call: _Call, closed_by: ClosedBy, ended_at: float | None = None) -> FinishedCall:
         self._calls.pop(call.linkedid, None)
+        # Still reported by take_dirty(): its saved snapshot must go.
+        self._dirty.add(call.linkedid)
         for uid in call.channels:
             self._by_uid.pop(uid, None)
         for ch in call.channels.values():
@@ -853,6 +931,15 @@ def _event_time(event: Event, received_at: float) -> float:
         except ValueError:
             pass
     return received_at
+
+
+def _duration_s(text: str) -> float:
+    """CoreShowChannel's ``Duration: HH:MM:SS`` in seconds (0 when unreadable)."""
+    try:
+        h, m, sec = (int(x) for x in text.split(":"))
+    except ValueError:
+        return 0.0
+    return float(h * 3600 + m * 60 + sec)
 
 
 def _order_rings(first: dict[str, float]) -> list[str]:

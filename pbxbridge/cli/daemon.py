@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--fresh-ids", action="store_true",
                    help="give each pass new unique ids and linkedids, so repeats are new calls")
     p.add_argument("--retime", action="store_true", help="stamp events with the current time")
+    p.add_argument("--no-hold", action="store_true",
+                   help="play on while no client listens, as a real PBX would (default: wait for one)")
     p.add_argument("--username", default=None, help="AMI user clients must log in as (default: any)")
     p.add_argument("--secret", default=None, help="its secret")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -108,7 +110,7 @@ async def _simulate(args: argparse.Namespace) -> None:
     simulator = AmiSimulator(
         args.traces, speed=args.speed, host=args.host, port=args.port,
         username=args.username, secret=args.secret,
-        loop=args.loop, fresh_ids=args.fresh_ids, retime=args.retime,
+        loop=args.loop, fresh_ids=args.fresh_ids, retime=args.retime, hold_when_idle=not args.no_hold,
     )
     await simulator.start()
     # Scripts starting the simulator read the port from this line.

@@ -121,7 +121,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run one transcription worker."""
     config = config_or_exit(args)
     _logging()
-    upgrade(config.database.url)
+    # No schema upgrade here: N workers starting at once would race each
+    # other's migrations; `pbxbridge db upgrade` (or the daemon) does it.
     return asyncio.run(_worker(config, args))
 
 

@@ -399,46 +399,56 @@ class _Tally:
             self.clients.add(fact.client_key)
 
 
-def _tally_manager(ext: str, facts: Sequence[CallFact], leads: Sequence[LeadFact]) -> _Tally:
-    t = _Tally()
-    for f in facts:
-        if f.direction == INBOUND:
-            if ext in f.rang or f.manager == ext:
-                t.calls_in += 1
-            if f.manager == ext and f.answered:
-                t.answered += 1
-                t.talked(f)
-                t.worked(f)
-            elif ext in f.rang and ext not in f.transferred_to:
-                # A blind transfer rings its target too; that ring was no miss.
-                t.missed += 1
-                if not f.answered:
-                    t.missed_unanswered += 1
-            if ext in f.transferred_to:
-                t.transferred_in += 1
-            if f.unanswered_inbound:
-                if f.callback_by == ext and f.callback_s is not None:
-                    t.callbacks.append(f.callback_s)
-                # A lost caller counts against everyone whose handset rang.
-                if ext in f.rang:
-                    t.lost_leads += f.lost is True
-                    t.callbacks_pending += f.lost is None
-        elif f.direction == OUTBOUND and f.manager == ext:
-            t.calls_out += 1
+def _add_call(t: _Tally, ext: str, f: CallFact) -> None:
+    """Count one call towards the manager ``ext`` (one of the managers it involves)."""
+    if f.direction == INBOUND:
+        if ext in f.rang or f.manager == ext:
+            t.calls_in += 1
+        if f.manager == ext and f.answered:
+            t.answered += 1
+            t.talked(f)
             t.worked(f)
-            if f.answered:
-                t.outbound_answered += 1
-                t.talked(f)
-        elif f.direction == INTERNAL and ext in (f.manager, f.callee):
-            t.calls_internal += 1
-            if f.manager == ext or f.answered:
-                t.worked(f)
+        elif ext in f.rang and ext not in f.transferred_to:
+            # A blind transfer rings its target too; that ring was no miss.
+            t.missed += 1
+            if not f.answered:
+                t.missed_unanswered += 1
+        if ext in f.transferred_to:
+            t.transferred_in += 1
+        if f.unanswered_inbound:
+            if f.callback_by == ext and f.callback_s is not None:
+                t.callbacks.append(f.callback_s)
+            # A lost caller counts against everyone whose handset rang.
+            if ext in f.rang:
+                t.lost_leads += f.lost is True
+                t.callbacks_pending += f.lost is None
+    elif f.direction == OUTBOUND and f.manager == ext:
+        t.calls_out += 1
+        t.worked(f)
+        if f.answered:
+            t.outbound_answered += 1
+            t.talked(f)
+    elif f.direction == INTERNAL and ext in (f.manager, f.callee):
+        t.calls_internal += 1
+        if f.manager == ext or f.answered:
+            t.worked(f)
+
+
+def _tally_managers(facts: Sequence[CallFact], leads: Sequence[LeadFact]) -> dict[str, _Tally]:
+    """Every involved manager's tally, in one pass over the calls and leads."""
+    tallies: dict[str, _Tally] = {}
+    for f in facts:
+        people = _involved(f)
+        if f.callback_by:
+            people.add(f.callback_by)
+        for ext in people:
+            _add_call(tallies.setdefault(ext, _Tally()), ext, f)
     for lead in leads:
-        if lead.first_attempt_by == ext and lead.attempt_s is not None:
-            t.stl_attempt.append(lead.attempt_s)
-        if lead.first_answered_by == ext and lead.answered_s is not None:
-            t.stl_answered.append(lead.answered_s)
-    return t
+        if lead.first_attempt_by and lead.attempt_s is not None:
+            tallies.setdefault(lead.first_attempt_by, _Tally()).stl_attempt.append(lead.attempt_s)
+        if lead.first_answered_by and lead.answered_s is not None:
+            tallies.setdefault(lead.first_answered_by, _Tally()).stl_answered.append(lead.answered_s)
+    return tallies
 
 
 def _tally_department(facts: Sequence[CallFact], leads: Sequence[LeadFact]) -> _Tally:
@@ -549,21 +559,15 @@ def period_figures(
     ``facts`` are the calls that started in the period (a missed call carries its
     callback, wherever that fell); ``leads`` the leads that arrived in it.
     """
-    managers: set[str] = set()
-    for f in facts:
-        managers |= _involved(f)
-        if f.callback_by:
-            managers.add(f.callback_by)
-    for lead in leads:
-        managers |= {m for m in (lead.first_attempt_by, lead.first_answered_by) if m}
+    tallies = _tally_managers(facts, leads)
     norm = settings.daily_outbound_norm
     rows: dict[str, dict[str, Any]] = {}
-    for ext in sorted(managers):
-        row = _figures(_tally_manager(ext, facts, leads), norm)
+    for ext in sorted(tallies):
+        row = _figures(tallies[ext], norm)
         row.update({name: None for name in DEPARTMENT_ONLY})
         rows[ext] = row
     if facts or leads:
-        department = _figures(_tally_department(facts, leads), norm * len(managers))
+        department = _figures(_tally_department(facts, leads), norm * len(tallies))
         department["managers_meeting_norm"] = sum(
             1 for r in rows.values() if norm and r["calls_out"] >= norm
         )
@@ -579,15 +583,14 @@ def day_and_hours(
     """One business day's figures, and the same per local hour of the call's (lead's) start."""
     zone = settings.zone
     daily = period_figures(facts, leads, settings)
-    hours = {local_hour(f.started_at, zone) for f in facts} | {
-        local_hour(lead.arrived_at, zone) for lead in leads
-    }
+    facts_by_hour: dict[int, list[CallFact]] = {}
+    for f in facts:
+        facts_by_hour.setdefault(local_hour(f.started_at, zone), []).append(f)
+    leads_by_hour: dict[int, list[LeadFact]] = {}
+    for lead in leads:
+        leads_by_hour.setdefault(local_hour(lead.arrived_at, zone), []).append(lead)
     hourly = {
-        h: period_figures(
-            [f for f in facts if local_hour(f.started_at, zone) == h],
-            [lead for lead in leads if local_hour(lead.arrived_at, zone) == h],
-            settings,
-        )
-        for h in sorted(hours)
+        h: period_figures(facts_by_hour.get(h, []), leads_by_hour.get(h, []), settings)
+        for h in sorted(facts_by_hour.keys() | leads_by_hour.keys())
     }
     return daily, hourly

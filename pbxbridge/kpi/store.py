@@ -76,8 +76,8 @@ def fact_from_call(call: Any) -> CallFact:
     )
 
 
-def fact_from_row(row: CallFactRow) -> CallFact:
-    """A stored fact back as a CallFact."""
+def fact_from_row(row: Any) -> CallFact:
+    """A stored fact (ORM object or plain row) back as a CallFact."""
     return CallFact(
         call_id=row.call_id,
         direction=row.direction,
@@ -125,7 +125,7 @@ def _fact_values(fact: CallFact, settings: KpiSettings) -> dict[str, Any]:
     }
 
 
-def _lead_from_row(row: LeadRow) -> LeadFact:
+def _lead_from_row(row: Any) -> LeadFact:
     return LeadFact(
         client_id=row.client_id,
         arrived_at=row.arrived_at,
@@ -239,9 +239,12 @@ class KpiRecorder:
 
     async def recompute_day(self, session: AsyncSession, day: date) -> None:
         """Rewrite one business day's figures (per manager, per hour, department) from the facts."""
-        fact_rows = (await session.scalars(select(CallFactRow).where(CallFactRow.day == day))).all()
+        # Plain rows, not ORM objects: a busy day holds thousands of calls.
+        await session.flush()
+        facts_table, leads_table = CallFactRow.__table__, LeadRow.__table__
+        fact_rows = await session.execute(select(facts_table).where(facts_table.c.day == day))
         facts = [fact_from_row(r) for r in fact_rows]
-        lead_rows = (await session.scalars(select(LeadRow).where(LeadRow.day == day))).all()
+        lead_rows = await session.execute(select(leads_table).where(leads_table.c.day == day))
         leads = [_lead_from_row(r) for r in lead_rows] + await self._leads_without_calls(session, day)
         daily, hourly = day_and_hours(facts, leads, self.settings)
         await session.execute(delete(ManagerDayRow).where(ManagerDayRow.day == day))
@@ -333,18 +336,16 @@ class KpiRecorder:
     async def _leads_without_calls(self, session: AsyncSession, day: date) -> list[LeadFact]:
         """Lead cards made that day that nobody has called and who have not called in."""
         start, end = day_bounds(day, self.settings.zone)
-        called = select(CallFactRow.client_id).where(CallFactRow.client_id.is_not(None))
-        rows = (
-            await session.scalars(
-                select(Client).where(
-                    Client.is_lead.is_(True),
-                    Client.created_at >= utc(start),
-                    Client.created_at < utc(end),
-                    Client.id.not_in(called),
-                )
+        called = select(CallFactRow.call_id).where(CallFactRow.client_id == Client.id).exists()
+        rows = await session.execute(
+            select(Client.id, Client.created_at).where(
+                Client.is_lead.is_(True),
+                Client.created_at >= utc(start),
+                Client.created_at < utc(end),
+                ~called,
             )
-        ).all()
-        return [LeadFact(client_id=c.id, arrived_at=c.created_at.timestamp()) for c in rows]
+        )
+        return [LeadFact(client_id=client_id, arrived_at=created.timestamp()) for client_id, created in rows]
 
     def _after_commit(self, session: AsyncSession, outcome: _Outcome, is_new: bool) -> None:
         def fire(_session: Session) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,7 +46,8 @@ async def refresh_lines(
             log.info("%s refused: %s", name, got[0].get("Message", ""))
             continue
         frames += [f for f in got if "Event" in f]
-    lines.refresh(frames, now)
+    # The lists date channels only by their age: the PBX's clock is taken to be ours.
+    lines.refresh(frames, time.time() if now is None else now)
     if since_asked:
         lines.feed_all(since_asked)
     return len(frames)

@@ -27,6 +27,15 @@ from pbxbridge.ami.traces import event_timestamp, is_call_id_key, load_trace, wi
 
 ANSWERED_TRACE = "pjsip-02-click-to-call.ami"
 BUSY_TRACE = "pjsip-03-click-to-call-busy.ami"
+# The handsets of the lab the streams were captured in (its pjsip.conf caller ids), so that a
+# replayed click-to-call names the manager the other demo calls name for that extension.
+LAB_NAMES: dict[str, str] = {
+    "201": "Ivan Petrov",
+    "202": "Olga Smirnova",
+    "203": "Anna Kuznetsova",
+    "204": "Sergey Volkov",
+    "205": "Maria Orlova",
+}
 _HANDSET = re.compile(r"^(?:Local/(?P<local>[^@]+)@|(?:PJSIP|SIP|IAX2)/(?P<dev>[^-/@;]+))")
 
 
@@ -141,8 +150,9 @@ class OriginateSimulation:
     traces_dir: Path = field(default_factory=packaged_traces_dir)
     # Client numbers (digits, any form the Originate used) that answer busy.
     busy_numbers: Collection[str] = ()
-    # Managers' names by extension, to replace the captured manager's name.
-    names: Mapping[str, str] = field(default_factory=dict)
+    # Managers' names by extension, to replace the captured manager's name (an extension not
+    # listed is named by its number rather than by the captured manager's name).
+    names: Mapping[str, str] = field(default_factory=lambda: dict(LAB_NAMES))
     received: list[Frame] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _sequence: Iterator[int] = field(default_factory=lambda: itertools.count(900000))
@@ -179,7 +189,7 @@ class OriginateSimulation:
             client_digits=digits,
             action=action,
             minter=_IdMinter(self._sequence),
-            manager_name=self.names.get(extension),
+            manager_name=self.names.get(extension, extension),
         )
         task = asyncio.create_task(self._play(server, events), name=f"originate-{extension}-{exten}")
         self.tasks.add(task)

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.db.engine import WRITE
 from pbxbridge.transcription.lemmas import lemmatise
@@ -77,7 +78,7 @@ async def enqueue(session: AsyncSession, recording_ids: list[int], *, requeue: b
 
 
 async def enqueue_for_call(
-    session: AsyncSession, call_row: Call, finished_call: object = None, is_new: bool = True
+    session: AsyncSession, call_row: Call, finished_call: FinishedCall | None = None, is_new: bool = True
 ) -> None:
     """CallWriter hook: queue every recording with sound of a call just written."""
     # The writer may not have flushed the recordings yet; ask the database,

@@ -30,7 +30,7 @@ from pbxbridge.web.access import CALL_ROLES, calls_visible, load_call, load_clie
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body
 from pbxbridge.web.call_filters import CallQuery, conditions, parse_call_query
-from pbxbridge.web.context import ctx
+from pbxbridge.web.context import ctx, write_session
 from pbxbridge.web.errors import api_error
 from pbxbridge.web.tables import MANAGER
 from pbxbridge.web.users import SignedInUser
@@ -153,7 +153,7 @@ async def export_calls(request: web.Request) -> web.Response:
     writer.writerow(CSV_COLUMNS)
     for item in items:
         writer.writerow([_csv_cell(item.get(col)) for col in CSV_COLUMNS])
-    async with ctx(request).sessions() as db, db.begin():
+    async with write_session(ctx(request)) as db:
         record(db, request, user, "export_calls", None, rows=len(items), query=dict(request.query))
     return web.Response(
         body=buffer.getvalue().encode("utf-8-sig"),  # the BOM makes spreadsheet programs read UTF-8
@@ -205,9 +205,9 @@ async def originate(request: web.Request) -> web.Response:
         raise api_error(400, "extension: whose handset should ring? (the head passes one)")
     number = body.get("number")
     client_id = body.get("client_id")
-    async with context.sessions() as db, db.begin():
+    async with context.sessions() as db:
         if client_id is not None:
-            if not isinstance(client_id, int):
+            if not isinstance(client_id, int) or isinstance(client_id, bool):
                 raise api_error(400, "client_id must be an integer")
             client = await load_client(db, user, client_id)
             numbers = sorted(p.number for p in client.phones)
@@ -221,12 +221,16 @@ async def originate(request: web.Request) -> web.Response:
             raise api_error(400, "client_id is required")
         if not isinstance(number, str) or normalise_number(number, context.config.phone.default_region) is None:
             raise api_error(400, "number: not a phone number")
-        if context.originate is None:
-            raise api_error(503, "click-to-call needs the daemon's AMI connection")
-        record(db, request, user, "click_to_call", f"client:{client_id}" if client_id else None,
-               extension=str(extension), number=number)
+    if context.originate is None:
+        raise api_error(503, "click-to-call needs the daemon's AMI connection")
+    target = f"client:{client_id}" if client_id else None
     try:
         result = await context.originate(str(extension), number)
     except ClickToCallError as exc:
+        async with write_session(context) as db:
+            record(db, request, user, "click_to_call_refused", target, extension=str(extension), number=number,
+                   reason=str(exc))
         raise api_error(ORIGINATE_ERRORS.get(type(exc), 502), str(exc)) from None
+    async with write_session(context) as db:
+        record(db, request, user, "click_to_call", target, extension=str(extension), number=number)
     return web.json_response({"status": "ringing", "extension": str(extension), "number": number, **result}, status=202)

@@ -14,7 +14,7 @@ from pbxbridge.web.access import CALL_ROLES, calls_visible, clients_visible, loa
 from pbxbridge.web.api_calls import _names, _transcribed, call_item
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body
-from pbxbridge.web.context import ctx
+from pbxbridge.web.context import ctx, write_session
 from pbxbridge.web.errors import api_error
 from pbxbridge.web.tables import HEAD
 
@@ -113,7 +113,7 @@ async def update_client(request: web.Request) -> web.Response:
     unknown = set(body) - {"name", "notes", "is_lead", "responsible_manager"}
     if unknown:
         raise api_error(400, f"unknown field(s): {', '.join(sorted(unknown))}")
-    async with ctx(request).sessions() as db, db.begin():
+    async with write_session(ctx(request)) as db:
         client = await load_client(db, user, client_id)
         changed: dict[str, Any] = {}
         if "name" in body:

@@ -9,7 +9,7 @@ from aiohttp import web
 from pbxbridge.calls.tables import Recording
 from pbxbridge.web.access import CALL_ROLES, load_call, require_user
 from pbxbridge.web.audit import record
-from pbxbridge.web.context import ctx
+from pbxbridge.web.context import ctx, write_session
 from pbxbridge.web.errors import api_error
 
 routes = web.RouteTableDef()
@@ -43,12 +43,12 @@ async def audio(request: web.Request) -> web.StreamResponse:
         path = recording_file(context.recordings_root, rec.path)
         if path is None:
             raise api_error(404, "the recording's file is not under the recordings root")
-        key = (user.id, recording_id)
-        now = context.clock()
-        if now - context.listens.get(key, -LISTEN_DEDUP_S) >= LISTEN_DEDUP_S:
-            context.listens[key] = now
+    key = (user.id, recording_id)
+    now = context.clock()
+    if now - context.listens.get(key, -LISTEN_DEDUP_S) >= LISTEN_DEDUP_S:
+        context.listens[key] = now
+        async with write_session(context) as db:
             record(db, request, user, "listen", f"recording:{recording_id}", call_id=rec.call_id)
-            await db.commit()
     response = web.FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
     response.content_type = CONTENT_TYPES.get((rec.format or path.suffix.lstrip(".")).lower(), "application/octet-stream")
     return response

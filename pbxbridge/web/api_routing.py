@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pbxbridge.routing.rules import RulesError, get_rules, rules_from_config, set_rules
+from pbxbridge.routing.rules import RulesError, get_rules, load_rules, rules_from_config, rules_from_json, store_rules
 from pbxbridge.web.access import RULES_ROLES, require_user
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body
-from pbxbridge.web.context import ctx
+from pbxbridge.web.context import ctx, write_session
 from pbxbridge.web.errors import api_error
 
 routes = web.RouteTableDef()
@@ -34,9 +34,11 @@ async def replace_rules(request: web.Request) -> web.Response:
     body = await json_body(request)
     context = ctx(request)
     try:
-        rules = await set_rules(context.sessions, body, _defaults(request))
+        # The rules service's own steps, in one transaction with the audit entry.
+        async with write_session(context) as db:
+            rules = rules_from_json(body, await load_rules(db, _defaults(request)))
+            await store_rules(db, rules)
+            record(db, request, user, "change_routing_rules", "routing", changed=sorted(body))
     except RulesError as exc:
         raise api_error(422, "invalid routing rules", problems=exc.problems) from None
-    async with context.sessions() as db, db.begin():
-        record(db, request, user, "change_routing_rules", "routing", changed=sorted(body))
     return web.json_response(rules.to_json())

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from pbxbridge.web.access import require_user
 from pbxbridge.web.audit import client_address, record
-from pbxbridge.web.context import SESSION, USER, ctx
+from pbxbridge.web.context import SESSION, USER, ctx, write_session
 from pbxbridge.web.errors import api_error
 from pbxbridge.web.middleware import set_csrf_cookie
 from pbxbridge.web.pages import render_login
@@ -34,7 +34,7 @@ async def _sign_in(request: web.Request, username: str, password: str) -> Sessio
     wait = context.throttle.retry_after(username, address)
     if wait > 0:
         raise SignInRefused(wait)
-    async with context.sessions() as db, db.begin():
+    async with write_session(context) as db:
         user = await authenticate(db, username, password)
         if user is None:
             context.throttle.failed(username, address)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.config import Config
+from pbxbridge.db.engine import WRITE
 from pbxbridge.web.sessions import SessionSigner
 from pbxbridge.web.throttle import LoginThrottle
 
@@ -56,6 +58,19 @@ SESSION: web.RequestKey[Any] = web.RequestKey("pbxbridge_session", object)
 def secret_key(config: Config) -> str:
     """The configured key, or a random one (sessions then end when the process does)."""
     return config.web.secret_key or secrets.token_urlsafe(48)
+
+
+@contextlib.asynccontextmanager
+async def write_session(context: WebContext) -> AsyncIterator[AsyncSession]:
+    """A session in a transaction that will write: committed on success, rolled back on error.
+
+    On SQLite the write lock is taken up front; a transaction that reads first
+    and writes later would otherwise fail at once against the call writer
+    instead of waiting its turn.
+    """
+    async with context.sessions() as session, session.begin():
+        await session.connection(execution_options=WRITE)
+        yield session
 
 
 def ctx(request: web.Request) -> WebContext:

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from pbxbridge.web.access import load_call, load_client
 from pbxbridge.web.context import SESSION, USER, ctx
-from pbxbridge.web.sessions import CSRF_COOKIE, CSRF_FIELD
+from pbxbridge.web.middleware import set_csrf_cookie
+from pbxbridge.web.sessions import CSRF_COOKIE, CSRF_FIELD, new_token
 from pbxbridge.web.tables import HEAD, MANAGER, OPS
 from pbxbridge.web.users import SignedInUser
 
@@ -82,12 +83,7 @@ def layout(
 
 def render_login(request: web.Request, next_url: str = "/", error: str = "", username: str = "") -> web.Response:
     """The sign-in form, with the anonymous CSRF token in a hidden field."""
-    token = request.cookies.get(CSRF_COOKIE, "")
-    response = None
-    if not token:
-        from pbxbridge.web.sessions import new_token
-
-        token = new_token()
+    token = request.cookies.get(CSRF_COOKIE) or new_token()
     problem = f'<p class="error" role="alert">{_esc(error)}</p>' if error else ""
     body = f"""<section class="login card">
 <h1>Sign in</h1>{problem}
@@ -100,22 +96,21 @@ def render_login(request: web.Request, next_url: str = "/", error: str = "", use
 </form></section>"""
     response = layout(request, "Sign in", body)
     if not request.cookies.get(CSRF_COOKIE):
-        from pbxbridge.web.middleware import set_csrf_cookie
-
         set_csrf_cookie(request, response, token)
     return response
 
 
-def forbidden_page(request: web.Request, message: str) -> web.Response:
+def forbidden_page(request: web.Request, message: str, title: str = "Not yours") -> web.Response:
     """A 403 page in the site's layout."""
-    body = f'<section class="card narrow"><h1>Not yours</h1><p>{_esc(message)}</p><p><a href="/">Back</a></p></section>'
+    body = f'<section class="card narrow"><h1>{_esc(title)}</h1><p>{_esc(message)}</p><p><a href="/">Back</a></p></section>'
     return layout(request, "Forbidden", body, status=403)
 
 
 def _user(request: web.Request, *roles: str) -> SignedInUser:
     user: SignedInUser = request[USER]
     if roles and user.role not in roles:
-        raise web.HTTPForbidden(text="Your role may not open this page.")
+        page = forbidden_page(request, "Your role may not open this page.", title="Not for your role")
+        raise web.HTTPForbidden(text=page.text, content_type="text/html")
     return user
 
 

@@ -7,12 +7,14 @@
   const clientId = document.body.dataset.clientId;
   const isHead = PBX.role === "head";
 
-  async function callNow(number, button) {
+  async function callNow(number, button, ringSelect) {
     button.disabled = true;
     try {
       const body = { client_id: Number(clientId), number };
+      if (ringSelect) body.extension = ringSelect.value;
       const res = await api("/api/calls/originate", { method: "POST", json: body });
-      notice(`Ringing your handset (ext ${res.extension}); the client ${res.number} is dialled when you pick up.`, "ok");
+      notice(`Ringing ext ${res.extension}${PBX.extension === res.extension ? " (your handset)" : ""}; `
+             + `the client ${res.number} is dialled when it is picked up.`, "ok");
     } catch (err) {
       notice(`Could not place the call: ${err.message}`, "error");
     } finally {
@@ -76,8 +78,12 @@
     });
     const numbers = el("ul", { class: "numbers" }, card.numbers.map((n) => {
       const button = el("button", { type: "button", class: "primary call-button", dataset: { number: n } }, "Call");
-      button.addEventListener("click", () => callNow(n, button));
-      return el("li", {}, el("span", { class: "number" }, n), button);
+      // The head of sales has no handset of their own: they pick whose rings.
+      const ring = isHead ? el("select", { "aria-label": "Ring the handset of" },
+        managers.map((m) => el("option", { value: m.extension, selected: m.extension === card.responsible_manager },
+                               managerLabel(m.extension, m.name)))) : null;
+      button.addEventListener("click", () => callNow(n, button, ring));
+      return el("li", {}, el("span", { class: "number" }, n), ring, button);
     }));
     clear(root,
       el("p", { class: "crumbs" }, el("a", { href: "/clients" }, "Clients"), " / ", card.name || card.numbers[0] || "card"),

@@ -19,6 +19,9 @@
       el("section", { class: "card flush" }, el("h2", { class: "pad" }, "Callers waiting"), waiting)));
 
   let snapshot = null;
+  let names = {};
+  PBX.api("/api/managers").then((d) => { names = Object.fromEntries(d.items.map((m) => [m.extension, m.name])); render(); })
+    .catch(() => {});
   let receivedAt = 0;
 
   function elapsed(seconds) {
@@ -37,6 +40,7 @@
       .map(([label, value, kind]) => el("div", { class: "tile " + kind }, el("div", { class: "value" }, String(value)), el("div", { class: "label" }, label))));
     clear(managers, s.managers.length ? s.managers.map((m) => el("div", { class: "line line-" + m.state, dataset: { extension: m.extension } },
       el("div", { class: "ext" }, m.extension),
+      el("div", { class: "name" }, names[m.extension] || "\u00a0"),
       el("div", { class: "state" }, STATE_TEXT[m.state] || m.state),
       el("div", { class: "since" }, m.since_s !== null ? elapsed(m.since_s) : (m.queues || []).join(", "))))
       : el("p", { class: "muted" }, "No line seen yet."));
