@@ -15,7 +15,6 @@ from pbxbridge.app import Daemon
 from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
 from pbxbridge.kpi.daemon import KpiComponent, attach
 from pbxbridge.kpi.live import LiveLine
-from pbxbridge.kpi.service import KpiService
 from tests.fixtures_ami import wait_until
 from tests.fixtures_kpi import day_figures
 
@@ -57,7 +56,7 @@ def test_callers_waiting_follow_the_queue(shared_dir: Path) -> None:
 def test_daemon_keeps_kpis_as_calls_end(db_url: str, shared_dir: Path) -> None:
     traces = ["03-inbound-abandoned.ami", "11-missed-then-callback.ami"]
 
-    async def go() -> tuple[dict[Any, dict[str, Any]], str, list[Any], list[Any], KpiService]:
+    async def go() -> tuple[dict[Any, dict[str, Any]], str, list[Any], list[Any]]:
         sim = AmiSimulator([shared_dir / t for t in traces], speed=0, username=USER, secret=SECRET)
         await sim.start()
         config = Config(
@@ -83,12 +82,12 @@ def test_daemon_keeps_kpis_as_calls_end(db_url: str, shared_dir: Path) -> None:
             clock = component.line.clock(now)
             assert clock is not None
             later = component.tick(now + (risk.lost_at - 300 - clock))
-            return await day_figures(db_url, service), text, [risk], later, service
+            return await day_figures(db_url, service), text, [risk], later
         finally:
             await daemon.stop()
             await sim.stop()
 
-    day, text, (risk,), later, service = asyncio.run(go())
+    day, text, (risk,), later = asyncio.run(go())
     assert later == [risk]
     d = day[None]
     # 03: abandoned after 14..16 s; 11: abandoned after 9..11 s, called back by 202 23..28 s later.

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from pathlib import Path
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -34,7 +35,7 @@ def test_kpi_command_json_and_csv(db_url: str, shared_dir: Path, capsys: pytest.
     lines = run_cli(capsys, "kpi", *day, "--json").splitlines()
     rows = [json.loads(line) for line in lines]
     assert all(set(REQUIRED) <= set(row) for row in rows)
-    assert all(set(f.name for f in FIGURES) <= set(row) for row in rows)
+    assert all({f.name for f in FIGURES} <= set(row) for row in rows)
     # The department's row closes the day, manager null.
     department = rows[-1]
     assert department["manager"] is None and department["date"] == "2026-11-26"

@@ -16,7 +16,15 @@ from pbxbridge.kpi.alerts import LeadAtRisk
 from pbxbridge.kpi.definitions import KpiSettings
 from pbxbridge.kpi.report import read_figures
 from pbxbridge.kpi.service import KpiService
-from tests.fixtures_kpi import LOCAL_LAB, PJSIP_LAB, TRACE_DAY, calls_of, day_figures, push, snapshot
+from tests.fixtures_kpi import (
+    LOCAL_LAB,
+    PJSIP_LAB,
+    TRACE_DAY,
+    calls_of,
+    day_figures,
+    push,
+    snapshot,
+)
 
 
 def within(value: float | None, low: float, high: float) -> bool:

@@ -243,12 +243,19 @@ async def test_out_of_hours(sessions: async_sessionmaker[AsyncSession], shared_d
 async def test_unknown_number_is_a_new_lead_for_the_default_group(
     sessions: async_sessionmaker[AsyncSession], shared_dir: Path
 ) -> None:
-    lines, now = idle_lines(shared_dir)
+    # pjsip-01 then pjsip-02: 204 has just finished a click-to-call; 205 has not talked at all.
+    lines = LineStates()
+    lines.feed_all(trace_events(shared_dir, "pjsip-01-inbound-ringall"))
+    click = trace_events(shared_dir, "pjsip-02-click-to-call")
+    lines.feed_all(click)
+    now = float(click[-1]["Timestamp"])
+    assert lines.line("204").idle_since is not None and lines.line("205").idle_since is None
     await set_rules(sessions, {"groups": [SALES, {"name": "seniors", "members": ["204", "205"]}],
                                "default_group": "seniors", "policy": "longest_idle"})
     outcome = await ask(sessions, lines, now, "+7 926 999-99-99")
+    # No card for this number: a new lead, for the default group, whose longest idle is 205.
     assert outcome.variables["PBXB_ACTION"] == "dial"
-    assert outcome.variables["PBXB_EXT"] in ("204", "205")
+    assert outcome.variables["PBXB_EXT"] == "205"
     assert outcome.variables["PBXB_REASON"] == "colleague:no_manager"
     # A withheld number is routed the same way.
     withheld = await ask(sessions, lines, now, "anonymous")

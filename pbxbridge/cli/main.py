@@ -1,4 +1,4 @@
-"""Entry point: each domain registers its own subcommands."""
+"""pbxbridge: Asterisk/FreePBX sales calls on client cards, transcribed, searchable, measured."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "pbxbridge.cli.kpi",
     "pbxbridge.cli.routing",
     "pbxbridge.cli.web",
+    "pbxbridge.cli.service",
 )
 
 

@@ -13,7 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.clients.tables import Manager
-from pbxbridge.kpi.definitions import DEPARTMENT, FIGURE_KIND, FIGURE_NAMES, KpiSettings, iso_local
+from pbxbridge.kpi.definitions import (
+    DEPARTMENT,
+    FIGURE_KIND,
+    FIGURE_NAMES,
+    KpiSettings,
+    iso_local,
+)
 from pbxbridge.kpi.tables import ManagerDayRow, ManagerHourRow
 
 KEY_FIELDS = ("date", "manager", "manager_name")
@@ -32,22 +38,22 @@ async def read_figures(
     ``manager`` None for the department's row; a manager filter leaves the department out.
     """
     settings = settings or KpiSettings()
-    table = ManagerHourRow if hourly else ManagerDayRow
-    query = select(table).where(table.day >= day_from, table.day <= day_to)
+    table = (ManagerHourRow if hourly else ManagerDayRow).__table__
+    query = select(table).where(table.c.day >= day_from, table.c.day <= day_to)
     if manager is not None:
-        query = query.where(table.manager == manager)
-    rows = (await session.scalars(query)).all()
+        query = query.where(table.c.manager == manager)
+    rows = (await session.execute(query)).mappings().all()
     names = {ext: name for ext, name in await session.execute(select(Manager.extension, Manager.name))}
     out: list[dict[str, Any]] = []
     for row in sorted(rows, key=lambda r: _order(r, hourly)):
-        item: dict[str, Any] = {"date": row.day.isoformat()}
+        item: dict[str, Any] = {"date": row["day"].isoformat()}
         if hourly:
-            item["hour"] = row.hour
-        is_department = row.manager == DEPARTMENT
-        item["manager"] = None if is_department else row.manager
-        item["manager_name"] = None if is_department else names.get(row.manager)
+            item["hour"] = row["hour"]
+        is_department = row["manager"] == DEPARTMENT
+        item["manager"] = None if is_department else row["manager"]
+        item["manager_name"] = None if is_department else names.get(row["manager"])
         for name in FIGURE_NAMES:
-            value = getattr(row, name)
+            value = row[name]
             item[name] = iso_local(value, settings.zone) if FIGURE_KIND[name] == "time" else value
         out.append(item)
     return out
@@ -55,8 +61,8 @@ async def read_figures(
 
 def _order(row: Any, hourly: bool) -> tuple[Any, ...]:
     # The department's line closes each day (or hour), after its managers.
-    hour = row.hour if hourly else 0
-    return (row.day, hour, row.manager == DEPARTMENT, row.manager)
+    hour = row["hour"] if hourly else 0
+    return (row["day"], hour, row["manager"] == DEPARTMENT, row["manager"])
 
 
 def as_json_lines(rows: Sequence[dict[str, Any]]) -> str:

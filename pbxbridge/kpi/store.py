@@ -196,9 +196,9 @@ class KpiRecorder:
         await session.flush()
         clock = await self._clock(session)
         outcome = _Outcome(fact=fact)
-        for key in keys - {None}:
+        for key in sorted(k for k in keys if k is not None):
             days |= await self._relink_client(session, key, clock, outcome)
-        for client_id in clients - {None}:
+        for client_id in sorted(c for c in clients if c is not None):
             days |= await self._refresh_lead(session, client_id)
         days |= await self._close_windows(session, clock)
         for day in sorted(days):
@@ -247,8 +247,8 @@ class KpiRecorder:
         lead_rows = await session.execute(select(leads_table).where(leads_table.c.day == day))
         leads = [_lead_from_row(r) for r in lead_rows] + await self._leads_without_calls(session, day)
         daily, hourly = day_and_hours(facts, leads, self.settings)
-        await session.execute(delete(ManagerDayRow).where(ManagerDayRow.day == day))
-        await session.execute(delete(ManagerHourRow).where(ManagerHourRow.day == day))
+        for table in (ManagerDayRow.__table__, ManagerHourRow.__table__):
+            await session.execute(delete(table).where(table.c.day == day))
         if daily:
             await session.execute(
                 insert(ManagerDayRow),

@@ -5,15 +5,26 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, Date, Float, ForeignKey, Index, Integer, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
-
-from pbxbridge.db.base import Base
-from pbxbridge.kpi.definitions import FIGURES
 
 # Calls and cards must exist before facts can point at them.
 from pbxbridge.calls.tables import Call  # noqa: F401
 from pbxbridge.clients.tables import Client  # noqa: F401
+from pbxbridge.db.base import Base
+from pbxbridge.kpi.definitions import FIGURES
 
 
 class CallFactRow(Base):
