@@ -1,4 +1,4 @@
-"""Routing test helpers: an AGI client that talks exactly as Asterisk does, line states from traces."""
+"""Routing test fixtures: an AGI client that talks exactly as Asterisk does, line states from traces."""
 
 from __future__ import annotations
 

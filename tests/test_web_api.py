@@ -148,6 +148,11 @@ async def test_each_role_signs_in_and_strangers_are_turned_away(site: Site) -> N
     assert (await manager.json("POST", "/api/logout"))[0] == 200
     assert (await manager.json("GET", "/api/me"))[0] == 401
 
+    # Behind an HTTPS proxy the cookies are marked Secure.
+    site.context.secure_cookies = True
+    response = await site.client().login("olga")
+    assert all("Secure" in c for c in response.headers.getall("Set-Cookie"))
+
 
 async def test_wrong_passwords_are_refused_then_throttled(site: Site) -> None:
     client = site.client()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pbxbridge.routing.rules import RulesError, get_rules, load_rules, rules_from_config, rules_from_json, store_rules
+from pbxbridge.routing.rules import RoutingRules, RulesError, get_rules, load_rules, rules_from_config, rules_from_json, store_rules
 from pbxbridge.web.access import RULES_ROLES, require_user
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body
@@ -14,7 +14,8 @@ from pbxbridge.web.errors import api_error
 routes = web.RouteTableDef()
 
 
-def _defaults(request: web.Request):  # type: ignore[no-untyped-def]
+def _defaults(request: web.Request) -> RoutingRules:
+    """The rules in force until someone saves their own: the [routing] settings."""
     config = ctx(request).config
     return rules_from_config(config.routing, config.kpi.timezone)
 

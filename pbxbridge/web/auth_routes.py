@@ -53,7 +53,7 @@ def _set_session(request: web.Request, response: web.StreamResponse, data: Sessi
         path="/",
         httponly=True,
         samesite="Lax",
-        secure=context.secure_cookies,
+        secure=context.secure_cookies or request.secure,
         max_age=SESSION_LIFETIME_S,
     )
     set_csrf_cookie(request, response, data.csrf)

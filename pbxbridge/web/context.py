@@ -37,7 +37,8 @@ class WebContext:
     # PBX name -> whether its AMI session is logged in.
     ami_status: Callable[[], dict[str, bool]] | None = None
     originate: Originate | None = None
-    # Set Secure on cookies (the site is served over HTTPS, here or at a proxy).
+    # Set Secure on cookies even over plain HTTP here (HTTPS ends at a reverse proxy);
+    # requests that arrive over HTTPS get it anyway.
     secure_cookies: bool = False
     clock: Callable[[], float] = time.time
     # (user id, recording id) -> when the listen was last written to the audit log.

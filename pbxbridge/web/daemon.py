@@ -30,7 +30,13 @@ class DaemonWeb:
     def __init__(self, daemon: Any) -> None:
         self.daemon = daemon
         pattern = daemon.config.pbx[0].extension_pattern if daemon.config.pbx else r"^\d{2,5}$"
-        self.board = LiveBoard(self._active_calls, pattern)
+        # With routing attached, its line states (refreshed after every login) and its
+        # click-to-call are the ones to use; without it the web app keeps its own.
+        self.routing = getattr(daemon, "routing", None)
+        lines = None
+        if self.routing is not None:
+            lines = {name: feed.lines for name, feed in self.routing.feeds.items()}
+        self.board = LiveBoard(self._active_calls, pattern, lines)
         self.click_to_call: dict[str, ClickToCall] = {}
         self.server: WebServer | None = None
 
@@ -38,7 +44,7 @@ class DaemonWeb:
         return [call for link in self.daemon.links.values() for call in link.tracker.active_calls()]
 
     def on_event(self, pbx: str, event: dict[str, str]) -> None:
-        """Daemon event subscriber: the wallboard and click-to-call follow every PBX."""
+        """Daemon event subscriber: the wallboard and (without routing) click-to-call follow every PBX."""
         self.board.on_event(pbx, event)
         placer = self.click_to_call.get(pbx)
         if placer is not None:
@@ -67,6 +73,8 @@ class DaemonWeb:
         # Managers' handsets are on the first PBX (the sales department's).
         pbx = config.pbx[0].name
         placer = self.click_to_call.get(pbx)
+        if placer is None and self.routing is not None:
+            placer = self.routing.click_to_call.get(pbx)
         if placer is None:
             link = self.daemon.links.get(pbx)
             if link is None or link.listener is None:

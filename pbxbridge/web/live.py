@@ -18,10 +18,17 @@ PUSH_DELAY_S = 0.2
 class LiveBoard:
     """Fed by the daemon's event subscribers; browsers subscribe over the /api/live WebSocket."""
 
-    def __init__(self, active_calls: ActiveCalls, extension_pattern: str = r"^\d{2,5}$") -> None:
+    def __init__(
+        self,
+        active_calls: ActiveCalls,
+        extension_pattern: str = r"^\d{2,5}$",
+        lines: dict[str, LineStates] | None = None,
+    ) -> None:
         self._active_calls = active_calls
         self._pattern = extension_pattern
-        self.lines: dict[str, LineStates] = {}
+        # Lines kept by another part (routing's, refreshed after each login) are only read here.
+        self._own_lines = lines is None
+        self.lines: dict[str, LineStates] = lines if lines is not None else {}
         # The PBX's clock (latest event Timestamp): durations are measured against it.
         self.pbx_now: float = 0.0
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
@@ -31,10 +38,11 @@ class LiveBoard:
 
     def on_event(self, pbx: str, event: Frame) -> None:
         """Daemon event subscriber: keep the lines' states and tell the browsers."""
-        states = self.lines.get(pbx)
-        if states is None:
-            states = self.lines[pbx] = LineStates(self._pattern)
-        states.feed(event)
+        if self._own_lines:
+            states = self.lines.get(pbx)
+            if states is None:
+                states = self.lines[pbx] = LineStates(self._pattern)
+            states.feed(event)
         try:
             self.pbx_now = max(self.pbx_now, float(event.get("Timestamp", "0")))
         except ValueError:

@@ -23,7 +23,7 @@ from pbxbridge.web.sessions import (
     tokens_match,
 )
 from pbxbridge.web.tables import User
-from pbxbridge.web.users import password_tag, signed_in
+from pbxbridge.web.users import SignedInUser, password_tag, signed_in
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ async def session(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
-async def _load_user(request: web.Request, data: SessionData):  # type: ignore[no-untyped-def]
+async def _load_user(request: web.Request, data: SessionData) -> SignedInUser | None:
     async with ctx(request).sessions() as db:
         row = (await db.execute(select(User).where(User.id == data.user_id))).scalar_one_or_none()
     # A changed password (or a deleted user) ends every session issued before.
@@ -133,7 +133,7 @@ async def _load_user(request: web.Request, data: SessionData):  # type: ignore[n
 def set_csrf_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
     """The script-readable copy of the CSRF token."""
     response.set_cookie(
-        CSRF_COOKIE, token, path="/", httponly=False, samesite="Lax", secure=ctx(request).secure_cookies
+        CSRF_COOKIE, token, path="/", httponly=False, samesite="Lax", secure=ctx(request).secure_cookies or request.secure
     )
 
 

@@ -86,10 +86,11 @@ class DaemonThread:
             PbxConfig(name="main", host="127.0.0.1", port=self.simulator.port),
             PbxConfig(name="lab", host="127.0.0.1", port=self.lab_port),
         ]
-        self.config = dataclasses.replace(self.config, pbx=pbxes)
+        routing = dataclasses.replace(self.config.routing, agi_port=_free_port())
+        self.config = dataclasses.replace(self.config, pbx=pbxes, routing=routing)
         self.daemon = Daemon(self.config, listener_options={"backoff_initial_s": 0.2, "backoff_cap_s": 1.0})
-        # The web app alone: transcription workers and the rest have their own tests.
-        attach_domains(self.daemon, ("pbxbridge.web.daemon",))
+        # Routing (line states, click-to-call) and the web app; transcription workers have their own tests.
+        attach_domains(self.daemon, ("pbxbridge.routing.daemon", "pbxbridge.web.daemon"))
         await self.daemon.start()
 
     def run(self, coro: Any, timeout: float = 30) -> Any:
