@@ -1,8 +1,15 @@
 """The composition root: builds the daemon's parts and starts them in a fixed order.
 
 Start: database schema -> call writer -> attached components (web, workers)
--> one call tracker and AMI listener per PBX. Stop runs the other way round,
-writing every call already finished before the database is let go.
+-> one call tracker per PBX, given back the calls that were in progress when
+the daemon last stopped -> one AMI listener per PBX. Stop runs the other way
+round, writing every call already finished and saving those still in
+progress before the database is let go.
+
+Under systemd (``Type=notify``) the daemon says READY=1 once the schema is
+migrated and every PBX's AMI session is logged in, keeps STATUS= up to date,
+pings the watchdog while its event loop and call writer are healthy, and says
+STOPPING=1 when asked to stop.
 
 Other domains attach without editing this module:
 
@@ -38,7 +45,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pbxbridge.ami.frames import Frame
-from pbxbridge.ami.listener import AmiListener
+from pbxbridge.ami.listener import AmiListener, ListenerState
 from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.replay import tracker_settings
 from pbxbridge.calls.store import AfterWriteHook, CallWriter
@@ -46,6 +53,9 @@ from pbxbridge.calls.tables import Call
 from pbxbridge.calls.tracker import CallTracker
 from pbxbridge.config import Config, PbxConfig
 from pbxbridge.db.engine import make_engine, session_factory, upgrade_async
+from pbxbridge.service import logging as service_logging
+from pbxbridge.service import systemd
+from pbxbridge.service.open_calls import OpenCallStore, forget_written
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +86,9 @@ MAX_ATTEMPTS_ON_ERROR = 5
 STOP_FLUSH_TIMEOUT_S = 30.0
 # How long the PBX may take to list its channels after a reconnect.
 CATCH_UP_TIMEOUT_S = 30.0
+# How often calls in progress are saved: what a crash can lose is at most
+# this much of the PBX's events (a reconnect's channel list mends the rest).
+SAVE_INTERVAL_S = 0.2
 
 
 class Component(Protocol):
@@ -96,11 +109,18 @@ class PbxLink:
     events: int = 0
     # The PBX's clock as of the latest event, for closing calls that vanished.
     last_event_at: float | None = None
+    # Whether this PBX stamps its events (timestampevents=yes): then frames
+    # without a stamp (login greetings, list answers) do not move its clock.
+    stamps_events: bool = False
     # Linkedids seen while a channel list is on its way (see Daemon._catch_up).
     seen_while_asking: set[str] | None = None
     reconciled_calls: int = 0
     # Completed catch-ups (one per login whose channel list arrived).
     catch_ups: int = 0
+    # Calls taken back from the database at start.
+    restored_calls: int = 0
+    # Changed calls whose save failed (the database was away): saved next time.
+    unsaved: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -110,6 +130,8 @@ class DaemonStats:
     calls_failed: int = 0
     write_retries: int = 0
     subscriber_errors: int = 0
+    open_call_saves: int = 0
+    open_call_save_errors: int = 0
     by_pbx: dict[str, int] = field(default_factory=dict)
 
 
@@ -122,8 +144,10 @@ class Daemon:
         *,
         listener_options: dict[str, Any] | None = None,
         retry_initial_s: float = 0.5,
+        save_interval_s: float = SAVE_INTERVAL_S,
     ) -> None:
         self.config = config
+        self.save_interval_s = save_interval_s
         # First pause before writing a call again after the database failed.
         self.retry_initial_s = retry_initial_s
         # Passed to every AmiListener (ping interval, backoff); tests shorten them.
@@ -137,10 +161,24 @@ class Daemon:
         self.engine: AsyncEngine | None = None
         self.session_factory: async_sessionmaker[AsyncSession] | None = None
         self.writer: CallWriter | None = None
+        self.open_calls: OpenCallStore | None = None
         self._calls: asyncio.Queue[FinishedCall] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
+        self._saver_task: asyncio.Task[None] | None = None
+        self._service_tasks: list[asyncio.Task[None]] = []
         self._started_components: list[Component] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Finished calls not yet in the journal: their saved in-progress state
+        # is removed by the journal's own transaction, never by the saver.
+        self._unwritten: set[tuple[str, str]] = set()
+        # Saving calls in progress and writing finished ones take turns, so a
+        # save that read a call before it finished cannot land after its write.
+        self._db_turn = asyncio.Lock()
+        # When the write under way began (monotonic), for the watchdog.
+        self._write_began: float | None = None
+        self._last_progress: tuple[int, int, int, int] | None = None
+        self._status = ""
+        self.ready = False
 
     def add_component(self, component: Component) -> None:
         """Have ``component`` started with the daemon and stopped before the database."""
@@ -150,20 +188,35 @@ class Daemon:
 
     async def start(self) -> None:
         """Start everything, in order; on failure stop what was started."""
+        # Secrets must be hidden from the very first line that might show them.
+        service_logging.install(self.config)
         try:
             url = self.config.database.url
+            self._set_status("migrating the database")
             await upgrade_async(url)
             self.engine = make_engine(url)
             self.session_factory = session_factory(self.engine)
-            self.writer = CallWriter(self.session_factory, self.config, after_write=self.after_write)
+            self.open_calls = OpenCallStore(self.session_factory)
+            self.writer = CallWriter(
+                self.session_factory, self.config, after_write=[*self.after_write, forget_written]
+            )
             self._writer_task = asyncio.create_task(self._write_calls(), name="call-writer")
             for component in self.components:
                 await component.start()
                 self._started_components.append(component)
             for pbx in self.config.pbx:
                 link = PbxLink(pbx, CallTracker(tracker_settings(pbx)))
-                link.listener = self._listener_for(link)
                 self.links[pbx.name] = link
+                await self._restore_open_calls(link)
+            self._saver_task = asyncio.create_task(self._save_periodically(), name="open-call-saver")
+            self._service_tasks.append(asyncio.create_task(self._announce_ready(), name="sd-notify-ready"))
+            interval = systemd.watchdog_interval()
+            if interval:
+                self._service_tasks.append(
+                    asyncio.create_task(self._watchdog(interval), name="sd-watchdog")
+                )
+            for link in self.links.values():
+                link.listener = self._listener_for(link)
                 await link.listener.start()
             log.info("pbxbridge daemon started: %d PBX(es), database %s",
                      len(self.links), self.engine.url.render_as_string(hide_password=True))
@@ -172,10 +225,22 @@ class Daemon:
             raise
 
     async def stop(self) -> None:
-        """Stop listening, write what is queued, stop components, close the database."""
+        """Stop listening, write what is queued, save calls in progress, stop components, close the database."""
+        systemd.stopping()
+        for task in self._service_tasks:
+            task.cancel()
+        for task in self._service_tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._service_tasks.clear()
         for link in self.links.values():
             if link.listener is not None:
                 await link.listener.stop()
+        if self._saver_task is not None:
+            self._saver_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._saver_task
+            self._saver_task = None
         if self._writer_task is not None:
             try:
                 await asyncio.wait_for(self._calls.join(), STOP_FLUSH_TIMEOUT_S)
@@ -186,6 +251,10 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer_task
             self._writer_task = None
+        if self.open_calls is not None:
+            # What is still in progress now is what the next start takes back.
+            if not await self.save_open_calls():
+                log.error("calls in progress could not be saved: the database is unreachable")
         for task in list(self._tasks):
             task.cancel()
         while self._started_components:
@@ -215,6 +284,60 @@ class Daemon:
         """Finished calls waiting for the database."""
         return self._calls.qsize()
 
+    def healthy(self) -> bool:
+        """Whether the call writer and the saver run, and no database write is stuck."""
+        for task in (self._writer_task, self._saver_task):
+            if task is None or task.done():
+                return False
+        interval = systemd.watchdog_interval() or SAVE_INTERVAL_S
+        # A write may wait out a lock or an outage between attempts (that is
+        # healthy: a restart would not help); one attempt hanging is not.
+        began = self._write_began
+        return began is None or time.monotonic() - began < 2 * interval
+
+    # -- systemd ---------------------------------------------------------
+
+    def _set_status(self, text: str) -> None:
+        if text != self._status:
+            self._status = text
+            systemd.status(text)
+
+    def _ami_status(self) -> str:
+        parts = []
+        for name, link in self.links.items():
+            state = link.listener.state if link.listener is not None else ListenerState.STOPPED
+            parts.append(f"{name} {state}")
+        return "AMI " + ", ".join(parts) if parts else "no PBX configured"
+
+    def _on_listener_state(self, listener: AmiListener) -> None:
+        log.info("[%s] AMI %s", listener.name, listener.state, extra={"pbx": listener.name})
+        if self.ready:
+            self._set_status(self._ami_status())
+
+    async def _announce_ready(self) -> None:
+        """READY=1 once every PBX's AMI session has logged in (the schema is migrated by now)."""
+        self._set_status("logging in to AMI")
+        for link in self.links.values():
+            assert link.listener is not None
+            await link.listener.wait_for_logins(1)
+        self.ready = True
+        status = self._ami_status()
+        self._status = status
+        systemd.ready(status)
+        log.info("ready: %s", status)
+
+    async def _watchdog(self, interval: float) -> None:
+        """Ping systemd's watchdog while the daemon is healthy; a hung daemon gets restarted."""
+        was_healthy = True
+        while True:
+            healthy = self.healthy()
+            if healthy:
+                systemd.watchdog_ping()
+            elif was_healthy:
+                log.error("unhealthy (call writer stopped or stuck): no watchdog ping")
+            was_healthy = healthy
+            await asyncio.sleep(interval)
+
     # -- events ----------------------------------------------------------
 
     def _listener_for(self, link: PbxLink) -> AmiListener:
@@ -226,14 +349,19 @@ class Daemon:
         async def on_connected(listener: AmiListener) -> None:
             await self._catch_up(link, listener)
 
+        options = {"on_state": self._on_listener_state, **self.listener_options}
         return AmiListener(
             pbx.host, pbx.port, pbx.username, pbx.secret, on_event, on_connected,
-            name=pbx.name, **self.listener_options,
+            name=pbx.name, **options,
         )
 
     def _on_event(self, link: PbxLink, frame: Frame, received_at: float) -> None:
         link.events += 1
-        link.last_event_at = received_at
+        if "Timestamp" in frame:
+            link.stamps_events = True
+            link.last_event_at = received_at
+        elif not link.stamps_events:
+            link.last_event_at = received_at
         if link.seen_while_asking is not None:
             linkedid = frame.get("Linkedid") or frame.get("LinkedID")
             if linkedid:
@@ -244,7 +372,7 @@ class Daemon:
             self._notify(subscriber, link.config.name, frame)
 
     async def _catch_up(self, link: PbxLink, listener: AmiListener) -> None:
-        """After a (re)login: close the calls the PBX no longer has."""
+        """After a (re)login: take on channels missed, close the calls the PBX no longer has."""
         link.seen_while_asking = set()
         try:
             reply = await asyncio.wait_for(listener.send_action({"Action": "CoreShowChannels"}), CATCH_UP_TIMEOUT_S)
@@ -257,11 +385,12 @@ class Daemon:
             log.warning("[%s] CoreShowChannels refused (%s); not reconciling calls",
                         link.config.name, getattr(reply, "message", reply))
             return
-        live = {str(m.get("Linkedid", "")) for m in reply if m.get("Event") == "CoreShowChannel"} - {""}
+        listed = [dict(_frame_of(m)) for m in reply if m.get("Event") == "CoreShowChannel"]
+        live = {m.get("Linkedid", "") for m in listed} - {""}
         now = link.last_event_at if link.last_event_at is not None else time.time()
-        closed = link.tracker.reconcile(live | seen, now)
+        closed = link.tracker.reconcile_channels(listed, seen, now)
         log.info("[%s] PBX has %d call(s) up; %d call(s) it no longer knows closed",
-                 link.config.name, len(live), len(closed))
+                 link.config.name, len(live), len(closed), extra={"pbx": link.config.name})
         link.reconciled_calls += len(closed)
         link.catch_ups += 1
         for call in closed:
@@ -269,7 +398,85 @@ class Daemon:
 
     def _finished(self, call: FinishedCall) -> None:
         self.stats.calls_finished += 1
+        self._unwritten.add((call.pbx, call.linkedid))
         self._calls.put_nowait(call)
+
+    # -- calls in progress ---------------------------------------------------
+
+    async def _restore_open_calls(self, link: PbxLink) -> None:
+        """Give the tracker back the calls that were in progress when the daemon last stopped."""
+        assert self.open_calls is not None
+        name = link.config.name
+        states = await self.open_calls.load(name)
+        for state in states:
+            try:
+                link.tracker.restore(state)
+            except (KeyError, TypeError, ValueError) as exc:
+                # A state saved by an older tracker: the call is left to the
+                # reconnect's channel list and to its remaining events.
+                log.warning("[%s] saved call %s not restored (%s)", name, state.get("linkedid"), exc,
+                            extra={"pbx": name, "linkedid": state.get("linkedid")})
+                continue
+            link.restored_calls += 1
+            stamp = state.get("last_event_at")
+            if isinstance(stamp, (int, float)) and stamp and (link.last_event_at or 0) < stamp:
+                link.last_event_at = float(stamp)
+        if states:
+            log.info("[%s] %d call(s) in progress taken back from the database",
+                     name, link.restored_calls, extra={"pbx": name, "restored_calls": link.restored_calls})
+
+    async def save_open_calls(self) -> bool:
+        """Save every PBX's changed calls in progress now; False if the database refused."""
+        assert self.open_calls is not None
+        ok = True
+        async with self._db_turn:
+            for link in self.links.values():
+                changed = link.unsaved | link.tracker.take_dirty()
+                if not changed:
+                    continue
+                pbx = link.config.name
+                # A finished call's state goes with its journal write (forget_written).
+                states = {
+                    lid: state
+                    for lid in changed
+                    if (state := link.tracker.snapshot(lid)) is not None or (pbx, lid) not in self._unwritten
+                }
+                try:
+                    await self.open_calls.save(pbx, states)
+                except asyncio.CancelledError:
+                    link.unsaved = changed
+                    raise
+                except Exception as exc:
+                    link.unsaved = changed
+                    ok = False
+                    self.stats.open_call_save_errors += 1
+                    if _worth_logging(self.stats.open_call_save_errors):
+                        log.warning("[%s] saving %d call(s) in progress failed: %s", pbx, len(changed), _short(exc),
+                                    extra={"pbx": pbx})
+                    continue
+                link.unsaved = set()
+                self.stats.open_call_saves += 1
+        self._log_progress()
+        return ok
+
+    def _log_progress(self) -> None:
+        # A line whenever what is safe on disk moved: tests (and an operator at
+        # DEBUG) can tell how far the daemon got before it was stopped.
+        events = sum(link.events for link in self.links.values())
+        in_progress = sum(len(link.tracker.active_linkedids()) for link in self.links.values())
+        unsaved = sum(len(link.unsaved) for link in self.links.values())
+        progress = (events, len(self._unwritten), in_progress, unsaved)
+        if progress != self._last_progress:
+            self._last_progress = progress
+            log.debug("calls in progress saved", extra={
+                "events": events, "calls_in_progress": in_progress,
+                "calls_unwritten": len(self._unwritten), "calls_unsaved": unsaved,
+            })
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.save_interval_s)
+            await self.save_open_calls()
 
     # -- writing -------------------------------------------------------------
 
@@ -281,9 +488,13 @@ class Daemon:
             try:
                 row = await self._write_one(call)
                 if row is not None:
+                    log.info("call %s/%s written: %s %s", call.pbx, call.linkedid, call.direction, call.status,
+                             extra={"pbx": call.pbx, "linkedid": call.linkedid, "direction": str(call.direction),
+                                    "status": str(call.status), "closed_by": str(call.closed_by)})
                     for subscriber in self.call_subscribers:
                         self._notify(subscriber, call, row)
             finally:
+                self._unwritten.discard((call.pbx, call.linkedid))
                 self._calls.task_done()
 
     async def _write_one(self, call: FinishedCall) -> Call | None:
@@ -293,29 +504,38 @@ class Daemon:
         refusals = 0
         while True:
             try:
-                row = await self.writer.write(call)
+                async with self._db_turn:
+                    self._write_began = time.monotonic()
+                    try:
+                        row = await self.writer.write(call)
+                    finally:
+                        self._write_began = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 attempt += 1
                 self.stats.write_retries += 1
                 delay = min(RETRY_CAP_S, self.retry_initial_s * 2 ** min(attempt - 1, 10))
+                where = {"pbx": call.pbx, "linkedid": call.linkedid}
                 if _transient(exc):
                     log.warning("writing call %s/%s failed (%s); retry in %g s",
-                                call.pbx, call.linkedid, _short(exc), delay)
+                                call.pbx, call.linkedid, _short(exc), delay, extra=where)
+                    self._set_status(f"database unreachable; {len(self._unwritten)} call(s) waiting")
                 else:
                     refusals += 1
                     if refusals >= MAX_ATTEMPTS_ON_ERROR:
                         self.stats.calls_failed += 1
                         log.exception("call %s/%s could not be written; set aside: %r",
-                                      call.pbx, call.linkedid, call)
+                                      call.pbx, call.linkedid, call, extra=where)
                         return None
                     log.warning("writing call %s/%s failed; retry in %g s",
-                                call.pbx, call.linkedid, delay, exc_info=True)
+                                call.pbx, call.linkedid, delay, exc_info=True, extra=where)
                 await asyncio.sleep(delay)
                 continue
             self.stats.calls_written += 1
             self.stats.by_pbx[call.pbx] = self.stats.by_pbx.get(call.pbx, 0) + 1
+            if attempt and self.ready:
+                self._set_status(self._ami_status())
             return row
 
     def _notify(self, subscriber: Callable[..., Any], *args: Any) -> None:
@@ -357,6 +577,17 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, TRANSIENT_DB_ERRORS):
         return True
     return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _frame_of(message: Any) -> Frame:
+    """The frame as received (the listener keeps it on panoramisk's Message)."""
+    frame = getattr(message, "__dict__", {}).get("frame")
+    return frame if isinstance(frame, dict) else dict(message)
+
+
+def _worth_logging(count: int) -> bool:
+    # A long outage must not flood the log: the first few, then every hundredth.
+    return count <= 5 or count % 100 == 0
 
 
 def _short(exc: BaseException) -> str:

@@ -291,7 +291,8 @@ async def test_journal_filters_search_paging_and_export(site: Site) -> None:
     _, second = await olga.json("GET", "/api/calls", params={"per_page": "5", "page": "2"})
     assert [c["id"] for c in first["items"] + second["items"]] == everything[:10]
 
-    _, page = await olga.json("GET", "/api/calls", params={"direction": "outbound", "status": "busy", "per_page": "200"})
+    busy = {"direction": "outbound", "status": "busy", "per_page": "200"}
+    _, page = await olga.json("GET", "/api/calls", params=busy)
     assert {c["client_number"] for c in page["items"]} == {"+79162220003", "+79267770005"}
     _, page = await olga.json("GET", "/api/calls", params={"manager": "202", "direction": "inbound", "per_page": "200"})
     assert "+79161110002" in {c["client_number"] for c in page["items"]}
@@ -415,7 +416,9 @@ async def test_every_documented_route_answers_as_documented(site: Site) -> None:
     async with site.client().send("GET", "/api/openapi.json") as served:
         assert await served.json() == doc
     data = site.data
-    path_values = {"call_id": data.ivan_call_id, "recording_id": data.ivan_recording_id, "client_id": data.ivan_client_id}
+    path_values = {
+        "call_id": data.ivan_call_id, "recording_id": data.ivan_recording_id, "client_id": data.ivan_client_id,
+    }
     bodies: dict[tuple[str, str], Any] = {
         ("post", "/api/login"): {"username": "olga", "password": PASSWORD},
         ("post", "/api/calls/originate"): {"client_id": data.ivan_client_id},
@@ -479,7 +482,8 @@ async def test_kpi_figures_and_live_snapshot(site: Site) -> None:
     status, daily = await olga.json("GET", "/api/kpi", params={"from": "2026-11-26", "to": "2026-11-26"})
     assert status == 200
     department = next(r for r in daily["rows"] if r["manager"] is None)
-    assert department["offered"] == department["queue_answered"] + department["abandoned"] + department["short_abandoned"]
+    unanswered = department["abandoned"] + department["short_abandoned"]
+    assert department["offered"] == department["queue_answered"] + unanswered
     assert {r["manager"] for r in daily["rows"] if r["manager"]} >= {"202", "203"}
     _, weekly = await olga.json("GET", "/api/kpi", params={"from": "2026-11-23", "to": "2026-11-29", "period": "week"})
     week_department = next(r for r in weekly["rows"] if r["manager"] is None)

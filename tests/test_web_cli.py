@@ -38,7 +38,8 @@ def test_users_add_list_and_passwd(
                               "--password-stdin", *db], "boris-secret\n") == 0
     # A manager without a handset, a taken name and a short password are refused with the reason.
     capsys.readouterr()
-    assert _run(monkeypatch, ["users", "add", "vera", "--role", "manager", "--password-stdin", *db], "long-enough\n") == 1
+    no_handset = ["users", "add", "vera", "--role", "manager", "--password-stdin", *db]
+    assert _run(monkeypatch, no_handset, "long-enough\n") == 1
     assert "extension" in capsys.readouterr().err
     assert _run(monkeypatch, ["users", "add", "anna", "--role", "ops", "--password-stdin", *db], "long-enough\n") == 1
     assert "already exists" in capsys.readouterr().err

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 EventCallback = Callable[[Frame, float], None]
 ConnectedCallback = Callable[["AmiListener"], Awaitable[None]]
+StateCallback = Callable[["AmiListener"], None]
 
 
 class ListenerState(StrEnum):
@@ -75,8 +76,16 @@ class _FrameProtocol(AMIProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.decoder = FrameDecoder()
+        # Bytes that came before the manager took this protocol on (see below).
+        self.early = bytearray()
 
     def data_received(self, data: bytes) -> None:  # type: ignore[override]
+        if self.factory is None:
+            # The banner can arrive before the connect future's callback has
+            # handed the protocol to its manager (a busy loop runs the read
+            # first); keep it for _PbxManager.connection_made.
+            self.early += data
+            return
         listener = self.factory.listener
         # Counters live on the listener so they add up across reconnections.
         self.decoder.stats = listener.decode_stats
@@ -127,6 +136,10 @@ class _PbxManager(Manager):
         if f.cancelled() or f.exception() is not None:
             return
         super().connection_made(f)
+        protocol = self.protocol
+        if isinstance(protocol, _FrameProtocol) and protocol.early:
+            early, protocol.early = bytes(protocol.early), bytearray()
+            protocol.data_received(early)
 
     def login(self, future: asyncio.Future[Any]) -> bool:
         ok = bool(super().login(future))
@@ -159,6 +172,7 @@ class AmiListener:
     ``received_at`` is the event's ``Timestamp`` or, without one, the local
     time it arrived. ``on_connected(listener)`` runs after each login, while
     events already flow, to let the caller catch up with what it missed.
+    ``on_state(listener)`` is called whenever ``listener.state`` changes.
     """
 
     def __init__(
@@ -176,6 +190,7 @@ class AmiListener:
         connect_timeout_s: float = 10.0,
         backoff_initial_s: float = 1.0,
         backoff_cap_s: float = 30.0,
+        on_state: StateCallback | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -189,6 +204,8 @@ class AmiListener:
         self.connect_timeout_s = connect_timeout_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_cap_s = backoff_cap_s
+        # Told of every change of ``state`` (for systemd's STATUS line).
+        self.on_state = on_state
         self.state = ListenerState.STOPPED
         self.stats = ListenerStats()
         self.decode_stats = DecodeStats()
@@ -239,9 +256,15 @@ class AmiListener:
     # -- internals -------------------------------------------------------
 
     async def _set_state(self, state: ListenerState) -> None:
+        changed = state != self.state
         async with self._state_changed:
             self.state = state
             self._state_changed.notify_all()
+        if changed and self.on_state is not None:
+            try:
+                self.on_state(self)
+            except Exception:
+                log.exception("[%s] state callback failed", self.name)
 
     async def _run(self) -> None:
         failures = 0

@@ -189,6 +189,9 @@ class AmiSimulator:
         self._may_play = asyncio.Event()
         self._replayed = asyncio.Event()
         self._dropped = False
+        # pause_after(): the replay stops after that many events until resume().
+        self._pause_at: int | None = None
+        self._paused = asyncio.Event()
         self._update_listening()
 
     @property
@@ -248,6 +251,32 @@ class AmiSimulator:
         for session in targets:
             session.send_raw(data)
         await self._drain(targets)
+
+    def pause_after(self, count: int) -> None:
+        """Stop the replay once ``count`` events have been sent, until ``resume()``.
+
+        The PBX's time stands still meanwhile: for stopping the world at an
+        exact point of a stream (to crash a client there, say).
+        """
+        self._pause_at = count
+        self._paused.clear()
+        if self.events_sent >= count:
+            self._pause_now()
+
+    async def wait_paused(self) -> None:
+        """Return once the replay has stopped where ``pause_after`` asked."""
+        await self._paused.wait()
+
+    def resume(self) -> None:
+        """Let a paused replay go on."""
+        self._pause_at = None
+        self._paused.clear()
+        self._update_listening()
+
+    def _pause_now(self) -> None:
+        self._pause_at = None
+        self._paused.set()
+        self._update_listening()
 
     def drop_clients(self) -> None:
         """Cut every client's connection."""
@@ -315,6 +344,8 @@ class AmiSimulator:
         if self.drop_after is not None and not self._dropped and self.events_sent >= self.drop_after:
             self._dropped = True
             self.drop_clients()
+        if self._pause_at is not None and self.events_sent >= self._pause_at:
+            self._pause_now()
 
     async def _drain(self, sessions: list[ClientSession]) -> None:
         slow = [s for s in sessions if s.writer.transport.get_write_buffer_size() > 0]
@@ -331,7 +362,9 @@ class AmiSimulator:
         self._update_listening()
 
     def _update_listening(self) -> None:
-        if not self._hold_when_idle or any(s.listening for s in self.sessions):
+        if self._paused.is_set():
+            self._may_play.clear()
+        elif not self._hold_when_idle or any(s.listening for s in self.sessions):
             self._may_play.set()
         else:
             self._may_play.clear()

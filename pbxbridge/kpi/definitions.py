@@ -255,7 +255,8 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def mean(values: Sequence[float]) -> float | None:
     """Arithmetic mean; None when empty."""
-    return sum(values) / len(values) if values else None
+    # fsum: the same figure whatever order the database returned the calls in.
+    return math.fsum(values) / len(values) if values else None
 
 
 def ratio(part: int, whole: int) -> float | None:
@@ -485,7 +486,7 @@ def _tally_department(facts: Sequence[CallFact], leads: Sequence[LeadFact]) -> _
 
 
 def _figures(t: _Tally, norm: int) -> dict[str, Any]:
-    total_talk = sum(t.talks)
+    total_talk = math.fsum(t.talks)
     return {
         "calls_in": t.calls_in,
         "calls_out": t.calls_out,

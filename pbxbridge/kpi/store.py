@@ -242,9 +242,13 @@ class KpiRecorder:
         # Plain rows, not ORM objects: a busy day holds thousands of calls.
         await session.flush()
         facts_table, leads_table = CallFactRow.__table__, LeadRow.__table__
-        fact_rows = await session.execute(select(facts_table).where(facts_table.c.day == day))
+        fact_rows = await session.execute(
+            select(facts_table).where(facts_table.c.day == day).order_by(facts_table.c.started_at, facts_table.c.call_id)
+        )
         facts = [fact_from_row(r) for r in fact_rows]
-        lead_rows = await session.execute(select(leads_table).where(leads_table.c.day == day))
+        lead_rows = await session.execute(
+            select(leads_table).where(leads_table.c.day == day).order_by(leads_table.c.client_id)
+        )
         leads = [_lead_from_row(r) for r in lead_rows] + await self._leads_without_calls(session, day)
         daily, hourly = day_and_hours(facts, leads, self.settings)
         for table in (ManagerDayRow.__table__, ManagerHourRow.__table__):
@@ -343,7 +347,7 @@ class KpiRecorder:
                 Client.created_at >= utc(start),
                 Client.created_at < utc(end),
                 ~called,
-            )
+            ).order_by(Client.id)
         )
         return [LeadFact(client_id=client_id, arrived_at=created.timestamp()) for client_id, created in rows]
 

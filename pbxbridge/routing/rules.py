@@ -13,6 +13,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.config import RoutingConfig
+from pbxbridge.db.engine import WRITE
 from pbxbridge.routing.tables import RoutingGroup, RoutingGroupMember, RoutingHours, RoutingSettings
 
 POLICIES = ("least_busy", "longest_idle", "round_robin")
@@ -334,6 +335,9 @@ async def set_rules(
     """Validate and store rules; a mapping may hold only the keys to change. Raises RulesError."""
     async with sessions() as session:
         async with session.begin():
+            # Take SQLite's write lock first: a read-then-write transaction
+            # would otherwise fail with "database is locked" beside the call writer.
+            await session.connection(execution_options=WRITE)
             current = await load_rules(session, defaults)
             rules = data if isinstance(data, RoutingRules) else rules_from_json(data, current)
             if isinstance(data, RoutingRules):
@@ -347,6 +351,7 @@ async def remember_round_robin(sessions: async_sessionmaker[AsyncSession], group
     """Note whom a round-robin group handed the last caller to."""
     async with sessions() as session:
         async with session.begin():
+            await session.connection(execution_options=WRITE)
             await session.execute(
                 update(RoutingGroup).where(RoutingGroup.name == group).values(last_chosen=extension)
             )

@@ -16,7 +16,6 @@ from pbxbridge.web.tables import HEAD, MANAGER, OPS
 from pbxbridge.web.users import SignedInUser
 
 
-
 def current_user(request: web.Request) -> SignedInUser | None:
     """The signed-in user of a request (set by the session middleware), or None."""
     return request.get(USER)

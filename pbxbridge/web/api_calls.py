@@ -118,7 +118,11 @@ async def _select_calls(
         calls = list(
             (
                 await db.execute(
-                    select(Call).where(*conds).order_by(Call.started_at.desc(), Call.id.desc()).offset(offset).limit(limit)
+                    select(Call)
+                    .where(*conds)
+                    .order_by(Call.started_at.desc(), Call.id.desc())
+                    .offset(offset)
+                    .limit(limit)
                 )
             ).scalars()
         )

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select
 
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client
-from pbxbridge.kpi.definitions import FIGURE_KIND, KpiSettings, UNANSWERED_INBOUND, iso_local
+from pbxbridge.kpi.definitions import FIGURE_KIND, UNANSWERED_INBOUND, KpiSettings, iso_local
 from pbxbridge.kpi.report import read_figures
 from pbxbridge.kpi.tables import CallFactRow, ManagerDayRow
 from pbxbridge.web.access import require_user
@@ -65,7 +65,9 @@ def weekly(rows: list[dict[str, Any]], norm: int) -> list[dict[str, Any]]:
         groups[(monday.isoformat(), row["manager"])].append(row)
     out = []
     for (week, manager), days in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] is None, kv[0][1] or "")):
-        item: dict[str, Any] = {"date": week, "manager": manager, "manager_name": days[0]["manager_name"], "days": len(days)}
+        item: dict[str, Any] = {
+            "date": week, "manager": manager, "manager_name": days[0]["manager_name"], "days": len(days),
+        }
         for name, kind in FIGURE_KIND.items():
             values = [d[name] for d in days if d.get(name) is not None]
             if kind in _SUMMED_KINDS or name in _SUMMED_SECONDS:
@@ -146,5 +148,9 @@ async def lost_leads(request: web.Request) -> web.Response:
         ]
     lost = [i for i in items if i["state"] == "lost"]
     return web.json_response(
-        {"from": day_from.isoformat(), "to": day_to.isoformat(), "items": lost + [i for i in items if i["state"] != "lost"]}
+        {
+            "from": day_from.isoformat(),
+            "to": day_to.isoformat(),
+            "items": lost + [i for i in items if i["state"] != "lost"],
+        }
     )

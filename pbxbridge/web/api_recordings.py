@@ -50,5 +50,6 @@ async def audio(request: web.Request) -> web.StreamResponse:
         async with write_session(context) as db:
             record(db, request, user, "listen", f"recording:{recording_id}", call_id=rec.call_id)
     response = web.FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
-    response.content_type = CONTENT_TYPES.get((rec.format or path.suffix.lstrip(".")).lower(), "application/octet-stream")
+    kind = (rec.format or path.suffix.lstrip(".")).lower()
+    response.content_type = CONTENT_TYPES.get(kind, "application/octet-stream")
     return response

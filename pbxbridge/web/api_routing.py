@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pbxbridge.routing.rules import RoutingRules, RulesError, get_rules, load_rules, rules_from_config, rules_from_json, store_rules
+from pbxbridge.routing.rules import (
+    RoutingRules,
+    RulesError,
+    get_rules,
+    load_rules,
+    rules_from_config,
+    rules_from_json,
+    store_rules,
+)
 from pbxbridge.web.access import RULES_ROLES, require_user
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body

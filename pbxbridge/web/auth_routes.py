@@ -10,7 +10,7 @@ from aiohttp import web
 
 from pbxbridge.web.access import require_user
 from pbxbridge.web.audit import client_address, record
-from pbxbridge.web.context import SESSION, USER, ctx, write_session
+from pbxbridge.web.context import USER, ctx, write_session
 from pbxbridge.web.errors import api_error
 from pbxbridge.web.middleware import set_csrf_cookie
 from pbxbridge.web.pages import render_login

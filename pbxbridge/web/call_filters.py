@@ -8,7 +8,6 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
 from sqlalchemy import ColumnElement, exists, or_, select
 
 from pbxbridge.calls.model import CallStatus, Direction

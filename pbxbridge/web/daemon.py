@@ -6,8 +6,7 @@ import logging
 from typing import Any
 
 from pbxbridge.ami.listener import ListenerState
-from pbxbridge.routing.click_to_call import AmiUnavailable, ClickToCall, extensions_from_db
-from pbxbridge.routing.line_states import LineStates
+from pbxbridge.routing.click_to_call import AmiUnavailable
 from pbxbridge.web.app import WebServer
 from pbxbridge.web.context import WebContext, secret_key
 from pbxbridge.web.live import LiveBoard
@@ -19,7 +18,7 @@ log = logging.getLogger(__name__)
 def attach(daemon: Any) -> None:
     """Register the web app's parts with a ``pbxbridge.app.Daemon``."""
     component = DaemonWeb(daemon)
-    daemon.event_subscribers.append(component.on_event)
+    daemon.event_subscribers.append(component.board.on_event)
     daemon.call_subscribers.append(component.board.on_call)
     daemon.add_component(component)
 
@@ -30,25 +29,18 @@ class DaemonWeb:
     def __init__(self, daemon: Any) -> None:
         self.daemon = daemon
         pattern = daemon.config.pbx[0].extension_pattern if daemon.config.pbx else r"^\d{2,5}$"
-        # With routing attached, its line states (refreshed after every login) and its
-        # click-to-call are the ones to use; without it the web app keeps its own.
+        # With routing attached (it attaches first), its line states, refreshed after every
+        # login, and its click-to-call are the ones to use; without it the wallboard keeps
+        # its own line states and click-to-call is off.
         self.routing = getattr(daemon, "routing", None)
         lines = None
         if self.routing is not None:
             lines = {name: feed.lines for name, feed in self.routing.feeds.items()}
         self.board = LiveBoard(self._active_calls, pattern, lines)
-        self.click_to_call: dict[str, ClickToCall] = {}
         self.server: WebServer | None = None
 
     def _active_calls(self) -> list[dict[str, Any]]:
         return [call for link in self.daemon.links.values() for call in link.tracker.active_calls()]
-
-    def on_event(self, pbx: str, event: dict[str, str]) -> None:
-        """Daemon event subscriber: the wallboard and (without routing) click-to-call follow every PBX."""
-        self.board.on_event(pbx, event)
-        placer = self.click_to_call.get(pbx)
-        if placer is not None:
-            placer.feed(event)
 
     def _ami_status(self) -> dict[str, bool]:
         return {
@@ -68,26 +60,13 @@ class DaemonWeb:
 
     async def _originate(self, extension: str, number: str) -> dict[str, Any]:
         config = self.daemon.config
-        if not config.pbx:
-            raise AmiUnavailable("no PBX is configured")
+        if self.routing is None or not config.pbx:
+            raise AmiUnavailable("click-to-call needs the routing domain attached to the daemon")
         # Managers' handsets are on the first PBX (the sales department's).
         pbx = config.pbx[0].name
-        placer = self.click_to_call.get(pbx)
-        if placer is None and self.routing is not None:
-            placer = self.routing.click_to_call.get(pbx)
+        placer = self.routing.click_to_call.get(pbx)
         if placer is None:
-            link = self.daemon.links.get(pbx)
-            if link is None or link.listener is None:
-                raise AmiUnavailable(f"PBX {pbx} is not connected")
-            lines = self.board.lines.setdefault(pbx, LineStates(config.pbx[0].extension_pattern))
-            placer = ClickToCall(
-                link.listener.send_action,
-                lines,
-                config.click_to_call,
-                extensions_from_db(self.daemon.session_factory),
-                config.phone.default_region,
-            )
-            self.click_to_call[pbx] = placer
+            raise AmiUnavailable(f"PBX {pbx} is not connected yet")
         request = await placer.call(extension, number)
         return {"request_id": request.request_id, "dialled": request.dialled, "pbx": pbx}
 

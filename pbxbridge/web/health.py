@@ -49,7 +49,8 @@ async def readyz(request: web.Request) -> web.Response:
     else:
         checks["ami"] = "not running in this process"
         ready = False
-    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return web.json_response(body, status=200 if ready else 503)
 
 
 @routes.get("/metrics")

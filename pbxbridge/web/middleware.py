@@ -132,9 +132,8 @@ async def _load_user(request: web.Request, data: SessionData) -> SignedInUser | 
 
 def set_csrf_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
     """The script-readable copy of the CSRF token."""
-    response.set_cookie(
-        CSRF_COOKIE, token, path="/", httponly=False, samesite="Lax", secure=ctx(request).secure_cookies or request.secure
-    )
+    secure = ctx(request).secure_cookies or request.secure
+    response.set_cookie(CSRF_COOKIE, token, path="/", httponly=False, samesite="Lax", secure=secure)
 
 
 def expected_csrf(request: web.Request) -> str | None:

@@ -102,7 +102,10 @@ def render_login(request: web.Request, next_url: str = "/", error: str = "", use
 
 def forbidden_page(request: web.Request, message: str, title: str = "Not yours") -> web.Response:
     """A 403 page in the site's layout."""
-    body = f'<section class="card narrow"><h1>{_esc(title)}</h1><p>{_esc(message)}</p><p><a href="/">Back</a></p></section>'
+    body = (
+        f'<section class="card narrow"><h1>{_esc(title)}</h1><p>{_esc(message)}</p>'
+        '<p><a href="/">Back</a></p></section>'
+    )
     return layout(request, "Forbidden", body, status=403)
 
 

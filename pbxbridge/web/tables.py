@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
-
-from pbxbridge.db.base import Base
-from pbxbridge.db.types import UTCDateTime
 
 # Cards and calls must be known before users point at managers.
 from pbxbridge.clients.tables import Manager  # noqa: F401
+from pbxbridge.db.base import Base
+from pbxbridge.db.types import UTCDateTime
 
 HEAD = "head"
 MANAGER = "manager"

@@ -13,7 +13,7 @@
     clear(table, el("thead", {}, el("tr", {}, ["When", "Who", "Role", "Did", "What", "Details", "From"].map((h) => el("th", {}, h)))),
       el("tbody", {}, data.items.map((e) => el("tr", {},
         el("td", {}, fmtTime(e.at)), el("td", {}, e.username), el("td", {}, e.role), el("td", {}, e.action.replaceAll("_", " ")),
-        el("td", {}, e.target || "—"), el("td", { class: "small mono" }, JSON.stringify(e.details)), el("td", {}, e.ip || "")))));
+        el("td", {}, e.target || "—"), el("td", { class: "small mono" }, Object.keys(e.details || {}).length ? JSON.stringify(e.details) : "—"), el("td", {}, e.ip || "")))));
     const pages = Math.max(1, Math.ceil(data.total / data.per_page));
     clear(pager, page > 1 ? el("a", { class: "button", href: `?page=${page - 1}` }, "← Newer") : null,
           page < pages ? el("a", { class: "button", href: `?page=${page + 1}` }, "Older →") : null);

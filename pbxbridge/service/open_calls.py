@@ -1,0 +1,90 @@
+"""Saving calls in progress, so that a restart (a crash, an upgrade) loses none of them.
+
+The daemon saves the tracker's changed calls every few hundred milliseconds.
+A finished call's saved state is deleted by ``forget_written``, a ``CallWriter``
+hook, in the very transaction that puts the call in the journal: a crash
+between the two cannot leave a call both in progress and written, nor neither.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pbxbridge.calls.model import FinishedCall
+from pbxbridge.calls.tables import Call
+from pbxbridge.db.engine import WRITE
+from pbxbridge.service.tables import OpenCall
+
+log = logging.getLogger(__name__)
+
+OpenCallState = dict[str, Any]
+
+
+class OpenCallStore:
+    """The ``open_calls`` table: one row per call in progress, per PBX."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self.session_factory = session_factory
+
+    async def load(self, pbx: str) -> list[OpenCallState]:
+        """Every call of that PBX saved as in progress, oldest change first."""
+        async with self.session_factory() as session:
+            rows = await session.execute(
+                select(OpenCall.state).where(OpenCall.pbx == pbx).order_by(OpenCall.updated_at)
+            )
+            return [dict(state) for state in rows.scalars()]
+
+    async def save(self, pbx: str, changes: Mapping[str, OpenCallState | None]) -> None:
+        """In one transaction: write each call's state; a None state removes the call."""
+        if not changes:
+            return
+        now = datetime.now(UTC)
+        upserts = [
+            {"pbx": pbx, "linkedid": lid, "state": state, "updated_at": now}
+            for lid, state in changes.items()
+            if state is not None
+        ]
+        gone = [lid for lid, state in changes.items() if state is None]
+        async with self.session_factory() as session:
+            async with session.begin():
+                await session.connection(execution_options=WRITE)
+                if gone:
+                    await session.execute(
+                        delete(OpenCall).where(OpenCall.pbx == pbx, OpenCall.linkedid.in_(gone))
+                    )
+                if upserts:
+                    stmt = _insert(session)
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=["pbx", "linkedid"],
+                        set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
+                    )
+                    await session.execute(stmt, upserts)
+
+    async def linkedids(self) -> set[tuple[str, str]]:
+        """(pbx, linkedid) of every call saved as in progress."""
+        async with self.session_factory() as session:
+            rows = await session.execute(select(OpenCall.pbx, OpenCall.linkedid))
+            return {(pbx, lid) for pbx, lid in rows.all()}
+
+
+async def forget_written(session: AsyncSession, call_row: Call, finished_call: FinishedCall, is_new: bool) -> None:
+    """CallWriter hook: the call is in the journal now, so it is no longer in progress."""
+    await session.execute(
+        delete(OpenCall).where(OpenCall.pbx == finished_call.pbx, OpenCall.linkedid == finished_call.linkedid)
+    )
+
+
+def _insert(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(OpenCall)
+    if dialect == "sqlite":
+        return sqlite.insert(OpenCall)
+    raise NotImplementedError(f"no upsert for {dialect}")
