@@ -47,15 +47,15 @@ def recordings(shared: Path) -> list[tuple[Path, float]]:
 
 
 def measure(settings: EngineSettings, files: list[tuple[Path, float]]) -> tuple[float, float, float]:
-    """(load seconds, processing seconds, audio seconds) for one engine over the files."""
+    """(load seconds, wall seconds, CPU seconds of all threads) for one engine over the files."""
     started = time.perf_counter()
     engine = make_engine(settings)
     loaded = time.perf_counter() - started
     transcribe_recording(engine, files[0][0])  # warm-up: first call allocates buffers
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for path, _ in files:
         transcribe_recording(engine, path)
-    return loaded, time.perf_counter() - started, sum(d for _, d in files)
+    return loaded, time.perf_counter() - started, time.process_time() - cpu
 
 
 def _worker(settings: EngineSettings, paths: list[str], ready: multiprocessing.Barrier) -> None:
@@ -87,7 +87,7 @@ def main() -> int:
                         default=Path(os.environ.get("PBXBRIDGE_SHARED", REPO_ROOT.parent / "shared" / "ami-traces")))
     parser.add_argument("--model", default="", help="model directory (default: the bundled Whisper base)")
     parser.add_argument("--compute-types", nargs="+", default=["int8", "float32"])
-    parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--workers", nargs="*", type=int, default=[1, 2])
     parser.add_argument("--openai-checkpoint", default="", help="also time openai-whisper with this .pt file")
     parser.add_argument("--no-write", action="store_true", help="print only, do not append to RESULTS.md")
     args = parser.parse_args()
@@ -101,14 +101,14 @@ def main() -> int:
     rows = []
     for compute_type in args.compute_types:
         settings = EngineSettings(model=args.model, compute_type=compute_type, threads=cores)
-        loaded, spent, _ = measure(settings, files)
-        rows.append(("faster-whisper", model_name, compute_type, cores, loaded, spent / audio))
-        print(f"faster-whisper {compute_type:8} load {loaded:5.1f} s  RTF {spent / audio:.3f}")
+        loaded, spent, cpu = measure(settings, files)
+        rows.append(("faster-whisper", model_name, compute_type, cores, loaded, spent / audio, cpu / audio))
+        print(f"faster-whisper {compute_type:8} load {loaded:5.1f} s  RTF {spent / audio:.3f}  CPU s per audio s {cpu / audio:.3f}")
     if args.openai_checkpoint:
         settings = EngineSettings(engine="openai-whisper", model=args.openai_checkpoint, threads=cores)
-        loaded, spent, _ = measure(settings, files)
-        rows.append(("openai-whisper", Path(args.openai_checkpoint).name, "float32", cores, loaded, spent / audio))
-        print(f"openai-whisper float32  load {loaded:5.1f} s  RTF {spent / audio:.3f}")
+        loaded, spent, cpu = measure(settings, files)
+        rows.append(("openai-whisper", Path(args.openai_checkpoint).name, "float32", cores, loaded, spent / audio, cpu / audio))
+        print(f"openai-whisper float32  load {loaded:5.1f} s  RTF {spent / audio:.3f}  CPU s per audio s {cpu / audio:.3f}")
     flows = []
     for workers in args.workers:
         settings = EngineSettings(model=args.model, compute_type="int8", threads=max(1, cores // workers))
@@ -123,14 +123,18 @@ def main() -> int:
             f"\n## Transcription real-time factor — {stamp}\n",
             f"CPU: {cpu_model()}, {cores} cores; {len(files)} shared recordings, {audio:.1f} s of 8 kHz audio; "
             f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the host slows RTF).\n",
-            "| engine | model | compute type | threads | load s | RTF |",
-            "|---|---|---|---|---|---|",
-            *(f"| {e} | {m} | {c} | {t} | {lo:.1f} | {r:.3f} |" for e, m, c, t, lo, r in rows),
+            # CPU seconds per audio second hardly depend on other load; divided by
+            # the threads it is the RTF an idle host of this CPU would reach.
+            "| engine | model | compute type | threads | load s | RTF (wall) | CPU s per audio s |",
+            "|---|---|---|---|---|---|---|",
+            *(f"| {e} | {m} | {c} | {t} | {lo:.1f} | {r:.3f} | {cp:.3f} |" for e, m, c, t, lo, r, cp in rows),
             "",
-            "| workers | threads each | audio s per wall s |",
-            "|---|---|---|",
-            *(f"| {w} | {t} | {r:.1f} |" for w, t, r in flows),
-            "",
+            *(
+                ["| workers | threads each | audio s per wall s |", "|---|---|---|"]
+                + [f"| {w} | {t} | {r:.1f} |" for w, t, r in flows]
+                + [""]
+                if flows else []
+            ),
         ]
         with RESULTS.open("a", encoding="utf-8") as out:
             if out.tell() == 0:

@@ -37,7 +37,7 @@ import importlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -174,8 +174,8 @@ class Daemon:
         # Saving calls in progress and writing finished ones take turns, so a
         # save that read a call before it finished cannot land after its write.
         self._db_turn = asyncio.Lock()
-        # When the write under way began (monotonic), for the watchdog.
-        self._write_began: float | None = None
+        # When the database work under way (a save or a write) began, for the watchdog.
+        self._db_busy_since: float | None = None
         self._last_progress: tuple[int, int, int, int] | None = None
         self._status = ""
         self.ready = False
@@ -292,8 +292,17 @@ class Daemon:
         interval = systemd.watchdog_interval() or SAVE_INTERVAL_S
         # A write may wait out a lock or an outage between attempts (that is
         # healthy: a restart would not help); one attempt hanging is not.
-        began = self._write_began
+        began = self._db_busy_since
         return began is None or time.monotonic() - began < 2 * interval
+
+    @contextlib.asynccontextmanager
+    async def _database_turn(self) -> AsyncIterator[None]:
+        async with self._db_turn:
+            self._db_busy_since = time.monotonic()
+            try:
+                yield
+            finally:
+                self._db_busy_since = None
 
     # -- systemd ---------------------------------------------------------
 
@@ -429,7 +438,7 @@ class Daemon:
         """Save every PBX's changed calls in progress now; False if the database refused."""
         assert self.open_calls is not None
         ok = True
-        async with self._db_turn:
+        async with self._database_turn():
             for link in self.links.values():
                 changed = link.unsaved | link.tracker.take_dirty()
                 if not changed:
@@ -504,12 +513,8 @@ class Daemon:
         refusals = 0
         while True:
             try:
-                async with self._db_turn:
-                    self._write_began = time.monotonic()
-                    try:
-                        row = await self.writer.write(call)
-                    finally:
-                        self._write_began = None
+                async with self._database_turn():
+                    row = await self.writer.write(call)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -120,6 +120,14 @@ class LogConfig:
 
 
 @dataclass(slots=True)
+class RetentionConfig:
+    # Recording files of calls older than this many days are deleted; 0 keeps them forever.
+    recordings_days: int = 0
+    # Transcripts of calls older than this many days are deleted; 0 keeps them forever.
+    transcripts_days: int = 0
+
+
+@dataclass(slots=True)
 class DemoConfig:
     # auto: demo mode when no PBX is configured beyond the defaults; on/off force it.
     mode: str = "auto"
@@ -139,6 +147,7 @@ class Config:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     click_to_call: ClickToCallConfig = field(default_factory=ClickToCallConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
 
     def pbx_by_name(self, name: str) -> PbxConfig:
@@ -159,6 +168,7 @@ SECTIONS: dict[str, type] = {
     "routing": RoutingConfig,
     "click_to_call": ClickToCallConfig,
     "log": LogConfig,
+    "retention": RetentionConfig,
     "demo": DemoConfig,
 }
 

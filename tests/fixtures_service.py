@@ -106,7 +106,8 @@ class DaemonProcess:
 
     def __init__(self, config: Path, log_path: Path, env: Mapping[str, str] | None = None) -> None:
         self.log_path = log_path
-        self.offset = log_path.stat().st_size if log_path.exists() else 0
+        log_path.touch()
+        self.offset = log_path.stat().st_size
         self.entries: list[dict[str, Any]] = []
         self._partial = b""
         self.process = _FORKS.Process(

@@ -118,3 +118,23 @@ async def test_metrics_route() -> None:
         assert response.headers["Content-Type"].startswith("text/plain")
         names = {f.name for f in text_string_to_metric_families(await response.text())}
     assert {"pbxbridge_calls_in_progress", "pbxbridge_callers_waiting", "pbxbridge_callback_seconds"} <= names
+
+
+def test_rebuild_follows_the_kpi_settings(
+    db_url: str, shared_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asyncio.run(push(db_url, calls_of(shared_dir, "03-inbound-abandoned", *PJSIP_LAB), KpiService()))
+    day = ("--from", "2026-11-26", "--db", db_url)
+    (department,) = [json.loads(x) for x in run_cli(capsys, "kpi", *day).splitlines() if '"manager": null' in x]
+    # 03 hung up about 23:05:45; the last call (pjsip-03) ended 14 min later: within 900 s, pending.
+    assert (department["lost_leads"], department["callbacks_pending"]) == (0, 1)
+
+    monkeypatch.setenv("PBXBRIDGE_KPI__LOST_LEAD_AFTER_S", "600")
+    monkeypatch.setenv("PBXBRIDGE_KPI__TIMEZONE", "UTC")
+    run_cli(capsys, "kpi", "rebuild", "--db", db_url)
+    hourly = [json.loads(x) for x in run_cli(capsys, "kpi", *day, "--hourly").splitlines()]
+    # 23:05 Moscow is 20:05 UTC: same date, hour 20; and 14 min is past a 600 s window.
+    assert {r["hour"] for r in hourly} == {20}
+    (department,) = [r for r in hourly if r["manager"] is None]
+    assert (department["lost_leads"], department["callbacks_pending"]) == (1, 0)
+    assert department["first_call_at"].endswith("+00:00")

@@ -26,7 +26,7 @@ from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.ami.traces import load_trace
 from tests.fixtures_ami import journal, wait_until
 from tests.fixtures_service import SECRET, USER, DaemonProcess, open_call_rows, trace_linkedids, write_config
-from tests.scenario_check import match_rows
+from tests.scenario_check import match_rows, scenario_problems
 
 KILLS = 20
 SPEED = 100.0
@@ -53,6 +53,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_no_call(
                 sim.pause_after(point)
                 daemon = DaemonProcess(config, log_path)
                 await sim.wait_paused()
+                assert sim.events_sent == point
                 # Every event since its login, plus the greeting each login brings.
                 await daemon.wait_saved(events=point - sent_before + 1)
                 daemon.kill()
@@ -90,6 +91,10 @@ def test_sigkill_at_random_points_loses_and_duplicates_no_call(
                 who = scripted.get("client") or scripted.get("from_ext")
                 problems.append(f"{scenario}: {scripted['direction']} {who} present {len(found)} times")
     assert problems == []
+    # Taken back whole: each call reads as if the daemon had never stopped.
+    details = [p for path in paths for p in scenario_problems(
+        path.stem, expected, [r for r in rows if r["linkedid"] in trace_linkedids(path)], check_recording=True)]
+    assert details == []
     # Nothing written twice or made up: one row per scripted call, nothing left in progress.
     assert len(rows) == placed
     assert open_call_rows(db_url) == 0

@@ -272,6 +272,7 @@ class AmiListener:
             await self._set_state(ListenerState.CONNECTING)
             log.info("[%s] connecting to AMI at %s:%d", self.name, self.host, self.port)
             started = time.monotonic()
+            logins_before = self.stats.logins
             try:
                 await self._session()
             except LoginRefused:
@@ -283,8 +284,9 @@ class AmiListener:
                 log.exception("[%s] AMI session failed", self.name)
             if self._stopping:
                 return
-            # A session that stayed up a while was a success: start backing off afresh.
-            if time.monotonic() - started > self.backoff_cap_s:
+            # A session that logged in or stayed up a while was a success: start
+            # backing off afresh (a dropped link comes back within a second).
+            if self.stats.logins > logins_before or time.monotonic() - started > self.backoff_cap_s:
                 failures = 0
             delay = min(self.backoff_cap_s, self.backoff_initial_s * 2**failures)
             failures += 1

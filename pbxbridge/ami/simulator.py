@@ -256,11 +256,11 @@ class AmiSimulator:
         """Stop the replay once ``count`` events have been sent, until ``resume()``.
 
         The PBX's time stands still meanwhile: for stopping the world at an
-        exact point of a stream (to crash a client there, say).
+        exact point of a stream (to crash a client there, say). Asked while
+        paused, it names the next stop after ``resume()``.
         """
         self._pause_at = count
-        self._paused.clear()
-        if self.events_sent >= count:
+        if self.events_sent >= count and not self._paused.is_set():
             self._pause_now()
 
     async def wait_paused(self) -> None:
@@ -268,9 +268,10 @@ class AmiSimulator:
         await self._paused.wait()
 
     def resume(self) -> None:
-        """Let a paused replay go on."""
-        self._pause_at = None
+        """Let a paused replay go on (up to the next ``pause_after``, if one was asked)."""
         self._paused.clear()
+        if self._pause_at is not None and self.events_sent >= self._pause_at:
+            self._pause_now()
         self._update_listening()
 
     def _pause_now(self) -> None:
@@ -309,6 +310,10 @@ class AmiSimulator:
                     elif self.speed == 0:
                         # Let clients' actions in between events.
                         await asyncio.sleep(0)
+                    # The last listener may have gone (or a pause come) while
+                    # this event waited for its time: hold it back too.
+                    if await self._hold() and ts is not None:
+                        anchor = (loop.time(), ts)
                     out = with_fresh_ids(event, suffix)
                     if self.retime and ts is not None:
                         if shift is None:

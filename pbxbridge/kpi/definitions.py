@@ -71,9 +71,9 @@ class Figure:
     summary: str
 
 
-def _f(name: str, kind: str, summary: str) -> Figure:
-    unit = {"count": "calls", "seconds": "s", "ratio": "0..1", "time": "local time"}[kind]
-    return Figure(name, kind, unit, summary)
+def _f(name: str, kind: str, summary: str, unit: str | None = None) -> Figure:
+    default = {"count": "calls", "seconds": "s", "ratio": "0..1", "time": "local time"}[kind]
+    return Figure(name, kind, unit or default, summary)
 
 
 FIGURES: tuple[Figure, ...] = (
@@ -90,20 +90,20 @@ FIGURES: tuple[Figure, ...] = (
     _f("talk_s_mean", "seconds", "mean talk time of answered client calls"),
     _f("talk_s_median", "seconds", "median talk time of answered client calls"),
     _f("talk_s_p95", "seconds", "95th percentile talk time of answered client calls"),
-    _f("unique_clients_reached", "count", "distinct clients in answered client calls"),
+    _f("unique_clients_reached", "count", "distinct clients in answered client calls", "clients"),
     _f("first_call_at", "time", "start of the first call answered or placed"),
     _f("last_call_at", "time", "end of the last call answered or placed"),
     _f("outbound_norm", "count", "the daily outbound norm"),
-    _f("outbound_norm_share", "ratio", "calls_out / outbound_norm"),
-    _f("managers_meeting_norm", "count", "managers whose calls_out reached the norm (department only)"),
+    _f("outbound_norm_share", "ratio", "calls_out / outbound_norm", "0..1 and above"),
+    _f("managers_meeting_norm", "count", "managers whose calls_out reached the norm (department only)", "managers"),
     _f("callbacks", "count", "missed callers called back"),
     _f("callback_s_mean", "seconds", "mean time from a missed call's end to the callback"),
     _f("callback_s_median", "seconds", "median callback time"),
     _f("callback_s_p95", "seconds", "95th percentile callback time"),
     _f("callbacks_pending", "count", "missed callers not called back whose window is still open"),
     _f("lost_leads", "count", "missed callers not called back within kpi.lost_lead_after_s"),
-    _f("new_leads", "count", "new leads (cards flagged as leads) that came in"),
-    _f("new_leads_reached", "count", "new leads with an answered call since they came in"),
+    _f("new_leads", "count", "new leads (cards flagged as leads) that came in", "leads"),
+    _f("new_leads_reached", "count", "new leads with an answered call since they came in", "leads"),
     _f("new_leads_reached_share", "ratio", "new_leads_reached / new_leads"),
     _f("speed_to_lead_s_median", "seconds", "median time from a lead's arrival to the first outbound call"),
     _f("speed_to_lead_s_p95", "seconds", "95th percentile speed to lead (first attempt)"),
@@ -207,7 +207,7 @@ def fact_from_finished(call: Any, call_id: int, client_id: int | None = None) ->
     )
 
 
-# ------------------------------------------------------------- calendar helpers
+# ------------------------------------------------------------------- calendar
 
 
 def local_day(ts: float, zone: ZoneInfo) -> date:
