@@ -49,6 +49,8 @@ class Run:
     events: int
     seconds: float
     calls: int = 0
+    # Pipeline only: seconds until the tracker had seen every event (calls may still be queued).
+    ingest_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -135,6 +137,7 @@ async def pipeline(url: str, port: int, target: int, profile: cProfile.Profile |
             profile.enable()
         while link.events <= target:
             await asyncio.sleep(0.005)
+        ingested = clock()
         await daemon.flush()
         elapsed = clock()
         if profile is not None:
@@ -143,7 +146,24 @@ async def pipeline(url: str, port: int, target: int, profile: cProfile.Profile |
     finally:
         await daemon.stop()
     # The first event (FullyBooted) was not timed; everything after it was.
-    return Run(target, elapsed, calls)
+    return Run(target, elapsed, calls, ingested)
+
+
+def write_passes(paths: list[Path], passes: int, out: Path) -> int:
+    """One capture file holding the traces ``passes`` times, each pass with fresh ids; returns its events.
+
+    What ``simulate --loop --fresh-ids`` sends, but ending after the last pass, so that
+    "every call written" is a moment that comes.
+    """
+    traces = [load_trace(p) for p in paths]
+    count = 0
+    with out.open("wb") as fh:
+        fh.write(f"{traces[0].banner}\r\n".encode())
+        for i in range(passes):
+            suffix = f"-{i}" if i else ""
+            fh.write(b"".join(encode_frame(with_fresh_ids(e, suffix)) for t in traces for e in t.events))
+            count += sum(len(t.events) for t in traces)
+    return count
 
 
 def bare_decoder(paths: list[Path], passes: int) -> Run:
@@ -184,20 +204,23 @@ def _trim(report: str) -> str:
 async def measure_size(paths: list[Path], per_pass: int, passes: int, workdir: Path,
                        kinds: list[str], profile: cProfile.Profile | None) -> dict[str, Run]:
     """Every measurement for one size, each against a fresh simulator."""
-    target = per_pass * passes
+    stream = workdir / f"passes-{passes}.ami"
+    target = write_passes(paths, passes, stream)
+    assert target == per_pass * passes
     runs: dict[str, Run] = {}
-    with Simulator(paths) as sim:
+    with Simulator([stream], loop=False, fresh_ids=False) as sim:
         runs["source"] = await source_ceiling(sim.port, target)
     print(f"  {passes:>4}x  source (simulator ceiling)   {runs['source'].rate:>9,.0f} ev/s", flush=True)
-    with Simulator(paths) as sim:
+    with Simulator([stream], loop=False, fresh_ids=False) as sim:
         runs["panoramisk"] = await panoramisk_bare(sim.port, target)
     print(f"  {passes:>4}x  panoramisk, no-op handler    {runs['panoramisk'].rate:>9,.0f} ev/s", flush=True)
     for kind in kinds:
-        with scratch_database(kind, workdir) as db, Simulator(paths) as sim:
+        with scratch_database(kind, workdir) as db, Simulator([stream], loop=False, fresh_ids=False) as sim:
             runs[kind] = await pipeline(db.url, sim.port, target, profile if kind == "sqlite" else None)
         r = runs[kind]
         print(f"  {passes:>4}x  pipeline -> {kind:<10}        {r.rate:>9,.0f} ev/s  "
-              f"({r.events:,} events, {r.calls:,} calls in {r.seconds:.1f} s; "
+              f"({r.events:,} events, {r.calls:,} calls in {r.seconds:.1f} s, events in after "
+              f"{r.ingest_seconds:.1f} s = {r.events / r.ingest_seconds:,.0f} ev/s; "
               f"{r.rate / runs['panoramisk'].rate:.2f}x panoramisk)", flush=True)
     return runs
 
@@ -238,8 +261,8 @@ def main() -> int:
 def _report(sizes: list[int], per_pass: int, decoder_runs: dict[int, Run], results: dict[int, dict[str, Run]],
             profiled_size: int, profile_text: str) -> str:
     lines = [
-        f"Shared traces replayed by `pbxbridge simulate --speed 0 --loop --fresh-ids` ({per_pass:,} events "
-        "per pass) in its own process; the measured process is single-threaded (one core). "
+        f"Shared traces, N passes with fresh ids ({per_pass:,} events per pass, as `--loop --fresh-ids` "
+        "would send them, written to one capture), replayed by `pbxbridge simulate --speed 0` in its own process; the measured process is single-threaded (one core). "
         "Pipeline = AmiListener -> CallTracker -> CallWriter, timed from the first event until "
         "the last finished call is committed. Target: >= 40,000 events/s end to end.",
         "",

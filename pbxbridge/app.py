@@ -37,7 +37,7 @@ import importlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -89,6 +89,8 @@ CATCH_UP_TIMEOUT_S = 30.0
 # How often calls in progress are saved: what a crash can lose is at most
 # this much of the PBX's events (a reconnect's channel list mends the rest).
 SAVE_INTERVAL_S = 0.2
+# How long stop() may spend saving them (systemd's TimeoutStopSec is 30 s).
+STOP_SAVE_TIMEOUT_S = 10.0
 
 
 class Component(Protocol):
@@ -226,7 +228,7 @@ class Daemon:
 
     async def stop(self) -> None:
         """Stop listening, write what is queued, save calls in progress, stop components, close the database."""
-        systemd.stopping()
+        _tell_systemd(systemd.stopping)
         for task in self._service_tasks:
             task.cancel()
         for task in self._service_tasks:
@@ -244,7 +246,7 @@ class Daemon:
         if self._writer_task is not None:
             try:
                 await asyncio.wait_for(self._calls.join(), STOP_FLUSH_TIMEOUT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.error("stopping with %d finished call(s) not written: the database is unreachable",
                           self._calls.qsize())
             self._writer_task.cancel()
@@ -253,7 +255,11 @@ class Daemon:
             self._writer_task = None
         if self.open_calls is not None:
             # What is still in progress now is what the next start takes back.
-            if not await self.save_open_calls():
+            try:
+                saved = await asyncio.wait_for(self.save_open_calls(), STOP_SAVE_TIMEOUT_S)
+            except TimeoutError:
+                saved = False
+            if not saved:
                 log.error("calls in progress could not be saved: the database is unreachable")
         for task in list(self._tasks):
             task.cancel()
@@ -309,7 +315,7 @@ class Daemon:
     def _set_status(self, text: str) -> None:
         if text != self._status:
             self._status = text
-            systemd.status(text)
+            _tell_systemd(systemd.status, text)
 
     def _ami_status(self) -> str:
         parts = []
@@ -332,7 +338,7 @@ class Daemon:
         self.ready = True
         status = self._ami_status()
         self._status = status
-        systemd.ready(status)
+        _tell_systemd(systemd.ready, status)
         log.info("ready: %s", status)
 
     async def _watchdog(self, interval: float) -> None:
@@ -341,7 +347,7 @@ class Daemon:
         while True:
             healthy = self.healthy()
             if healthy:
-                systemd.watchdog_ping()
+                _tell_systemd(systemd.watchdog_ping)
             elif was_healthy:
                 log.error("unhealthy (call writer stopped or stuck): no watchdog ping")
             was_healthy = healthy
@@ -394,7 +400,7 @@ class Daemon:
             log.warning("[%s] CoreShowChannels refused (%s); not reconciling calls",
                         link.config.name, getattr(reply, "message", reply))
             return
-        listed = [dict(_frame_of(m)) for m in reply if m.get("Event") == "CoreShowChannel"]
+        listed: list[Mapping[str, str]] = [_frame_of(m) for m in reply if m.get("Event") == "CoreShowChannel"]
         live = {m.get("Linkedid", "") for m in listed} - {""}
         now = link.last_event_at if link.last_event_at is not None else time.time()
         closed = link.tracker.reconcile_channels(listed, seen, now)
@@ -582,6 +588,14 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, TRANSIENT_DB_ERRORS):
         return True
     return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _tell_systemd(send: Callable[..., bool], *args: str) -> None:
+    """Notify systemd; a notify socket gone astray must not take the daemon down."""
+    try:
+        send(*args)
+    except OSError as exc:
+        log.warning("sd_notify failed: %s", exc)
 
 
 def _frame_of(message: Any) -> Frame:

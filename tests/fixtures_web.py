@@ -65,17 +65,14 @@ def _transcript_from_json(data: list[dict[str, Any]]) -> Transcript:
 
 @pytest.fixture(scope="session")
 def whisper_transcript(request: pytest.FixtureRequest, shared_dir: Path) -> Transcript:
-    """The bundled Whisper model's transcript of one recorded call (cached across runs: it takes seconds)."""
-    path = next((shared_dir / "recordings").rglob(TRANSCRIBED_FILE))
-    key = f"pbxbridge-web/transcript/{TRANSCRIBED_FILE}/{path.stat().st_size}"
-    cached = request.config.cache.get(key, None)
-    if cached:
-        return _transcript_from_json(cached)
-    from pbxbridge.transcription.engines import EngineSettings, make_engine, transcribe_recording
+    """The bundled Whisper model's transcript of one recorded call.
 
-    transcript = transcribe_recording(make_engine(EngineSettings()), path)
-    request.config.cache.set(key, _transcript_to_json(transcript))
-    return transcript
+    The suite's one engine transcribes each recording at most once per run.
+    """
+    from tests.fixtures_transcription import shared_engine
+
+    path = next((shared_dir / "recordings").rglob(TRANSCRIBED_FILE))
+    return shared_engine().transcribe(path)
 
 
 @dataclass(slots=True)

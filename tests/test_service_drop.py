@@ -54,7 +54,7 @@ def test_dropped_ami_connection_at_random_points_loses_no_call(
             listener = link.listener
             assert listener is not None
             sim.pause_after(points[0])
-            for point, after in zip(points, [*points[1:], None]):
+            for point, after in zip(points, [*points[1:], None], strict=True):
                 await sim.wait_paused()
                 assert sim.events_sent == point
                 # Each login brings one greeting on top of the replayed events.

@@ -73,7 +73,9 @@ async def _state(url: str) -> dict[str, Any]:
         async with session_factory(engine)() as session:
             recordings = (await session.execute(select(Recording.call_id, Recording.path, Recording.status))).all()
             segments = (
-                await session.execute(select(TranscriptSegment.call_id, func.count()).group_by(TranscriptSegment.call_id))
+                await session.execute(
+                    select(TranscriptSegment.call_id, func.count()).group_by(TranscriptSegment.call_id)
+                )
             ).all()
             audit = (await session.execute(select(AuditEntry.action, AuditEntry.target))).all()
             return {"recordings": recordings, "segments": dict(segments), "audit": audit}
@@ -91,7 +93,9 @@ def test_retention_deletes_old_recordings_and_transcripts_only(
     paths = [str(trace_path(shared_dir, n)) for n in (*OLD, *RECENT)]
     assert main(["replay", *paths, "--db", db_url, "--recordings", str(root)]) == 0
     calls = asyncio.run(_give_transcripts(db_url))
-    old_linkedids = {e["Linkedid"] for n in OLD for e in load_trace(trace_path(shared_dir, n)).events if "Linkedid" in e}
+    old_linkedids = {
+        e["Linkedid"] for n in OLD for e in load_trace(trace_path(shared_dir, n)).events if "Linkedid" in e
+    }
     old_ids = {cid for cid, lid in calls.items() if lid in old_linkedids}
     recent_ids = set(calls) - old_ids
     assert old_ids and recent_ids

@@ -268,7 +268,8 @@ async def test_path_traversal_in_every_path_parameter_is_refused(site: Site) -> 
                 if status not in (400, 403, 404) or any(leak in content for leak in LEAKS):
                     problems.append(f"{route.method} {path}: {status}")
     # The static files' directory cannot be left either.
-    for attack in TRAVERSALS + ("..%2fapp.py", "%2e%2e/app.py", "../app.py", "..%2f..%2f..%2fconfig%2fpbxbridge.example.toml"):
+    escapes = ("..%2fapp.py", "%2e%2e/app.py", "../app.py", "..%2f..%2f..%2fconfig%2fpbxbridge.example.toml")
+    for attack in TRAVERSALS + escapes:
         status, _, content = await raw_request(site, "GET", f"/static/{attack}", cookie)
         if status not in (400, 403, 404) or any(leak in content for leak in LEAKS):
             problems.append(f"GET /static/{attack}: {status}")
@@ -310,7 +311,8 @@ async def _hostile_recordings_refused(site: Site, db_url: str, hostile: list[str
         await engine.dispose()
     head = await site.signed_in("olga")
     for recording_id in ids:
-        status, _, content = await raw_request(site, "GET", f"/api/recordings/{recording_id}/audio", cookie_header(head))
+        path = f"/api/recordings/{recording_id}/audio"
+        status, _, content = await raw_request(site, "GET", path, cookie_header(head))
         assert status in (403, 404), (recording_id, status)
         assert not any(leak in content for leak in LEAKS)
     # The call's real recording still plays.

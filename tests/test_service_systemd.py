@@ -118,7 +118,7 @@ def test_ready_only_after_ami_login_then_status_watchdog_and_stopping(
             assert "STATUS=AMI main logged in" in ready
             # Losing the PBX shows in the status; coming back too.
             sim.drop_clients()
-            await notify.until(lambda m: any(line.startswith("STATUS=AMI main") and "logged in" not in line for line in m))
+            await notify.until(lambda m: any(s.startswith("STATUS=AMI main") and "logged in" not in s for s in m))
             await notify.until(lambda m: "STATUS=AMI main logged in" in m)
             pings = sum(1 for m in notify.messages if m == ["WATCHDOG=1"])
             await notify.until(lambda m: m == ["WATCHDOG=1"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import pytest
 
-from fixtures_transcription import speech_recordings, stereo_recording
+from tests.fixtures_transcription import speech_recordings, stereo_recording
 from pbxbridge.recordings.audio import (
     RecordingCorrupt,
     RecordingEmpty,

@@ -7,7 +7,7 @@ import sys
 import jiwer
 import pytest
 
-from fixtures_transcription import (
+from tests.fixtures_transcription import (
     CachedEngine,
     normalise,
     PROMPTS,

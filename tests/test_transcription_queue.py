@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fixtures_transcription import (
+from tests.fixtures_transcription import (
     CachedEngine,
     recordings_config,
     sessions,  # noqa: F401, F811 - fixture
@@ -174,3 +174,43 @@ async def test_cli_backfill_queues_old_calls_and_a_linkedid_is_queued_again(
 
     result = _cli("transcribe", "no-such-call", "--db", db_url, "--recordings", str(root))
     assert result.returncode == 1 and "no recording" in result.stderr
+
+
+async def test_a_recording_that_kills_every_worker_ends_failed(
+    sessions: async_sessionmaker[AsyncSession], shared_dir: Path
+) -> None:
+    await write_scenarios(sessions, shared_dir / "recordings", ["01-inbound-answered"])
+    # Each worker claims it and dies without a word (no heartbeat, no result).
+    first = await claim(sessions, "w1", stale_after_s=0.0, max_attempts=2)
+    second = await claim(sessions, "w2", stale_after_s=0.0, max_attempts=2)
+    assert first and second and first.id == second.id and second.attempts == 2
+    assert await claim(sessions, "w3", stale_after_s=0.0, max_attempts=2) is None
+    (job,) = (await _jobs(sessions)).values()
+    assert (job.status, job.last_error) == ("failed", "worker stopped while transcribing, 2 times")
+
+
+async def test_a_call_written_again_keeps_its_transcript(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path, stt: CachedEngine
+) -> None:
+    # A replayed trace or a reconnect writes a finished call again: its
+    # recording's transcript and job must survive, not be transcribed twice.
+    root = tmp_path / "recordings"
+    good = speech_recordings()[0]
+    target = root / "2026" / "11" / "26" / good.path.name
+    target.parent.mkdir(parents=True)
+    shutil.copy(good.path, target)
+    await write_scenarios(sessions, root, [good.scenario])
+    settings = WorkerSettings(recordings_root=root, worker_id="w1", max_attempts=2, backoff_base_s=0.0)
+    await run_worker(sessions, EngineHolder(lambda: stt), settings, once=True)
+    jobs_before = await _jobs(sessions)
+    async with sessions() as session:
+        segments_before = (await session.scalars(select(TranscriptSegment.id))).all()
+    assert segments_before and [j.status for j in jobs_before.values()] == ["done"]
+
+    await write_scenarios(sessions, root, [good.scenario])
+
+    jobs_after = await _jobs(sessions)
+    async with sessions() as session:
+        segments_after = (await session.scalars(select(TranscriptSegment.id))).all()
+    assert [(j.id, j.status) for j in jobs_after.values()] == [(j.id, j.status) for j in jobs_before.values()]
+    assert segments_after == segments_before

@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fixtures_transcription import (
+from tests.fixtures_transcription import (
     CachedEngine,
     PROMPTS,
+    recordings_config,
     sessions,  # noqa: F401, F811 - fixture
     speech_onset_s,
     speech_recordings,
@@ -25,8 +26,11 @@ from fixtures_transcription import (
     stt,  # noqa: F401, F811 - fixture
     write_scenarios,
 )
+from pbxbridge.calls.replay import replay_trace, tracker_settings
+from pbxbridge.calls.store import CallWriter
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client
+from pbxbridge.config import PbxConfig
 from pbxbridge.transcription.queue import claim, complete
 from pbxbridge.transcription.search import SearchFilters, search
 from pbxbridge.transcription.tables import TranscriptSegment
@@ -177,3 +181,19 @@ async def test_discount_in_any_form_plays_from_the_word(
         assert [(h.linkedid, h.offset_s, h.speaker) for h in hits] == [(speech_recordings()[0].linkedid, 12.4, "client")]
         assert hits[0].snippet == "Да, а [скидку] дадите?"
     assert await search(sessions, "наценка") == []
+
+
+async def test_cli_backfill_transcribes_with_a_progress_bar(
+    db_url: str, sessions: async_sessionmaker[AsyncSession], shared_dir: Path
+) -> None:
+    root = shared_dir / "recordings"
+    writer = CallWriter(sessions, recordings_config(root))  # written before transcription was set up
+    for call in replay_trace(shared_dir / "01-inbound-answered.ami", tracker_settings(PbxConfig())):
+        await writer.write(call)
+
+    result = _cli("transcribe", "--all", "--db", db_url, "--recordings", str(root))
+    assert result.returncode == 0, result.stderr
+    # tqdm's bar: count, rate and time left.
+    assert "1/1" in result.stderr and "rec" in result.stderr and "100%" in result.stderr
+    hits = await search(sessions, "операторов")
+    assert {h.linkedid for h in hits} == {speech_recordings()[0].linkedid}

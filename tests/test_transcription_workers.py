@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fixtures_transcription import (
+from tests.fixtures_transcription import (
     CachedEngine,
     sessions,  # noqa: F401, F811 - fixture
     stt,  # noqa: F401, F811 - fixture

@@ -82,12 +82,10 @@ class CallWriter:
             )
             call_id = result.scalar_one()
             await session.execute(delete(CallParty).where(CallParty.call_id == call_id))
-            await session.execute(delete(Recording).where(Recording.call_id == call_id))
         assert call_id is not None
         for role, position, extension in _parties(call):
             session.add(CallParty(call_id=call_id, extension=extension, role=role, position=position))
-        for position, found in enumerate(located):
-            session.add(_recording_row(call_id, position, found))
+        await self._sync_recordings(session, call_id, located, is_new)
         await session.flush()
         row = (
             await session.execute(
@@ -95,6 +93,33 @@ class CallWriter:
             )
         ).scalar_one()
         return row, is_new
+
+    async def _sync_recordings(
+        self, session: AsyncSession, call_id: int, located: list[LocatedRecording], is_new: bool
+    ) -> None:
+        """Write the call's recordings, updating rows in place on a re-write.
+
+        A recording's transcription job and transcript hang off its row: a
+        call written again (replay, reconnect) must keep them, not cascade
+        them away and transcribe the same file a second time.
+        """
+        existing: dict[int, Recording] = {}
+        if not is_new:
+            rows = await session.execute(select(Recording).where(Recording.call_id == call_id))
+            existing = {r.position: r for r in rows.scalars()}
+        for position, found in enumerate(located):
+            fresh = _recording_row(call_id, position, found)
+            row = existing.pop(position, None)
+            if row is not None and row.pbx_path == found.pbx_path:
+                for column in ("path", "status", "format", "channels", "sample_rate", "duration_s", "size_bytes"):
+                    setattr(row, column, getattr(fresh, column))
+                continue
+            if row is not None:
+                await session.delete(row)
+                await session.flush()
+            session.add(fresh)
+        for stale in existing.values():
+            await session.delete(stale)
 
     async def _call_values(self, session: AsyncSession, call: FinishedCall) -> dict[str, object]:
         started = utc_from_unix(call.started_at)

@@ -153,8 +153,10 @@ async def _transcripts(sessions: async_sessionmaker[AsyncSession], before: datet
             async with sessions() as session:
                 async with session.begin():
                     await session.connection(execution_options=WRITE)
-                    result = await session.execute(delete(TranscriptSegment).where(TranscriptSegment.call_id == call_id))
-                    count = int(result.rowcount or 0)
+                    result = await session.execute(
+                        delete(TranscriptSegment).where(TranscriptSegment.call_id == call_id)
+                    )
+                    count = int(getattr(result, "rowcount", 0) or 0)
                     await _audit(session, "retention.transcript_deleted", f"call:{call_id}", segments=count)
             log.info("retention: deleted %d transcript segment(s) of call %s", count, linkedid, extra=where)
         report.transcript_segments_deleted += int(count)

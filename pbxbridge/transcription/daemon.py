@@ -1,0 +1,104 @@
+"""Transcription in the daemon: queue each written call's recordings, and run the workers.
+
+Workers are separate processes (the model is large and CPU-bound; the event
+loop must never wait on it).  The daemon can start ``transcription.workers``
+of them itself; on a host with systemd, set that to 0 and run
+``pbxbridge-transcriber@N`` units instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import TYPE_CHECKING
+
+from pbxbridge.transcription.queue import enqueue_for_call
+
+if TYPE_CHECKING:
+    from pbxbridge.app import Daemon
+    from pbxbridge.config import Config
+
+log = logging.getLogger(__name__)
+
+# A worker that keeps dying is restarted no faster than this.
+RESTART_BACKOFF_MAX_S = 60.0
+STOP_GRACE_S = 15.0
+
+
+def worker_environment(config: Config) -> dict[str, str]:
+    """The environment a worker needs to read the same database, recordings and model settings."""
+    env = dict(os.environ)
+    env["PBXBRIDGE_DATABASE__URL"] = config.database.url
+    env["PBXBRIDGE_RECORDINGS__ROOT"] = str(config.recordings.root)
+    env["PBXBRIDGE_RECORDINGS__SPOOL_PREFIX"] = str(config.recordings.spool_prefix)
+    t = config.transcription
+    for key in ("engine", "model", "device", "compute_type", "language", "beam_size", "threads", "max_attempts"):
+        env[f"PBXBRIDGE_TRANSCRIPTION__{key.upper()}"] = str(getattr(t, key))
+    return env
+
+
+class WorkerProcesses:
+    """Starts N ``pbxbridge transcribe-worker`` processes and restarts any that die."""
+
+    def __init__(self, config: Config, count: int) -> None:
+        self.config = config
+        self.count = count
+        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Start every worker."""
+        for index in range(1, self.count + 1):
+            self._tasks.append(asyncio.create_task(self._keep(index), name=f"transcriber-{index}"))
+        log.info("transcription: %d worker process(es) started", self.count)
+
+    async def _keep(self, index: int) -> None:
+        backoff = 1.0
+        worker_id = f"{socket.gethostname()}-daemon-{index}"
+        while not self._stopping:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "pbxbridge", "transcribe-worker", "--worker-id", worker_id,
+                env=worker_environment(self.config),
+            )
+            self._procs[index] = proc
+            code = await proc.wait()
+            if self._stopping:
+                return
+            log.warning("transcription worker %s exited with %s; restarting in %.0f s", worker_id, code, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RESTART_BACKOFF_MAX_S)
+
+    async def stop(self) -> None:
+        """Let each worker finish or give back its job, then end it."""
+        self._stopping = True
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        for proc in self._procs.values():
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
+            except TimeoutError:
+                # Its job stays claimed until the heartbeat goes stale: another worker takes it.
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def attach(daemon: Daemon) -> None:
+    """Queue recordings as calls are written; start the configured worker processes."""
+    daemon.after_write.append(enqueue_for_call)
+    count = daemon.config.transcription.workers
+    if count > 0:
+        daemon.add_component(WorkerProcesses(daemon.config, count))
