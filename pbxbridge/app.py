@@ -325,7 +325,7 @@ class Daemon:
         return "AMI " + ", ".join(parts) if parts else "no PBX configured"
 
     def _on_listener_state(self, listener: AmiListener) -> None:
-        log.info("[%s] AMI %s", listener.name, listener.state, extra={"pbx": listener.name})
+        log.debug("[%s] AMI %s", listener.name, listener.state, extra={"pbx": listener.name})
         if self.ready:
             self._set_status(self._ami_status())
 

@@ -71,6 +71,8 @@ class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     secret_key: str = ""
+    # Mark session cookies Secure even when a proxy in front speaks HTTPS for us.
+    secure_cookies: bool = False
 
 
 @dataclass(slots=True)
@@ -79,12 +81,18 @@ class TranscriptionConfig:
     # Empty: the Whisper base model installed with pbxbridge[model].
     model: str = ""
     device: str = "cpu"
-    compute_type: str = "int8"
+    # auto: int8 on a CPU, float16 on a GPU.
+    compute_type: str = "auto"
     language: str = "ru"
     beam_size: int = 5
     threads: int = 2
+    # Worker processes the daemon starts itself; 0 when pbxbridge-transcriber@ units run them.
     workers: int = 1
     max_attempts: int = 3
+    # Skip silence before decoding: Whisper invents words in long silences.
+    vad: bool = True
+    # Who speaks on the left and right channel of a two-channel recording.
+    channel_speakers: tuple[str, ...] = ("client", "manager")
 
 
 @dataclass(slots=True)
@@ -94,6 +102,8 @@ class KpiConfig:
     short_abandon_s: int = 5
     service_level_s: int = 20
     daily_outbound_norm: int = 30
+    # Warn this long before a missed caller becomes a lost lead.
+    alert_before_s: int = 300
 
 
 @dataclass(slots=True)
@@ -173,12 +183,14 @@ SECTIONS: dict[str, type] = {
 }
 
 PORT_FIELDS = {"port", "agi_port"}
-POSITIVE_FIELDS = {"beam_size", "threads", "workers", "max_attempts", "timeout_ms", "ring_timeout_s"}
+POSITIVE_FIELDS = {"beam_size", "threads", "max_attempts", "timeout_ms", "ring_timeout_s"}
 CHOICES: dict[str, tuple[str, ...]] = {
     "log.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "log.format": ("json", "text"),
     "transcription.engine": ("faster-whisper", "openai-whisper"),
     "transcription.device": ("cpu", "cuda", "auto"),
+    "transcription.compute_type": ("auto", "int8", "int8_float16", "int8_float32", "int16", "float16", "bfloat16", "float32"),
+    "routing.policy": ("least_busy", "longest_idle", "round_robin"),
     "demo.mode": ("auto", "on", "off"),
 }
 DB_SCHEMES = ("sqlite", "postgresql", "postgres")
@@ -343,6 +355,11 @@ def _validate(config: Config, problems: list[str]) -> None:
         zoneinfo.ZoneInfo(config.kpi.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         problems.append(f"kpi.timezone: not an IANA time zone (e.g. 'Europe/Moscow'), got {config.kpi.timezone!r}")
+    if len(config.transcription.channel_speakers) != 2:
+        problems.append(
+            "transcription.channel_speakers: must name two speakers, left channel then right, "
+            f"got {list(config.transcription.channel_speakers)!r}"
+        )
 
 
 def _check_value(key: str, name: str, value: Any, problems: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,8 @@ class PopulatedTemplates:
         import asyncpg
 
         name = url.database
-        template_name = "pbxb_web_template"
+        # One name per test run: two runs on one server must not share it.
+        template_name = f"pbxb_web_tpl_{os.getpid()}"
         admin = dict(host=url.host, port=url.port or 5432, user=url.username, database="test")
         if backend not in self.data:
             self.data[backend] = await populate(config, shared_dir, transcript)

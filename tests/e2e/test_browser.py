@@ -35,7 +35,7 @@ from tests.fixtures_web import (  # noqa: F401 - fixtures
     whisper_transcript,
 )
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+import playwright.sync_api as playwright_sync  # noqa: E402 - a missing Playwright must fail, not skip
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
