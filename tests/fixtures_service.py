@@ -74,6 +74,11 @@ secret_key = "web-key-0123456789abcdef"
 [routing]
 agi_port = {free_port()}
 
+[transcription]
+# A SIGKILLed daemon would leave its worker processes behind (systemd's cgroup
+# ends them in production); speech recognition is not what these tests are about.
+workers = 0
+
 [demo]
 mode = "off"
 

@@ -17,7 +17,9 @@ import pytest
 from pbxbridge.ami.demo_pbx import demo_wanted, start_demo_pbx
 from pbxbridge.app import Daemon
 from pbxbridge.config import Config, DatabaseConfig, DemoConfig, PbxConfig, RecordingsConfig
+from pbxbridge.demo.accounts import DEMO_PASSWORD
 from tests.fixtures_ami import WAIT_S, journal, replay_again, trace_path, wait_until
+from tests.fixtures_web import ApiClient
 
 USER, SECRET = "pbxbridge", "s3cret"
 NAMES = ("01-inbound-answered.ami", "10-internal.ami", "pjsip-03-click-to-call-busy.ami")
@@ -131,12 +133,14 @@ def test_demo_pbx_keeps_making_new_calls(db_url: str, shared_dir: Path) -> None:
 
 
 def test_demo_command_fills_the_journal_from_the_bundled_calls(db_url: str) -> None:
+    web_port = _free_port()
     demo = _pbxbridge(
         "demo", "--speed", "50", "--db", db_url,
         env={
             "PBXBRIDGE_LOG__FORMAT": "text",
-            "PBXBRIDGE_WEB__PORT": str(_free_port()),
+            "PBXBRIDGE_WEB__PORT": str(web_port),
             "PBXBRIDGE_ROUTING__AGI_PORT": str(_free_port()),
+            "PBXBRIDGE_TRANSCRIPTION__WORKERS": "0",
         },
     )
     try:
@@ -145,10 +149,24 @@ def test_demo_command_fills_the_journal_from_the_bundled_calls(db_url: str) -> N
             assert demo.poll() is None, demo.communicate()
             assert time.monotonic() < deadline, "the demo wrote too few calls"
             time.sleep(0.2)
+        # The printed demo sign-in opens the journal.
+        status, calls = asyncio.run(_signed_in_journal(f"http://127.0.0.1:{web_port}", "head", DEMO_PASSWORD))
     finally:
-        code, _out, err = _stop(demo)
+        code, out, err = _stop(demo)
     assert code == 0, err
     assert "demo mode" in err
+    assert f"http://127.0.0.1:{web_port}/" in out and "head" in out and DEMO_PASSWORD in out
+    assert status == 200 and calls["items"]
     rows = journal(db_url)
     # The bundled recordings are found: the first call was answered and recorded.
     assert rows[0]["status"] == "answered" and rows[0]["recording"]
+
+
+async def _signed_in_journal(base_url: str, username: str, password: str) -> tuple[int, Any]:
+    client = ApiClient(base_url)
+    try:
+        response = await client.login(username, password)
+        assert response.status == 200
+        return await client.json("GET", "/api/calls")
+    finally:
+        await client.close()

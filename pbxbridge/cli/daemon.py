@@ -81,6 +81,8 @@ async def run_daemon(config: Config, demo_speed: float = 1.0) -> int:
     attach_domains(daemon)
     try:
         await daemon.start()
+        if simulator is not None:
+            await _greet_demo_user(daemon, config)
         await stop.wait()
         log.info("stopping")
     finally:
@@ -88,6 +90,16 @@ async def run_daemon(config: Config, demo_speed: float = 1.0) -> int:
         if simulator is not None:
             await simulator.stop()
     return 0
+
+
+async def _greet_demo_user(daemon: Daemon, config: Config) -> None:
+    """Give the demo its sign-ins and say where to open it."""
+    from pbxbridge.demo.accounts import demo_banner, ensure_demo_accounts
+
+    if daemon.session_factory is None:
+        return
+    accounts = await ensure_demo_accounts(daemon.session_factory)
+    print(demo_banner(f"http://{config.web.host}:{config.web.port}/", accounts), flush=True)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
