@@ -52,11 +52,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# Other work on the machine slows every figure down: the load is part of the record.
+LOAD_AT_START = os.getloadavg()[0]
+
+
 def machine_line() -> str:
-    """One line naming the machine the figures come from."""
+    """One line naming the machine the figures come from, with its load average before and after."""
     return (
         f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"load {os.getloadavg()[0]:.1f} at start"
+        f"load average {LOAD_AT_START:.1f} at start, {os.getloadavg()[0]:.1f} at end"
     )
 
 

@@ -125,7 +125,11 @@ class _Call:
     bridged_handsets: list[str] = field(default_factory=list)
     transferred_to: list[str] = field(default_factory=list)
     recording_files: list[str] = field(default_factory=list)
-    queue_abandoned: bool = False
+    # How the caller's last wait for a manager stood: "queue" (waiting in a
+    # queue), "abandoned" (left it by hanging up), "queue_timeout" (the queue
+    # gave up), "ringing" (a dial under way) or the dial's DialStatus.  Tells
+    # a caller who gave up from one the PBX gave up on.
+    wait_outcome: str | None = None
     originated: bool = False
     member_names: dict[str, str] = field(default_factory=dict)
 
@@ -412,6 +416,8 @@ class CallTracker:
         call_of_caller = self._by_uid[caller.uid]
         call_of_caller.dials.append(_Dial(caller=caller.uid, dest=dest.uid, started_at=t))
         if caller.uid == call_of_caller.origin:
+            if not caller.in_queue:
+                call_of_caller.wait_outcome = "ringing"
             exten = event.get("Exten", "")
             if exten and exten not in _UNKNOWN_NUMBERS:
                 caller.first_exten.setdefault("@dial", exten)
@@ -438,6 +444,10 @@ class CallTracker:
                 break
         if status in _REFUSALS:
             dest.refused = True
+        if caller.uid == call.origin and not caller.in_queue and status:
+            # A queue rings its members one after another; only a dial of the
+            # caller's own (a ring group, an extension) ends its wait.
+            call.wait_outcome = status
         if status == "ANSWER":
             dest.answered_as_dest = True
             if dest.rang_at is None:
@@ -467,16 +477,24 @@ class CallTracker:
         if queue and queue not in call.queues:
             call.queues.append(queue)
         ch.in_queue = queue or None
+        if ch.uid == call.origin:
+            call.wait_outcome = "queue"
 
     def _on_queue_leave(self, event: Event, t: float) -> None:
         ch = self._channel(event, t)
-        if ch is not None:
-            ch.in_queue = None
+        if ch is None:
+            return
+        ch.in_queue = None
+        call = self._by_uid[ch.uid]
+        if ch.uid == call.origin and call.wait_outcome == "queue":
+            # Left without hanging up (QueueCallerAbandon comes first when it
+            # does): answered, or the queue timed out and the dialplan went on.
+            call.wait_outcome = "queue_timeout"
 
     def _on_queue_abandon(self, event: Event, t: float) -> None:
         ch = self._channel(event, t)
         if ch is not None:
-            self._by_uid[ch.uid].queue_abandoned = True
+            self._by_uid[ch.uid].wait_outcome = "abandoned"
 
     def _on_agent_called(self, event: Event, t: float) -> None:
         ch = self._channel(event, t)
@@ -719,18 +737,7 @@ class CallTracker:
             return CallStatus.ANSWERED
         origin = call.channels.get(call.origin or "")
         if direction is Direction.INBOUND:
-            if call.queue_abandoned:
-                return CallStatus.ABANDONED
-            if origin is not None:
-                if origin.in_queue or origin.remote_hangup:
-                    return CallStatus.ABANDONED
-                partner = self._local_partner(call, origin)
-                if partner is not None and partner.hung_up and origin.remote_hangup is None:
-                    return CallStatus.ABANDONED
-                last = self._last_dial(call, origin.uid)
-                if last is not None and last.status == "CANCEL" and not call.queues:
-                    return CallStatus.ABANDONED
-            return CallStatus.MISSED
+            return self._unanswered_inbound(call, origin)
         if origin is None:
             return CallStatus.FAILED
         last = self._last_dial(call, origin.uid)
@@ -742,6 +749,24 @@ class CallTracker:
             "CANCEL": CallStatus.NO_ANSWER,
             "ANSWER": CallStatus.ANSWERED,
         }.get(last.status or "", CallStatus.FAILED if last.status else CallStatus.NO_ANSWER)
+
+    def _unanswered_inbound(self, call: _Call, origin: _Channel | None) -> CallStatus:
+        """Abandoned when the caller gave up while waiting; missed when the PBX gave up."""
+        outcome = call.wait_outcome
+        if outcome in ("queue", "abandoned", "ringing", "CANCEL"):
+            return CallStatus.ABANDONED
+        if outcome is not None:
+            # The queue timed out or the ringing ended unanswered (voicemail,
+            # an announcement, a hang-up by the dialplan followed).
+            return CallStatus.MISSED
+        # Never offered to anyone (an IVR, a closed-hours message): who hung up?
+        if origin is not None:
+            if origin.remote_hangup:
+                return CallStatus.ABANDONED
+            partner = self._local_partner(call, origin)
+            if partner is not None and partner.hung_up and origin.remote_hangup is None:
+                return CallStatus.ABANDONED
+        return CallStatus.MISSED
 
     def _last_dial(self, call: _Call, caller_uid: str) -> _Dial | None:
         for dial in reversed(call.dials):
@@ -822,15 +847,19 @@ class CallTracker:
     def _rang(self, call: _Call, direction: Direction, only_ringing: bool = False) -> list[str]:
         origin = call.channels.get(call.origin or "")
         skip = {call.origin}
+        # What the far end of a Local origin dials is the Originate's first
+        # leg: the placing manager's own handset (click-to-call).
+        own_legs: set[str | None] = set()
         if origin is not None:
             partner = self._local_partner(call, origin)
             if partner is not None:
                 skip.add(partner.uid)
+                own_legs.add(partner.uid)
         if direction is Direction.OUTBOUND:
             return []
         first: dict[str, float] = {}
         for ch in call.channels.values():
-            if ch.uid in skip or ch.refused:
+            if ch.uid in skip or ch.dialled_by in own_legs or ch.refused:
                 continue
             # A handset the PBX dialled and that did not refuse was alerted,
             # even when its "180 Ringing" never reached Asterisk's events.
