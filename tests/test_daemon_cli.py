@@ -66,6 +66,8 @@ def test_run_follows_a_simulated_pbx_until_sigterm(
                 # The web and FastAGI servers the daemon also starts: ports no one else holds.
                 "PBXBRIDGE_WEB__PORT": str(_free_port()),
                 "PBXBRIDGE_ROUTING__AGI_PORT": str(_free_port()),
+                # Transcription has its own tests; here it would only load the model.
+                "PBXBRIDGE_TRANSCRIPTION__WORKERS": "0",
             },
         )
         scripted = sum(len(expected[n.removesuffix(".ami")]["calls"]) for n in NAMES)

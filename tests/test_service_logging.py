@@ -108,3 +108,5 @@ def test_daemon_log_is_json_with_linkedid_on_every_call_line(db_url: str, tmp_pa
     assert {e["linkedid"] for e in written} == {row["linkedid"] for row in journal(db_url)}
     assert all(e["pbx"] == "main" and e["status"] and e["direction"] for e in written)
     assert any(e["message"] == "pbxbridge daemon stopped" for e in entries)
+    # The AMI session's lines name their PBX too.
+    assert any(e.get("pbx") == "main" and "logged in to AMI" in str(e["message"]) for e in entries)

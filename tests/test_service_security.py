@@ -282,17 +282,13 @@ async def test_recording_rows_pointing_out_of_the_root_serve_nothing(site: Site,
     )
 
 
-async def test_a_recording_row_with_a_nul_byte_is_refused_cleanly(
-    site: Site, db_url: str, request: pytest.FixtureRequest
-) -> None:
+async def test_a_recording_row_with_a_nul_byte_is_refused_cleanly(site: Site, db_url: str) -> None:
     hostile = ["2026/11/26/ok.wav\x00../../../etc/passwd"]
     if make_url(db_url).get_backend_name() == "postgresql":
         # PostgreSQL text cannot hold a NUL byte: such a row never exists there.
         with pytest.raises(DBAPIError):
             await _hostile_recordings_refused(site, db_url, hostile)
         return
-    request.applymarker(pytest.mark.xfail(
-        strict=True, reason="api_recordings.recording_file() lets a NUL byte reach resolve(): a 500"))
     await _hostile_recordings_refused(site, db_url, hostile)
 
 

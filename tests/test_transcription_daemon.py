@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -48,3 +50,35 @@ def test_a_live_call_is_transcribed_by_the_daemons_worker(db_url: str, shared_di
     segments = asyncio.run(go())
     text = " ".join(str(s["text"]) for s in segments).lower()
     assert "операторы" in text and "астериск" in text.replace("asterisk", "астериск")
+
+
+def test_a_worker_ends_when_its_daemon_is_killed(db_url: str, tmp_path: Path) -> None:
+    # The daemon's workers must not outlive it (SIGKILL gives it no chance to
+    # stop them): a stray worker would compete with the next daemon's.
+    parent_code = (
+        "import os, subprocess, sys, time\n"
+        "env = dict(os.environ, PBXBRIDGE_WORKER_PARENT=str(os.getpid()), PBXBRIDGE_DATABASE__URL=sys.argv[1])\n"
+        "w = subprocess.Popen([sys.executable, '-m', 'pbxbridge', 'transcribe-worker'], env=env)\n"
+        "print(w.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", parent_code, db_url], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    worker_pid = int(parent.stdout.readline())
+    time.sleep(2)
+    assert _alive(worker_pid)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while _alive(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(worker_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # A zombie (state Z) has ended; only its parent has not reaped it yet.
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False

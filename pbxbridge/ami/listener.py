@@ -93,7 +93,7 @@ class _FrameProtocol(AMIProtocol):
         frames = self.decoder.feed(data)
         if self.version is None and self.decoder.banner:
             self.version = self.decoder.banner.partition("/")[2]
-            log.info("[%s] PBX says %r", listener.name, self.decoder.banner)
+            log.info("[%s] PBX says %r", listener.name, self.decoder.banner, extra=listener.log_fields)
         stats = listener.decode_stats
         if (stats.malformed_lines, stats.oversized_frames) != before and _worth_logging(sum(before) + 1):
             log.warning("[%s] malformed AMI input (%d lines, %d oversized frames so far): %s",
@@ -113,7 +113,7 @@ class _FrameProtocol(AMIProtocol):
             except Exception:
                 # Never let one frame take the connection down with it.
                 listener.stats.callback_errors += 1
-                log.exception("[%s] failed to handle AMI frame %.120r", listener.name, frame)
+                log.exception("[%s] failed to handle AMI frame %.120r", listener.name, frame, extra=listener.log_fields)
 
 
 def _worth_logging(count: int) -> bool:
@@ -199,6 +199,8 @@ class AmiListener:
         self.on_event = on_event
         self.on_connected = on_connected
         self.name = name
+        # On every log line about this session, so the JSON log can be filtered by PBX.
+        self.log_fields = {"pbx": name}
         self.ping_interval_s = ping_interval_s
         self.ping_timeout_s = ping_timeout_s
         self.connect_timeout_s = connect_timeout_s
@@ -264,24 +266,25 @@ class AmiListener:
             try:
                 self.on_state(self)
             except Exception:
-                log.exception("[%s] state callback failed", self.name)
+                log.exception("[%s] state callback failed", self.name, extra=self.log_fields)
 
     async def _run(self) -> None:
         failures = 0
         while True:
             await self._set_state(ListenerState.CONNECTING)
-            log.info("[%s] connecting to AMI at %s:%d", self.name, self.host, self.port)
+            log.info("[%s] connecting to AMI at %s:%d", self.name, self.host, self.port, extra=self.log_fields)
             started = time.monotonic()
             logins_before = self.stats.logins
             try:
                 await self._session()
             except LoginRefused:
-                log.error("[%s] AMI login refused for user %r", self.name, self.username)
+                log.error("[%s] AMI login refused for user %r", self.name, self.username, extra=self.log_fields)
             except (OSError, asyncio.TimeoutError) as exc:
-                log.warning("[%s] AMI connection failed: %s", self.name, exc or type(exc).__name__)
+                log.warning("[%s] AMI connection failed: %s", self.name, exc or type(exc).__name__,
+                            extra=self.log_fields)
             except Exception:
                 # Whatever went wrong, the PBX's calls still have to be followed.
-                log.exception("[%s] AMI session failed", self.name)
+                log.exception("[%s] AMI session failed", self.name, extra=self.log_fields)
             if self._stopping:
                 return
             # A session that logged in or stayed up a while was a success: start
@@ -291,7 +294,7 @@ class AmiListener:
             delay = min(self.backoff_cap_s, self.backoff_initial_s * 2**failures)
             failures += 1
             await self._set_state(ListenerState.DISCONNECTED)
-            log.warning("[%s] AMI disconnected; reconnect in %g s", self.name, delay)
+            log.warning("[%s] AMI disconnected; reconnect in %g s", self.name, delay, extra=self.log_fields)
             await asyncio.sleep(delay)
 
     async def _session(self) -> None:
@@ -330,7 +333,7 @@ class AmiListener:
             self.stats.logins += 1
             logged_in = True
             await self._set_state(ListenerState.LOGGED_IN)
-            log.info("[%s] logged in to AMI at %s:%d", self.name, self.host, self.port)
+            log.info("[%s] logged in to AMI at %s:%d", self.name, self.host, self.port, extra=self.log_fields)
             if self.on_connected is not None:
                 on_connected = asyncio.create_task(self._after_login())
             await self._watch(manager)
@@ -351,16 +354,17 @@ class AmiListener:
         except asyncio.CancelledError:
             raise
         except ConnectionError as exc:
-            log.warning("[%s] catching up after login failed: %s", self.name, exc)
+            log.warning("[%s] catching up after login failed: %s", self.name, exc, extra=self.log_fields)
         except Exception:
-            log.exception("[%s] catching up after login failed", self.name)
+            log.exception("[%s] catching up after login failed", self.name, extra=self.log_fields)
 
     async def _watch(self, manager: _PbxManager) -> None:
         """Return when the connection is lost or the PBX stops answering Ping."""
         while True:
             done, _ = await asyncio.wait({manager.lost}, timeout=self.ping_interval_s)
             if done:
-                log.warning("[%s] AMI connection lost: %s", self.name, manager.lost.result() or "closed by peer")
+                log.warning("[%s] AMI connection lost: %s", self.name, manager.lost.result() or "closed by peer",
+                            extra=self.log_fields)
                 return
             pong = asyncio.ensure_future(manager.send_action({"Action": "Ping"}))
             done, _ = await asyncio.wait(
@@ -368,7 +372,8 @@ class AmiListener:
             )
             if not done:
                 pong.cancel()
-                log.warning("[%s] no answer to Ping in %g s; the PBX is gone", self.name, self.ping_timeout_s)
+                log.warning("[%s] no answer to Ping in %g s; the PBX is gone", self.name, self.ping_timeout_s,
+                            extra=self.log_fields)
                 return
 
     def _deliver(self, message: Message) -> None:
@@ -379,10 +384,11 @@ class AmiListener:
             try:
                 received_at = float(raw_ts)
             except ValueError:
-                log.warning("[%s] event %s with a bad Timestamp %r", self.name, frame.get("Event"), raw_ts)
+                log.warning("[%s] event %s with a bad Timestamp %r", self.name, frame.get("Event"), raw_ts,
+                            extra=self.log_fields)
         self.stats.events += 1
         try:
             self.on_event(frame, received_at)
         except Exception:
             self.stats.callback_errors += 1
-            log.exception("[%s] handling AMI event %s failed", self.name, frame.get("Event"))
+            log.exception("[%s] handling AMI event %s failed", self.name, frame.get("Event"), extra=self.log_fields)

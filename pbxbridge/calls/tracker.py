@@ -12,6 +12,7 @@ the time the caller says the event was received.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -262,7 +263,8 @@ class CallTracker:
             for ch in call.channels.values()
         ]
         data["dials"] = [{k: getattr(d, k) for k in _DIAL_FIELDS} for d in call.dials]
-        return data
+        # A copy: the live call's lists keep changing while a save waits.
+        return copy.deepcopy(data)
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Take back an open call saved by snapshot() (after a restart)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import logging
 import signal
 import sys
@@ -16,6 +15,7 @@ from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.app import Daemon, attach_domains
 from pbxbridge.cli.common import add_common_options, config_or_exit
 from pbxbridge.config import Config
+from pbxbridge.service.logging import make_handler
 
 log = logging.getLogger("pbxbridge")
 
@@ -141,26 +141,8 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
 def setup_logging(level: str, fmt: str) -> None:
     """Log to stderr as JSON lines (for journald/Loki) or as text."""
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [make_handler(fmt)]
     root.setLevel(level)

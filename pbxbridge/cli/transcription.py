@@ -119,6 +119,9 @@ async def _worker(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run one transcription worker."""
+    from pbxbridge.transcription.daemon import die_with_parent
+
+    die_with_parent()
     config = config_or_exit(args)
     _logging()
     # No schema upgrade here: N workers starting at once would race each

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Domains whose tables module joins Base.metadata on import.
-DOMAINS = ("calls", "clients", "recordings", "transcription", "kpi", "routing", "web")
+DOMAINS = ("calls", "clients", "recordings", "transcription", "kpi", "routing", "web", "service")
 
 
 def load_all_tables() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # A worker that keeps dying is restarted no faster than this.
 RESTART_BACKOFF_MAX_S = 60.0
+PR_SET_PDEATHSIG = 1
+DIE_WITH_PARENT_ENV = "PBXBRIDGE_WORKER_PARENT"
 STOP_GRACE_S = 15.0
 
 
@@ -40,6 +43,22 @@ def worker_environment(config: Config) -> dict[str, str]:
     for key in ("engine", "model", "device", "compute_type", "language", "beam_size", "threads", "max_attempts"):
         env[f"PBXBRIDGE_TRANSCRIPTION__{key.upper()}"] = str(getattr(t, key))
     return env
+
+
+def die_with_parent() -> None:
+    """In a worker the daemon started: end it if the daemon dies, even by SIGKILL.
+
+    Its job is then claimed again once the heartbeat goes stale; a worker
+    outliving its daemon would only compete with the next daemon's workers.
+    """
+    parent = os.environ.get(DIE_WITH_PARENT_ENV)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if str(os.getppid()) != parent:
+        # The daemon was gone before the request was in place.
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class WorkerProcesses:
@@ -64,7 +83,7 @@ class WorkerProcesses:
         while not self._stopping:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "pbxbridge", "transcribe-worker", "--worker-id", worker_id,
-                env=worker_environment(self.config),
+                env={**worker_environment(self.config), DIE_WITH_PARENT_ENV: str(os.getpid())},
             )
             self._procs[index] = proc
             code = await proc.wait()

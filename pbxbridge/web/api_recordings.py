@@ -21,6 +21,9 @@ LISTEN_DEDUP_S = 600.0
 
 def recording_file(root: Path, relative: str) -> Path | None:
     """The recording's file, if it is a file inside the recordings root."""
+    if "\x00" in relative:
+        # No file system call takes a NUL; a row holding one is not a file of ours.
+        return None
     path = (root / relative).resolve()
     if not path.is_relative_to(root.resolve()) or not path.is_file():
         return None
