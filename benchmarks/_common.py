@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "benchmarks" / "RESULTS.md"
@@ -70,7 +71,7 @@ def write_section(name: str, title: str, body: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = f"{start}\n## {title}\n\n_{stamp}; {machine_line()}_\n\n{body.rstrip()}\n{end}\n"
     text = RESULTS.read_text() if RESULTS.exists() else RESULTS_HEADER
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _m: section, text)
     else:
@@ -92,7 +93,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 def rss_mb(pid: int | None = None) -> float:
     """Resident set size of a process in MiB (from /proc)."""
     status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
-    kb = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
+    kb = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE).group(1))  # type: ignore[union-attr]
     return kb / 1024
 
 
@@ -107,7 +108,7 @@ class Database:
 
 
 def _pg_psql(sql: str) -> None:
-    import asyncpg  # noqa: PLC0415 - only the PostgreSQL runs need it
+    import asyncpg
 
     async def run() -> None:
         conn = await asyncpg.connect(PG_ADMIN_DSN)
@@ -128,7 +129,7 @@ def _loop_running() -> bool:
 
 
 def _in_thread(coro_fn: object) -> None:
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
         pool.submit(lambda: asyncio.run(coro_fn())).result()  # type: ignore[operator]
@@ -137,7 +138,7 @@ def _in_thread(coro_fn: object) -> None:
 @contextmanager
 def scratch_database(kind: str, workdir: Path, migrate: bool = True) -> Iterator[Database]:
     """A fresh, migrated SQLite file or PostgreSQL database, dropped afterwards."""
-    from pbxbridge.db.engine import upgrade  # noqa: PLC0415
+    from pbxbridge.db.engine import upgrade
 
     if kind == "sqlite":
         path = workdir / f"bench-{secrets.token_hex(4)}.sqlite3"
@@ -163,7 +164,7 @@ def scratch_database(kind: str, workdir: Path, migrate: bool = True) -> Iterator
 
 
 def _in_thread_call(fn: object, *args: object) -> None:
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
         pool.submit(fn, *args).result()  # type: ignore[arg-type]
@@ -183,7 +184,7 @@ class Simulator:
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
 
-    def __enter__(self) -> Simulator:
+    def __enter__(self) -> Self:
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

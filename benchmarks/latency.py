@@ -157,15 +157,15 @@ def main() -> int:
 
     if not args.no_write:
         body = [
-            f"{copies} fresh-id copies of the {len(traces)} shared traces, each starting at a random moment of a "
+            (f"{copies} fresh-id copies of the {len(traces)} shared traces, each starting at a random moment of a "
             f"{WINDOW_S:.0f}-second window, replayed at {args.speed:g}x capture speed by `pbxbridge simulate` "
             f"(own process): {events:,} events. Latency = journal read (own connection, every "
             f"{args.poll_ms:g} ms) first returns the call - daemon received its last event. "
             f"'at >= {IN_FLIGHT_GOAL:,} up': calls that ended while at least {IN_FLIGHT_GOAL:,} calls were in "
-            "flight. Target: p99 < 100 ms.",
+            "flight. Target: p99 < 100 ms."),
             "",
-            "| database | calls | event rate ev/s | peak calls up | p50 ms (all) | p99 ms (all) "
-            f"| calls at >= {IN_FLIGHT_GOAL:,} up | p50 ms | p99 ms | max ms |",
+            ("| database | calls | event rate ev/s | peak calls up | p50 ms (all) | p99 ms (all) "
+            f"| calls at >= {IN_FLIGHT_GOAL:,} up | p50 ms | p99 ms | max ms |"),
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for out in outcomes:

@@ -97,8 +97,8 @@ def measure(goal: int, traces: list[Trace], per_copy: int, workdir: Path, bare: 
 
 
 async def _child(url: str, port: int, events: int, bare: bool) -> None:
-    from pbxbridge.app import Daemon, attach_domains  # noqa: PLC0415
-    from pbxbridge.config import (  # noqa: PLC0415
+    from pbxbridge.app import Daemon, attach_domains
+    from pbxbridge.config import (
         Config,
         DatabaseConfig,
         PbxConfig,
@@ -125,7 +125,7 @@ async def _child(url: str, port: int, events: int, bare: bool) -> None:
     while link.events <= events:
         await asyncio.sleep(0.1)
     await daemon.flush()
-    import gc  # noqa: PLC0415
+    import gc
 
     gc.collect()
     print(json.dumps({"stage": "ready", "calls_up": len(link.tracker.active_linkedids())}),
@@ -162,8 +162,8 @@ def main() -> int:
     if not args.no_write:
         composition = "bare Daemon (no domains)" if args.bare else "Daemon + attach_domains (KPI, routing, web)"
         body = [
-            f"{composition} in a child process, SQLite journal; calls cut at their middle so they stay up, "
-            f"fed by `pbxbridge simulate --speed 0`. Target: < {TARGET_MB_AT_1000} MB at 1,000 calls.",
+            (f"{composition} in a child process, SQLite journal; calls cut at their middle so they stay up, "
+            f"fed by `pbxbridge simulate --speed 0`. Target: < {TARGET_MB_AT_1000} MB at 1,000 calls."),
             "",
             "| calls in flight | events fed | RSS after start MB | RSS with the calls up MB | KB per open call |",
             "|---|---|---|---|---|",

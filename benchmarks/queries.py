@@ -30,7 +30,6 @@ import pstats
 import random
 import sqlite3
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -209,7 +208,7 @@ def load_sqlite(db: Database, data: Dataset) -> None:
 
 async def load_postgresql(db: Database, data: Dataset) -> None:
     """COPY per table; the full-text GIN index is dropped first and built once afterwards."""
-    import asyncpg  # noqa: PLC0415
+    import asyncpg
 
     conn = await asyncpg.connect(db.url)
     try:
@@ -344,10 +343,10 @@ def _trim(report: str) -> str:
 def _report(sizes: list[int], kinds: list[str], results: dict[tuple[int, str], dict[str, list[float]]],
             load_s: dict[tuple[int, str], float], counts: dict[int, tuple[int, int]], repeat: int) -> str:
     lines = [
-        "Generated calls over a year (60% inbound, 35% outbound, 5% internal), answered ones with a "
+        ("Generated calls over a year (60% inbound, 35% outbound, 5% internal), answered ones with a "
         "recording and two transcript segments made of the shared recordings' speech; 5% of clients' "
         "segments mention «скидка», 0.1% «рассрочка». Each query run once to warm up, then "
-        f"{repeat} times. Targets: search p95 < {TARGET_SEARCH_P95_MS} ms, KPI p95 < {TARGET_KPI_P95_MS} ms.",
+        f"{repeat} times. Targets: search p95 < {TARGET_SEARCH_P95_MS} ms, KPI p95 < {TARGET_KPI_P95_MS} ms."),
         "",
         "| calls | segments | database | load + KPI s | query | runs | p50 ms | p95 ms |",
         "|---|---|---|---|---|---|---|---|",
