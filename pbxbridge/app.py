@@ -18,8 +18,8 @@ Other domains attach without editing this module:
   a coroutine function's calls are run as tasks);
 * ``daemon.call_subscribers``: ``fn(finished_call, call_row)`` once a call is
   in the journal;
-* ``daemon.after_write``: ``CallWriter`` hooks, run inside each call's
-  transaction;
+* ``daemon.after_write``: ``CallWriter`` hooks, run for each call inside
+  the transaction that writes it (calls that finish together share one);
 * ``daemon.add_component(obj)``: anything with ``async start()`` and
   ``async stop()`` (started after the database, stopped before it);
 * a module ``pbxbridge.<domain>.daemon`` with ``attach(daemon)``, found by
@@ -82,6 +82,9 @@ RETRY_CAP_S = 30.0
 # A call the database keeps refusing for another reason is set aside after
 # this many attempts, so that it cannot hold up every call behind it.
 MAX_ATTEMPTS_ON_ERROR = 5
+# Most finished calls written in one transaction: a backlog drains in a few
+# commits, and one batch still holds the database only briefly.
+WRITE_BATCH_MAX = 200
 # How long stop() waits for finished calls still queued to reach the database.
 STOP_FLUSH_TIMEOUT_S = 30.0
 # How long the PBX may take to list its channels after a reconnect.
@@ -497,20 +500,59 @@ class Daemon:
 
     async def _write_calls(self) -> None:
         # One writer, so calls reach the journal in the order they finished
-        # and a slow database never holds up the event stream.
+        # and a slow database never holds up the event stream. What queued up
+        # while the last batch was written goes in the next one.
         while True:
-            call = await self._calls.get()
+            batch = [await self._calls.get()]
+            while len(batch) < WRITE_BATCH_MAX and not self._calls.empty():
+                batch.append(self._calls.get_nowait())
             try:
-                row = await self._write_one(call)
-                if row is not None:
+                rows = await self._write_batch(batch)
+                for call, row in zip(batch, rows, strict=True):
+                    if row is None:
+                        continue
                     log.info("call %s/%s written: %s %s", call.pbx, call.linkedid, call.direction, call.status,
                              extra={"pbx": call.pbx, "linkedid": call.linkedid, "direction": str(call.direction),
                                     "status": str(call.status), "closed_by": str(call.closed_by)})
                     for subscriber in self.call_subscribers:
                         self._notify(subscriber, call, row)
             finally:
-                self._unwritten.discard((call.pbx, call.linkedid))
-                self._calls.task_done()
+                for call in batch:
+                    self._unwritten.discard((call.pbx, call.linkedid))
+                    self._calls.task_done()
+
+    async def _write_batch(self, batch: list[FinishedCall]) -> list[Call | None]:
+        """Write calls in one transaction, waiting out outages; one by one if the database refuses the batch."""
+        assert self.writer is not None
+        if len(batch) == 1:
+            return [await self._write_one(batch[0])]
+        attempt = 0
+        while True:
+            try:
+                async with self._database_turn():
+                    rows = await self.writer.write_many(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not _transient(exc):
+                    # One bad call must not hold up the rest: write them singly,
+                    # each with its own retries and, at worst, set aside alone.
+                    log.warning("writing %d calls together failed; writing them one by one",
+                                len(batch), exc_info=True)
+                    return [await self._write_one(call) for call in batch]
+                attempt += 1
+                self.stats.write_retries += 1
+                delay = min(RETRY_CAP_S, self.retry_initial_s * 2 ** min(attempt - 1, 10))
+                log.warning("writing %d calls failed (%s); retry in %g s", len(batch), _short(exc), delay)
+                self._set_status(f"database unreachable; {len(self._unwritten)} call(s) waiting")
+                await asyncio.sleep(delay)
+                continue
+            self.stats.calls_written += len(batch)
+            for call in batch:
+                self.stats.by_pbx[call.pbx] = self.stats.by_pbx.get(call.pbx, 0) + 1
+            if attempt and self.ready:
+                self._set_status(self._ami_status())
+            return list(rows)
 
     async def _write_one(self, call: FinishedCall) -> Call | None:
         """Write one call, waiting out database outages; None if it had to be set aside."""

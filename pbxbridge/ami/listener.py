@@ -105,15 +105,40 @@ class _FrameProtocol(AMIProtocol):
                     log.warning("[%s] AMI frame with neither Event nor Response ignored (%d so far): %.120r",
                                 listener.name, listener.stats.malformed_frames, frame)
                 continue
-            message = Message(frame)
-            # Message adds a 'content' key of its own; the frame as received is what consumers get.
-            message.frame = frame
             try:
+                if "Response" not in frame and self._plain_event(frame):
+                    # Most of the stream: hand the frame straight on, without the
+                    # cost of panoramisk's case-insensitive Message.
+                    listener._deliver(frame)
+                    continue
+                message = Message(frame)
+                # Message adds a 'content' key of its own; the frame as received is what consumers get.
+                message.frame = frame
                 self.handle_message(message)
             except Exception:
                 # Never let one frame take the connection down with it.
                 listener.stats.callback_errors += 1
                 log.exception("[%s] failed to handle AMI frame %.120r", listener.name, frame, extra=listener.log_fields)
+
+    def _plain_event(self, frame: Frame) -> bool:
+        """Whether an event frame is nobody's action answer and needs none of panoramisk's handling."""
+        event = frame.get("Event", "").lower()
+        # Shutdown closes the session and FullyBooted re-sends queued actions:
+        # panoramisk's own dispatch does both (pbxbridge registers no other callbacks).
+        if event in _PANORAMISK_EVENTS:
+            return False
+        if not self.responses:
+            return True
+        # An action under way (CoreShowChannels, Ping): its list events carry its
+        # ActionID, in whatever case the PBX spelled the header.
+        for key, value in frame.items():
+            if key.lower() in _ACTION_ID_KEYS and value in self.responses:
+                return False
+        return True
+
+
+_PANORAMISK_EVENTS = frozenset({"shutdown", "fullybooted"})
+_ACTION_ID_KEYS = frozenset({"actionid", "commandid"})
 
 
 def _worth_logging(count: int) -> bool:
@@ -161,7 +186,7 @@ class _PbxManager(Manager):
             self.lost.set_result(exc)
 
     def dispatch(self, event: Message) -> list[str]:
-        self.listener._deliver(event)
+        self.listener._deliver(event.__dict__["frame"])
         return super().dispatch(event)
 
 
@@ -279,7 +304,7 @@ class AmiListener:
                 await self._session()
             except LoginRefused:
                 log.error("[%s] AMI login refused for user %r", self.name, self.username, extra=self.log_fields)
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 log.warning("[%s] AMI connection failed: %s", self.name, exc or type(exc).__name__,
                             extra=self.log_fields)
             except Exception:
@@ -329,7 +354,7 @@ class AmiListener:
             elif manager.lost.done():
                 raise ConnectionError("connection closed during login")
             else:
-                raise asyncio.TimeoutError("no answer to Login")
+                raise TimeoutError("no answer to Login")
             self.stats.logins += 1
             logged_in = True
             await self._set_state(ListenerState.LOGGED_IN)
@@ -376,8 +401,7 @@ class AmiListener:
                             extra=self.log_fields)
                 return
 
-    def _deliver(self, message: Message) -> None:
-        frame: Frame = message.__dict__["frame"]
+    def _deliver(self, frame: Frame) -> None:
         received_at = time.time()
         raw_ts = frame.get("Timestamp")
         if raw_ts is not None:

@@ -1,4 +1,4 @@
-"""Writing finished calls to the journal: one transaction per call, idempotent by (pbx, linkedid)."""
+"""Writing finished calls to the journal: one transaction per call or per batch, idempotent by (pbx, linkedid)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,19 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.model import CallStatus, Direction, FinishedCall
 from pbxbridge.calls.tables import Call, CallParty, Recording
 from pbxbridge.clients.numbers import normalise_number
 from pbxbridge.clients.store import find_or_create_client
-from pbxbridge.clients.tables import Manager
+from pbxbridge.clients.tables import Client, Manager
 from pbxbridge.config import Config, PbxConfig
 from pbxbridge.db.engine import WRITE
 from pbxbridge.db.types import utc_from_unix
@@ -24,6 +26,9 @@ from pbxbridge.db.upsert import insert_or_ignore
 from pbxbridge.recordings.locate import LocatedRecording, locate_recording
 
 log = logging.getLogger(__name__)
+
+# Linkedids per "IN (…)" when looking a batch up: well under every database's bound-parameter limit.
+_IN_CHUNK = 500
 
 
 class AfterWrite(Protocol):
@@ -35,6 +40,14 @@ class AfterWrite(Protocol):
 
 
 AfterWriteHook = AfterWrite | Callable[[AsyncSession, Call, FinishedCall, bool], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Lookups:
+    """What one transaction already knows: manager ids by extension, cards by E.164 number."""
+
+    managers: dict[str, int] = field(default_factory=dict)
+    clients: dict[str, Client] = field(default_factory=dict)
 
 
 class CallWriter:
@@ -63,10 +76,76 @@ class CallWriter:
                     await hook(session, row, call, is_new)
             return row
 
+    async def write_many(self, calls: Sequence[FinishedCall]) -> list[Call]:
+        """Store a batch of calls in one transaction, in order; each call's hooks run inside it.
+
+        Either every call of the batch is written or none is: a caller whose
+        batch fails can write the calls one by one to find the one at fault.
+        """
+        if not calls:
+            return []
+        located = await asyncio.to_thread(lambda: [self._locate_recordings(call) for call in calls])
+        rows: list[Call] = []
+        async with self.session_factory() as session, session.begin():
+            await session.connection(execution_options=WRITE)
+            # Managers of the whole batch first, in one order (see _upsert_managers).
+            lookups = _Lookups(managers=await self._upsert_managers(session, calls))
+            written = await self._already_written(session, calls)
+            for call, found in zip(calls, located, strict=True):
+                key = (call.pbx, call.linkedid)
+                if key in written:
+                    row, is_new = await self._upsert_call(session, call, found, lookups)
+                else:
+                    row, is_new = await self._insert_call(session, call, found, lookups), True
+                    written.add(key)
+                for hook in self.after_write:
+                    await hook(session, row, call, is_new)
+                rows.append(row)
+        return rows
+
+    async def _already_written(self, session: AsyncSession, calls: Sequence[FinishedCall]) -> set[tuple[str, str]]:
+        """Which of these calls the journal already holds, asked in a few statements for the batch."""
+        wanted = {(call.pbx, call.linkedid) for call in calls}
+        linkedids = sorted({linkedid for _pbx, linkedid in wanted})
+        found: set[tuple[str, str]] = set()
+        for start in range(0, len(linkedids), _IN_CHUNK):
+            rows = await session.execute(
+                select(Call.pbx, Call.linkedid).where(Call.linkedid.in_(linkedids[start : start + _IN_CHUNK]))
+            )
+            found.update(key for pbx, linkedid in rows if (key := (pbx, linkedid)) in wanted)
+        return found
+
+    async def _insert_call(
+        self, session: AsyncSession, call: FinishedCall, located: list[LocatedRecording], lookups: _Lookups
+    ) -> Call:
+        """A call the journal does not hold yet: inserted with its parties and recordings, no read-back.
+
+        Should another writer insert the same call meanwhile, the unique key
+        refuses this one and the whole batch fails; written again alone, the
+        call takes the idempotent path of ``write``.
+        """
+        values = await self._call_values(session, call, lookups)
+        # In the order the relationships load them, for hooks that read them.
+        parties = [
+            CallParty(extension=extension, role=role, position=position)
+            for role, position, extension in sorted(_parties(call), key=lambda p: (p[0], p[1]))
+        ]
+        recordings = [_recording_row(None, position, found) for position, found in enumerate(located)]
+        row = Call(pbx=call.pbx, linkedid=call.linkedid, **values, parties=parties, recordings=recordings)
+        session.add(row)
+        await session.flush()
+        return row
+
     async def _upsert_call(
-        self, session: AsyncSession, call: FinishedCall, located: list[LocatedRecording]
+        self,
+        session: AsyncSession,
+        call: FinishedCall,
+        located: list[LocatedRecording],
+        lookups: _Lookups | None = None,
     ) -> tuple[Call, bool]:
-        values = await self._call_values(session, call)
+        if lookups is None:
+            lookups = _Lookups(managers=await self._upsert_managers(session, [call]))
+        values = await self._call_values(session, call, lookups)
         call_id = await insert_or_ignore(
             session, Call.__table__, {"pbx": call.pbx, "linkedid": call.linkedid, **values}, ["pbx", "linkedid"]
         )
@@ -83,8 +162,13 @@ class CallWriter:
             call_id = result.scalar_one()
             await session.execute(delete(CallParty).where(CallParty.call_id == call_id))
         assert call_id is not None
-        for role, position, extension in _parties(call):
-            session.add(CallParty(call_id=call_id, extension=extension, role=role, position=position))
+        parties = [
+            {"call_id": call_id, "extension": extension, "role": role, "position": position}
+            for role, position, extension in _parties(call)
+        ]
+        if parties:
+            # One executemany rather than an INSERT … RETURNING per party.
+            await session.execute(insert(CallParty), parties)
         await self._sync_recordings(session, call_id, located, is_new)
         await session.flush()
         row = (
@@ -121,7 +205,7 @@ class CallWriter:
         for stale in existing.values():
             await session.delete(stale)
 
-    async def _call_values(self, session: AsyncSession, call: FinishedCall) -> dict[str, object]:
+    async def _call_values(self, session: AsyncSession, call: FinishedCall, lookups: _Lookups) -> dict[str, object]:
         started = utc_from_unix(call.started_at)
         assert started is not None
         region = self.settings.phone.default_region
@@ -132,9 +216,8 @@ class CallWriter:
             if client_number is None and call.direction == Direction.OUTBOUND:
                 client_number = normalise_number(call.dialed, region)
             if client_number is not None:
-                client, _created = await find_or_create_client(session, client_number, started)
-                client_id = client.id
-        manager_ids = await self._upsert_managers(session, call)
+                client_id = await self._client_id(session, client_number, started, lookups)
+        manager_ids = lookups.managers
         return {
             "direction": str(call.direction),
             "status": str(call.status),
@@ -165,17 +248,29 @@ class CallWriter:
             # A call from a PBX not in the settings (a replayed trace): FreePBX defaults.
             return PbxConfig(name=name)
 
-    async def _upsert_managers(self, session: AsyncSession, call: FinishedCall) -> dict[str, int]:
-        pattern = re.compile(self._pbx(call.pbx).extension_pattern)
-        extensions: list[str] = []
-        for ext in (call.manager, call.final_manager, call.callee, *call.rang, *call.transferred_to):
-            if ext and pattern.match(ext) and ext not in extensions:
-                extensions.append(ext)
+    async def _client_id(self, session: AsyncSession, number: str, started: datetime, lookups: _Lookups) -> int:
+        client = lookups.clients.get(number)
+        if client is None:
+            client, _created = await find_or_create_client(session, number, started)
+            lookups.clients[number] = client
+        elif client.is_lead and started < client.created_at:
+            # As find_or_create_client does: a lead's card dates from its earliest call.
+            client.created_at = started
+        return client.id
+
+    async def _upsert_managers(self, session: AsyncSession, calls: Sequence[FinishedCall]) -> dict[str, int]:
+        # extension -> the queue's MemberName for it, from the first call that gives one.
+        extensions: dict[str, str | None] = {}
+        for call in calls:
+            pattern = re.compile(self._pbx(call.pbx).extension_pattern)
+            for ext in (call.manager, call.final_manager, call.callee, *call.rang, *call.transferred_to):
+                if ext and pattern.match(ext) and not extensions.get(ext):
+                    extensions[ext] = call.member_names.get(ext) or extensions.get(ext)
         ids: dict[str, int] = {}
-        # One order for every writer, so two calls sharing managers cannot deadlock on them.
+        # One order for every writer, so two writers sharing managers cannot deadlock on them.
         for ext in sorted(extensions):
             configured = self.settings.managers.get(ext)
-            name = configured or call.member_names.get(ext)
+            name = configured or extensions[ext]
             new_id = await insert_or_ignore(session, Manager.__table__, {"extension": ext, "name": name}, ["extension"])
             if new_id is not None:
                 ids[ext] = new_id
@@ -193,9 +288,11 @@ class CallWriter:
         return [locate_recording(pbx_path, root, prefix) for pbx_path in call.recording_files]
 
 
-def _recording_row(call_id: int, position: int, found: LocatedRecording) -> Recording:
+def _recording_row(call_id: int | None, position: int, found: LocatedRecording) -> Recording:
+    # Without a call id, the row takes its call's once added to Call.recordings.
+    ids = {} if call_id is None else {"call_id": call_id}
     return Recording(
-        call_id=call_id,
+        **ids,
         position=position,
         pbx_path=found.pbx_path,
         path=found.path,
