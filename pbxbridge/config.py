@@ -93,6 +93,8 @@ class TranscriptionConfig:
     vad: bool = True
     # Who speaks on the left and right channel of a two-channel recording.
     channel_speakers: tuple[str, ...] = ("client", "manager")
+    # Whisper's re-decoding at rising temperatures when output looks wrong (slower).
+    temperature_fallback: bool = False
 
 
 @dataclass(slots=True)
