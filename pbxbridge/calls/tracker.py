@@ -912,20 +912,25 @@ class CallTracker:
         at_dial = origin.first_exten.get("@dial")
         if at_dial and not self._ext_re.match(at_dial):
             return at_dial
-        for d in call.dials:
-            if d.caller != origin.uid:
-                continue
-            dest = call.channels.get(d.dest)
-            if dest is None or self._handset_ext(dest) is not None:
-                continue
-            if dest.name.is_local and dest.name.resource.isdigit():
-                return dest.name.resource
-            if dest.caller_num:
-                return dest.caller_num
+        # FreePBX dials trunks from a macro (extension "s"): the number is in
+        # the dial string it sent the carrier, and in what the manager dialled.
         digits = re.findall(r"\+?\d{5,}", origin.first_exten.get("@dialstring", ""))
         if digits:
             return max(digits, key=len)
-        return self._dialed(origin)
+        for d in call.dials:
+            dest = call.channels.get(d.dest)
+            if d.caller == origin.uid and dest is not None and dest.name.is_local and dest.name.resource.isdigit():
+                if self._handset_ext(dest) is None:
+                    return dest.name.resource
+        dialed = self._dialed(origin)
+        if dialed and not self._ext_re.match(dialed):
+            return dialed
+        # Last: the far end's caller ID as the PBX shows it on the outgoing leg.
+        for d in call.dials:
+            dest = call.channels.get(d.dest)
+            if d.caller == origin.uid and dest is not None and self._handset_ext(dest) is None and dest.caller_num:
+                return dest.caller_num
+        return dialed
 
     def _dialed(self, origin: _Channel) -> str | None:
         for context in origin.contexts:
