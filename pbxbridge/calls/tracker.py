@@ -209,12 +209,10 @@ class CallTracker:
 
         Their end was not seen, so it is taken as the last event heard of
         them: what is certain, rather than ``now``, which may be hours later.
+        Knowing only linkedids, it cannot tell which channels are gone: see
+        reconcile_channels() for the CoreShowChannels answer itself.
         """
-        gone = [c for lid, c in self._calls.items() if lid not in live_linkedids]
-        out = []
-        for call in gone:
-            out.append(self._finish(call, ClosedBy.RECONCILE))
-        return out
+        return self.reconcile_channels([], live_linkedids, now)
 
     def active_linkedids(self) -> set[str]:
         return set(self._calls)
