@@ -8,7 +8,6 @@ counting.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,10 +138,6 @@ def read_trace(path: str | Path) -> tuple[str | None, list[Frame]]:
     frames = decoder.feed(Path(path).read_bytes())
     frames += decoder.feed(b"\r\n\r\n")
     return decoder.banner, frames
-
-
-def iter_events(frames: list[Frame]) -> Iterator[Frame]:
-    return (f for f in frames if "Event" in f)
 
 
 def encode_frame(frame: Frame) -> bytes:
