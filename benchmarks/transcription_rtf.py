@@ -2,7 +2,8 @@
 
 RTF = processing time / audio duration (0.1: a 10-minute call takes a minute).
 Also measures N worker processes side by side (the systemd-template layout),
-each with cores/N threads. Figures are printed and appended to benchmarks/RESULTS.md.
+each with cores/N threads. Figures are printed and written to their section of
+benchmarks/RESULTS.md (the previous run's section is replaced).
 
     python benchmarks/transcription_rtf.py [--compute-types int8 float32] [--workers 1 2]
 """
@@ -12,27 +13,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+
+from _common import cpu_model, shared_traces_dir, write_section
 
 from pbxbridge.recordings.audio import RecordingError, read_info
 from pbxbridge.transcription.engines import EngineSettings, make_engine, transcribe_recording
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RESULTS = REPO_ROOT / "benchmarks" / "RESULTS.md"
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name, from /proc/cpuinfo where there is one."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def recordings(shared: Path) -> list[tuple[Path, float]]:
@@ -83,13 +70,12 @@ def throughput(settings: EngineSettings, files: list[tuple[Path, float]], worker
 def main() -> int:
     """Measure, print, and append the figures to RESULTS.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path,
-                        default=Path(os.environ.get("PBXBRIDGE_SHARED", REPO_ROOT.parent / "shared" / "ami-traces")))
+    parser.add_argument("--shared", type=Path, default=shared_traces_dir())
     parser.add_argument("--model", default="", help="model directory (default: the bundled Whisper base)")
     parser.add_argument("--compute-types", nargs="+", default=["int8", "float32"])
     parser.add_argument("--workers", nargs="*", type=int, default=[1, 2])
     parser.add_argument("--openai-checkpoint", default="", help="also time openai-whisper with this .pt file")
-    parser.add_argument("--no-write", action="store_true", help="print only, do not append to RESULTS.md")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md as it is")
     args = parser.parse_args()
 
     cores = os.cpu_count() or 1
@@ -118,11 +104,10 @@ def main() -> int:
               f"{rate:.1f} s of audio per second ({rate * 60:.0f} min of calls per hour)")
 
     if not args.no_write:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines = [
-            f"\n## Transcription real-time factor — {stamp}\n",
-            f"CPU: {cpu_model()}, {cores} cores; {len(files)} shared recordings, {audio:.1f} s of 8 kHz audio; "
-            f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the host slows RTF).\n",
+            f"{len(files)} shared recordings, {audio:.1f} s of 8 kHz audio; other work on the host slows "
+            "RTF, so the load average is part of the record.",
+            "",
             # CPU seconds per audio second hardly depend on other load; divided by
             # the threads it is the RTF an idle host of this CPU would reach.
             "| engine | model | compute type | threads | load s | RTF (wall) | CPU s per audio s |",
@@ -130,17 +115,13 @@ def main() -> int:
             *(f"| {e} | {m} | {c} | {t} | {lo:.1f} | {r:.3f} | {cp:.3f} |" for e, m, c, t, lo, r, cp in rows),
             "",
             *(
-                ["| workers | threads each | audio s per wall s |", "|---|---|---|"]
-                + [f"| {w} | {t} | {r:.1f} |" for w, t, r in flows]
-                + [""]
+                ["| workers | threads each | audio s per wall s | minutes of calls per hour |", "|---|---|---|---|"]
+                + [f"| {w} | {t} | {r:.1f} | {r * 60:.0f} |" for w, t, r in flows]
                 if flows else []
             ),
         ]
-        with RESULTS.open("a", encoding="utf-8") as out:
-            if out.tell() == 0:
-                out.write("# Benchmark results\n")
-            out.write("\n".join(lines))
-        print(f"appended to {RESULTS}")
+        write_section("transcription_rtf", "Transcription real-time factor (benchmarks/transcription_rtf.py)",
+                      "\n".join(lines))
     return 0
 
 
