@@ -1,8 +1,9 @@
 """AMI ingest: events per second through the whole daemon against panoramisk alone.
 
-The captured streams are replayed by ``pbxbridge simulate --speed 0 --loop --fresh-ids``
-(in a process of its own, so the measured side keeps a core to itself): each pass over
-the traces gets new unique ids and linkedids, so 10x the traces is 10x as many calls.
+The captured streams are replayed by ``pbxbridge simulate --speed 0`` (in a process of
+its own, so the measured side keeps a core to itself) from one capture holding N passes
+over the traces, each pass with new unique ids and linkedids: 10x the traces is 10x as
+many calls.
 
 Measured, per size (1x, 10x, 100x the trace volume):
 * source: a raw socket reader that only counts frames (the simulator's own ceiling);
@@ -10,7 +11,10 @@ Measured, per size (1x, 10x, 100x the trace volume):
 * pipeline: the Daemon (listener, tracker, CallWriter) writing every finished call to
   SQLite, then to PostgreSQL, timed until the last call is committed;
 * the bare decoder: FrameDecoder splitting the same bytes into dicts, no socket.
-Then the SQLite pipeline is profiled with cProfile and its top functions printed.
+Then, without a socket, the CPU cost per event of panoramisk's parser against ours
+(each under cProfile too); the CallWriter alone writing the calls of a pipeline run in
+the batches the daemon made (its share of the end-to-end time); and a cProfile of the
+SQLite pipeline.
 
     python benchmarks/ami_ingest.py [--quick] [--sizes 1 10 100] [--no-write]
 """
@@ -25,8 +29,11 @@ import logging
 import pstats
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from _common import (
     Simulator,
@@ -36,12 +43,19 @@ from _common import (
     write_section,
 )
 
-from pbxbridge.ami.frames import FrameDecoder, encode_frame
-from pbxbridge.ami.traces import load_trace, with_fresh_ids
+from pbxbridge.ami.frames import Frame, FrameDecoder, encode_frame
+from pbxbridge.ami.listener import AmiListener, _FrameProtocol
+from pbxbridge.ami.traces import load_trace, wire_template, with_fresh_ids
 from pbxbridge.app import Daemon
+from pbxbridge.calls.model import FinishedCall
+from pbxbridge.calls.replay import tracker_settings
+from pbxbridge.calls.tracker import CallTracker
 from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
 
 RUN_TIMEOUT_S = 900.0
+# What one socket read hands the protocol (asyncio reads up to 256 KiB; 64 KiB is what
+# a busy reader mostly gets).
+READ_BYTES = 1 << 16
 
 
 @dataclass(slots=True)
@@ -51,6 +65,10 @@ class Run:
     calls: int = 0
     # Pipeline only: seconds until the tracker had seen every event (calls may still be queued).
     ingest_seconds: float = 0.0
+    # Pipeline only: how many calls each CallWriter transaction wrote.
+    batches: list[int] = field(default_factory=list)
+    # Pipeline only: CPU seconds the measured process used in the timed span (all its threads).
+    cpu_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -120,19 +138,16 @@ async def panoramisk_bare(port: int, target: int) -> Run:
 
 async def pipeline(url: str, port: int, target: int, profile: cProfile.Profile | None = None) -> Run:
     """Events per second through the daemon until every finished call is in the database."""
-    config = Config(
-        database=DatabaseConfig(url=url),
-        recordings=RecordingsConfig(root=str(Path(tempfile.gettempdir()) / "pbxbridge-bench-no-recordings")),
-        pbx=[PbxConfig(name="main", host="127.0.0.1", port=port, username="bench", secret="bench")],
-    )
-    daemon = Daemon(config)
+    daemon = Daemon(bench_config(url, port))
     await daemon.start()
+    batches = _count_batches(daemon)
     link = daemon.links["main"]
     try:
         # The clock starts with the first event, not with the schema upgrade.
         while link.events == 0:
             await asyncio.sleep(0.001)
         clock = Stopwatch()
+        cpu_started = time.process_time()
         if profile is not None:
             profile.enable()
         while link.events <= target:
@@ -140,13 +155,43 @@ async def pipeline(url: str, port: int, target: int, profile: cProfile.Profile |
         ingested = clock()
         await daemon.flush()
         elapsed = clock()
+        cpu = time.process_time() - cpu_started
         if profile is not None:
             profile.disable()
         calls = daemon.stats.calls_written
     finally:
         await daemon.stop()
     # The first event (FullyBooted) was not timed; everything after it was.
-    return Run(target, elapsed, calls, ingested)
+    return Run(target, elapsed, calls, ingested, batches, cpu)
+
+
+def bench_config(url: str, port: int) -> Config:
+    """The daemon's configuration for one run: one PBX, no recordings."""
+    return Config(
+        database=DatabaseConfig(url=url),
+        recordings=RecordingsConfig(root=str(Path(tempfile.gettempdir()) / "pbxbridge-bench-no-recordings")),
+        pbx=[PbxConfig(name="main", host="127.0.0.1", port=port, username="bench", secret="bench")],
+    )
+
+
+def _count_batches(daemon: Daemon) -> list[int]:
+    """Record the size of every transaction the daemon's CallWriter runs (its methods wrapped, not changed)."""
+    writer = daemon.writer
+    assert writer is not None
+    sizes: list[int] = []
+    write_many, write = writer.write_many, writer.write
+
+    async def counted_many(calls: Any) -> Any:
+        sizes.append(len(calls))
+        return await write_many(calls)
+
+    async def counted_one(call: Any) -> Any:
+        sizes.append(1)
+        return await write(call)
+
+    writer.write_many = counted_many  # type: ignore[method-assign]
+    writer.write = counted_one  # type: ignore[method-assign]
+    return sizes
 
 
 def write_passes(paths: list[Path], passes: int, out: Path) -> int:
@@ -156,14 +201,14 @@ def write_passes(paths: list[Path], passes: int, out: Path) -> int:
     "every call written" is a moment that comes.
     """
     traces = [load_trace(p) for p in paths]
-    count = 0
+    # Rendered once; each pass's fresh ids are one join per event (what the simulator does too).
+    templates = [wire_template(e) for t in traces for e in t.events]
     with out.open("wb") as fh:
         fh.write(f"{traces[0].banner}\r\n".encode())
         for i in range(passes):
-            suffix = f"-{i}" if i else ""
-            fh.write(b"".join(encode_frame(with_fresh_ids(e, suffix)) for t in traces for e in t.events))
-            count += sum(len(t.events) for t in traces)
-    return count
+            glue = f"-{i}".encode() if i else b""
+            fh.write(b"".join([glue.join(t) for t in templates]))
+    return len(templates) * passes
 
 
 def bare_decoder(paths: list[Path], passes: int) -> Run:
@@ -183,12 +228,125 @@ def bare_decoder(paths: list[Path], passes: int) -> Run:
     return Run(frames, clock())
 
 
-def top_functions(profile: cProfile.Profile, limit: int = 25) -> str:
-    """The profile's top functions by own time, then by cumulative time."""
+def stream_chunks(stream: Path) -> list[bytes]:
+    """A capture's bytes after its banner, in socket-sized reads."""
+    data = stream.read_bytes()
+    data = data[data.index(b"\n") + 1 :]
+    return [data[off : off + READ_BYTES] for off in range(0, len(data), READ_BYTES)]
+
+
+def _panoramisk_protocol() -> Callable[[bytes], None]:
+    """panoramisk's own AMIProtocol, fed as its transport would, dispatching to a no-op."""
+    from panoramisk.ami_protocol import AMIProtocol
+
+    protocol = AMIProtocol()
+    protocol.connection_made(None)
+    protocol.factory = SimpleNamespace(dispatch=lambda _message: None)
+    return protocol.data_received
+
+
+def _our_protocol(on_event: Callable[[Frame, float], None]) -> Callable[[bytes], None]:
+    """The listener's protocol (FrameDecoder, then delivery to ``on_event``), fed as its transport would."""
+    listener = AmiListener("127.0.0.1", 0, "bench", "bench", on_event)
+    protocol = _FrameProtocol()
+    protocol.connection_made(None)
+    protocol.factory = SimpleNamespace(  # type: ignore[assignment]
+        listener=listener, dispatch=lambda message: listener._deliver(message.__dict__["frame"])
+    )
+    protocol.decoder.expect_banner(False)
+    return protocol.data_received
+
+
+def _decoder_only() -> Callable[[bytes], None]:
+    decoder = FrameDecoder()
+    decoder.expect_banner(False)
+    return decoder.feed
+
+
+def _with_tracker() -> Callable[[bytes], None]:
+    tracker = CallTracker(tracker_settings(bench_config("sqlite://", 0).pbx[0]))
+    return _our_protocol(tracker.feed)
+
+
+# What each parser row runs, in the order of the report.
+PARSERS: dict[str, Callable[[], Callable[[bytes], None]]] = {
+    "panoramisk AMIProtocol (its parser, no-op dispatch)": _panoramisk_protocol,
+    "FrameDecoder (bytes -> dicts)": _decoder_only,
+    "FrameDecoder + listener delivery (no-op consumer)": lambda: _our_protocol(lambda _f, _t: None),
+    "FrameDecoder + listener + CallTracker": _with_tracker,
+}
+
+
+def parser_costs(chunks: list[bytes], events: int) -> tuple[dict[str, float], dict[str, str]]:
+    """CPU microseconds per event of each parser over the same reads, and cProfiles of panoramisk's and ours."""
+    costs: dict[str, float] = {}
+    for name, make in PARSERS.items():
+        best = float("inf")
+        for _ in range(3):
+            feed = make()
+            started = time.process_time()
+            for chunk in chunks:
+                feed(chunk)
+            best = min(best, time.process_time() - started)
+        costs[name] = best / events * 1e6
+    profiles: dict[str, str] = {}
+    for name in ("panoramisk AMIProtocol (its parser, no-op dispatch)", "FrameDecoder + listener + CallTracker"):
+        feed = PARSERS[name]()
+        profile = cProfile.Profile()
+        profile.enable()
+        for chunk in chunks:
+            feed(chunk)
+        profile.disable()
+        profiles[name] = top_functions(profile, 12, cumulative=False)
+    return costs, profiles
+
+
+def finished_calls(chunks: list[bytes]) -> list[FinishedCall]:
+    """The calls the daemon's tracker finishes from these reads, in order."""
+    calls: list[FinishedCall] = []
+
+    def on_event(frame: Frame, received_at: float) -> None:
+        calls.extend(tracker.feed(frame, received_at))
+
+    tracker = CallTracker(tracker_settings(bench_config("sqlite://", 0).pbx[0]))
+    feed = _our_protocol(on_event)
+    for chunk in chunks:
+        feed(chunk)
+    return calls
+
+
+async def writer_alone(url: str, calls: list[FinishedCall], batches: list[int]) -> float:
+    """Seconds the daemon's CallWriter (with the daemon's hooks) takes to write ``calls`` in ``batches``, nothing else running.
+
+    The daemon's PBX points at a closed port: its listener only retries, now and then.
+    """
+    daemon = Daemon(bench_config(url, 9))
+    await daemon.start()
+    writer = daemon.writer
+    assert writer is not None
+    try:
+        clock = Stopwatch()
+        start = 0
+        for size in batches:
+            batch = calls[start : start + size]
+            start += size
+            if len(batch) == 1:
+                await writer.write(batch[0])
+            elif batch:
+                await writer.write_many(batch)
+        return clock()
+    finally:
+        await daemon.stop()
+
+
+def top_functions(profile: cProfile.Profile, limit: int = 25, cumulative: bool = True) -> str:
+    """The profile's top functions by own time, then (if asked) by cumulative time."""
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
     stats.strip_dirs().sort_stats("tottime").print_stats(limit)
     text = out.getvalue()
+    if not cumulative:
+        return _trim(text)
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
     stats.strip_dirs().sort_stats("cumulative").print_stats(limit)
@@ -228,9 +386,18 @@ async def measure_size(paths: list[Path], per_pass: int, passes: int, workdir: P
         r = runs[kind]
         print(f"  {passes:>4}x  pipeline -> {kind:<10}        {r.rate:>9,.0f} ev/s  "
               f"({r.events:,} events, {r.calls:,} calls in {r.seconds:.1f} s, events in after "
-              f"{r.ingest_seconds:.1f} s = {r.events / r.ingest_seconds:,.0f} ev/s; "
+              f"{r.ingest_seconds:.1f} s = {r.events / r.ingest_seconds:,.0f} ev/s; CPU {r.cpu_seconds:.1f} s; "
               f"{r.rate / runs['panoramisk'].rate:.2f}x panoramisk)", flush=True)
     return runs
+
+
+@dataclass(slots=True)
+class WriterRun:
+    calls: int
+    batches: list[int]
+    # Writing the calls in the batches of the pipeline run, then one call per transaction.
+    batched_s: float
+    single_s: float
 
 
 def main() -> int:
@@ -242,6 +409,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     sizes = args.sizes or ([1, 10] if args.quick else [1, 10, 100])
+    kinds = ["sqlite", "postgresql"]
     paths = trace_paths()
     per_pass = events_per_pass(paths)
     print(f"{len(paths)} traces, {per_pass:,} events per pass")
@@ -251,24 +419,62 @@ def main() -> int:
         print(f"  {n:>4}x  FrameDecoder, bytes -> dicts  {r.rate:>9,.0f} frames/s")
 
     results: dict[int, dict[str, Run]] = {}
+    writers: dict[str, WriterRun] = {}
     profile = cProfile.Profile()
     # Profiling doubles the run time: it gets a run of its own, after the timed ones.
     profiled_size = min(10, sizes[-1])
     with tempfile.TemporaryDirectory(prefix="pbxbridge-bench-") as tmp:
+        workdir = Path(tmp)
+        stream = workdir / f"passes-{profiled_size}.ami"
+        parsed_events = write_passes(paths, profiled_size, stream)
+        chunks = stream_chunks(stream)
+        costs, parser_profiles = parser_costs(chunks, parsed_events)
+        print(f"\nWithout a socket, {profiled_size}x in {READ_BYTES // 1024} KiB reads (CPU time per event):")
+        for name, us in costs.items():
+            print(f"  {name:<55} {us:6.2f} us  ({1e6 / us:>9,.0f} ev/s)")
+        print()
         for n in sizes:
-            results[n] = asyncio.run(measure_size(paths, per_pass, n, Path(tmp), ["sqlite", "postgresql"]))
-        asyncio.run(profiled_run(paths, profiled_size, Path(tmp), profile))
+            results[n] = asyncio.run(measure_size(paths, per_pass, n, workdir, kinds))
+        calls = finished_calls(chunks)
+        for kind in kinds:
+            batches = results[profiled_size][kind].batches
+            with scratch_database(kind, workdir) as db:
+                batched = asyncio.run(writer_alone(db.url, calls, batches))
+            with scratch_database(kind, workdir) as db:
+                single = asyncio.run(writer_alone(db.url, calls, [1] * len(calls)))
+            writers[kind] = WriterRun(len(calls), batches, batched, single)
+            print(f"  {profiled_size:>4}x  CallWriter alone -> {kind:<10} {len(calls)} calls in {len(batches)} "
+                  f"transactions: {batched:.2f} s ({batched / len(calls) * 1e3:.1f} ms/call); one call per "
+                  f"transaction: {single:.2f} s ({single / len(calls) * 1e3:.1f} ms/call)", flush=True)
+        asyncio.run(profiled_run(paths, profiled_size, workdir, profile))
     profile_text = top_functions(profile)
+    for name, text in parser_profiles.items():
+        print(f"\nProfile, {name}:\n{text}")
     print(f"\nProfile of the SQLite pipeline at {profiled_size}x (cProfile):\n{profile_text}")
 
     if not args.no_write:
         write_section("ami_ingest", "AMI ingest (benchmarks/ami_ingest.py)",
-                      _report(sizes, per_pass, decoder_runs, results, profiled_size, profile_text))
+                      _report(sizes, per_pass, decoder_runs, results, profiled_size, costs, parser_profiles,
+                              writers, profile_text))
     return 0
 
 
+def _batches(sizes: list[int]) -> str:
+    """Transaction sizes, run-length encoded: '1, 199, 80' or '1 x 40, 200 x 3'."""
+    runs: list[list[int]] = []
+    for size in sizes:
+        if runs and runs[-1][0] == size:
+            runs[-1][1] += 1
+        else:
+            runs.append([size, 1])
+    text = ", ".join(f"{size}" if count == 1 else f"{size} x {count}" for size, count in runs)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _report(sizes: list[int], per_pass: int, decoder_runs: dict[int, Run], results: dict[int, dict[str, Run]],
-            profiled_size: int, profile_text: str) -> str:
+            profiled_size: int, costs: dict[str, float], parser_profiles: dict[str, str],
+            writers: dict[str, WriterRun], profile_text: str) -> str:
+    names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
     lines = [
         (f"Shared traces, N passes with fresh ids ({per_pass:,} events per pass, as `--loop --fresh-ids` "
          "would send them, written to one capture), replayed by `pbxbridge simulate --speed 0` in its own "
@@ -276,12 +482,14 @@ def _report(sizes: list[int], per_pass: int, decoder_runs: dict[int, Run], resul
          "-> CallWriter; 'end to end' is timed from the first event until the last finished call is committed, "
          "'events in' until the tracker has seen the last event (calls may still wait for the database). "
          "'source ceiling' is a client that only counts frame ends: the simulator cannot send faster. "
-         "Target: >= 40,000 events/s end to end."),
+         "'FrameDecoder bare' splits the same bytes into dicts, no socket. 'per CPU s' is events over the CPU "
+         "time the measured process (all its threads) used end to end: the rate with a core to itself, "
+         "whatever else ran on the machine. Target: >= 40,000 events/s end to end."),
         "",
-        ("| size | events | calls | source ceiling ev/s | panoramisk no-op ev/s "
-         "| SQLite end to end ev/s | SQLite events in ev/s | PostgreSQL end to end ev/s "
-         "| PostgreSQL events in ev/s | SQLite / panoramisk | PostgreSQL / panoramisk | FrameDecoder frames/s |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ("| size | events | calls | source ceiling ev/s | panoramisk no-op ev/s | FrameDecoder bare frames/s "
+         "| SQLite end to end ev/s | SQLite events in ev/s | SQLite ev per CPU s | PostgreSQL end to end ev/s "
+         "| PostgreSQL events in ev/s | PostgreSQL ev per CPU s | SQLite / panoramisk | PostgreSQL / panoramisk |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n in sizes:
         r = results[n]
@@ -289,10 +497,32 @@ def _report(sizes: list[int], per_pass: int, decoder_runs: dict[int, Run], resul
         sq, pg = r["sqlite"], r["postgresql"]
         lines.append(
             f"| {n}x | {sq.events:,} | {sq.calls:,} | {r['source'].rate:,.0f} | {pano:,.0f} "
-            f"| {sq.rate:,.0f} | {sq.events / sq.ingest_seconds:,.0f} | {pg.rate:,.0f} "
-            f"| {pg.events / pg.ingest_seconds:,.0f} | {sq.rate / pano:.2f} | {pg.rate / pano:.2f} "
-            f"| {decoder_runs[n].rate:,.0f} |"
+            f"| {decoder_runs[n].rate:,.0f} | {sq.rate:,.0f} | {sq.events / sq.ingest_seconds:,.0f} "
+            f"| {sq.events / sq.cpu_seconds:,.0f} | {pg.rate:,.0f} | {pg.events / pg.ingest_seconds:,.0f} "
+            f"| {pg.events / pg.cpu_seconds:,.0f} | {sq.rate / pano:.2f} | {pg.rate / pano:.2f} |"
         )
+    pano_us = next(iter(costs.values()))
+    lines += ["", (f"Parsers without a socket: the {profiled_size}x capture fed in {READ_BYTES // 1024} KiB reads, "
+                   "CPU time per event (best of three):"), "",
+              "| parser | CPU us per event | events/s on one core | cost vs panoramisk |", "|---|---|---|---|"]
+    for name, us in costs.items():
+        lines.append(f"| {name} | {us:.2f} | {1e6 / us:,.0f} | {us / pano_us:.2f} |")
+    lines += ["", (f"CallWriter alone (the daemon's, with its hooks; nothing else running): the {profiled_size}x "
+                   "run's finished calls written in the transactions the daemon made during the timed run, then one "
+                   "call per transaction. 'share' is that writing time over the run's end-to-end time: on one core "
+                   "the writer's time and the ingest's add up."), "",
+              ("| database | calls | transactions in the run (calls each) | writer alone s | ms per call "
+               "| share of end to end | one call per transaction s | ms per call |"),
+              "|---|---|---|---|---|---|---|---|"]
+    for kind, w in writers.items():
+        run = results[profiled_size][kind]
+        lines.append(
+            f"| {names[kind]} | {w.calls} | {len(w.batches)} ({_batches(w.batches)}) | {w.batched_s:.2f} "
+            f"| {w.batched_s / w.calls * 1e3:.1f} | {w.batched_s / run.seconds:.0%} | {w.single_s:.2f} "
+            f"| {w.single_s / w.calls * 1e3:.1f} |"
+        )
+    for name, text in parser_profiles.items():
+        lines += ["", f"cProfile, {name}, own time:", "", "```", text, "```"]
     lines += ["", (f"cProfile of a separate (untimed) SQLite pipeline run at {profiled_size}x; cProfile counts each "
                    "resumption of a coroutine as a call, and greenlet switches blur cumulative times, so own time "
                    "(tottime) is the column to read:"), "", "```", profile_text, "```"]

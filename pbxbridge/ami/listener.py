@@ -98,7 +98,15 @@ class _FrameProtocol(AMIProtocol):
         if (stats.malformed_lines, stats.oversized_frames) != before and _worth_logging(sum(before) + 1):
             log.warning("[%s] malformed AMI input (%d lines, %d oversized frames so far): %s",
                         listener.name, stats.malformed_lines, stats.oversized_frames, stats.errors[-1])
+        deliver = listener._deliver
+        # With no action under way (nearly always), an event is nobody's answer.
+        plain = self._plain_event if self.responses else _not_panoramisks
         for frame in frames:
+            if "Response" not in frame and "Event" in frame and plain(frame):
+                # Most of the stream: hand the frame straight on, without the
+                # cost of panoramisk's case-insensitive Message.
+                deliver(frame)
+                continue
             if "Event" not in frame and "Response" not in frame:
                 listener.stats.malformed_frames += 1
                 if _worth_logging(listener.stats.malformed_frames):
@@ -106,11 +114,6 @@ class _FrameProtocol(AMIProtocol):
                                 listener.name, listener.stats.malformed_frames, frame)
                 continue
             try:
-                if "Response" not in frame and self._plain_event(frame):
-                    # Most of the stream: hand the frame straight on, without the
-                    # cost of panoramisk's case-insensitive Message.
-                    listener._deliver(frame)
-                    continue
                 message = Message(frame)
                 # Message adds a 'content' key of its own; the frame as received is what consumers get.
                 message.frame = frame
@@ -138,6 +141,11 @@ class _FrameProtocol(AMIProtocol):
 
 
 _PANORAMISK_EVENTS = frozenset({"shutdown", "fullybooted"})
+
+
+def _not_panoramisks(frame: Frame) -> bool:
+    """Whether an event needs none of panoramisk's own handling, while no action is under way."""
+    return frame["Event"].lower() not in _PANORAMISK_EVENTS
 _ACTION_ID_KEYS = frozenset({"actionid", "commandid"})
 
 
@@ -402,12 +410,14 @@ class AmiListener:
                 return
 
     def _deliver(self, frame: Frame) -> None:
-        received_at = time.time()
         raw_ts = frame.get("Timestamp")
-        if raw_ts is not None:
+        if raw_ts is None:
+            received_at = time.time()
+        else:
             try:
                 received_at = float(raw_ts)
             except ValueError:
+                received_at = time.time()
                 log.warning("[%s] event %s with a bad Timestamp %r", self.name, frame.get("Event"), raw_ts,
                             extra=self.log_fields)
         self.stats.events += 1

@@ -42,6 +42,7 @@ from pbxbridge.ami.traces import (
     event_timestamp,
     load_trace,
     with_fresh_ids,
+    wire_template,
     with_timestamp,
 )
 
@@ -52,6 +53,14 @@ ActionHandler = Callable[["AmiSimulator", "ClientSession", Frame], Awaitable[Non
 # Asterisk drops a manager client that does not read its events in time
 # (manager.conf writetimeout); a stalled test client must not stall the replay.
 WRITE_TIMEOUT_S = 5.0
+# Unpaced replays write this many events at a time (some 7 KiB): enough to
+# send hundreds of thousands a second, few enough that a client's action
+# (the CoreShowChannels after a login) is answered within a few dozen events,
+# as a PBX answers it amid its stream.
+UNPACED_CHUNK_EVENTS = 16
+# ... and keep at most this many events (as chunk bounds, a few MB) for the
+# live state to take on when it is next asked.
+MAX_UNAPPLIED_EVENTS = 2_000_000
 # Pause between two traces of one replay, in capture seconds.
 TRACE_GAP_S = 1.0
 # Actions Asterisk accepts before authentication.
@@ -170,7 +179,13 @@ class AmiSimulator:
         # between a drop and its reconnection; a real PBX would not wait.
         self._hold_when_idle = hold_when_idle
         self.banner = self.traces[0].banner if self.traces else DEFAULT_BANNER
-        self.state = LiveState()
+        self._state = LiveState()
+        # Unpaced replays: events sent but not yet taken by the live state,
+        # as (trace index, start, end, id suffix); see the ``state`` property.
+        self._unapplied: list[tuple[int, int, int, str]] = []
+        self._unapplied_events = 0
+        # Unpaced replays: every trace's events rendered for the wire, once.
+        self._wire: list[list[tuple[bytes, ...]]] | None = None
         self.sessions: set[ClientSession] = set()
         self.events_sent = 0
         self.passes_done = 0
@@ -205,12 +220,24 @@ class AmiSimulator:
         self._update_listening()
 
     @property
+    def state(self) -> LiveState:
+        """What the PBX has up now, as far as the replay has gone."""
+        # An unpaced replay sends far faster than the live state can follow
+        # event by event; it catches up here, when it is asked for.
+        if self._unapplied:
+            self._apply_unapplied()
+        return self._state
+
+    @property
     def port(self) -> int:
         """The TCP port clients connect to (the one bound when 0 was asked)."""
         return self._port
 
     async def start(self) -> None:
         """Listen for clients and start the replay."""
+        if self.speed == 0 and not self.retime and self._wire is None:
+            # Rendered before listening: the replay then only joins bytes.
+            self._wire = [[wire_template(e) for e in t.events] for t in self.traces]
         self._server = await asyncio.start_server(self._serve, self.host, self._port)
         self._port = self._server.sockets[0].getsockname()[1]
         self._replay_task = asyncio.create_task(self._replay(), name="ami-simulator-replay")
@@ -290,48 +317,111 @@ class AmiSimulator:
     # -- replay ------------------------------------------------------------
 
     async def _replay(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             suffix = f"-{self.passes_done}" if self.fresh_ids and self.passes_done else ""
-            anchor: tuple[float, float] | None = None  # (loop time, capture time)
-            for trace in self.traces:
-                # Set at the trace's first stamped event, once it is really sent.
-                shift: float | None = None
-                for event in trace.events:
-                    if await self._hold():
-                        anchor = None
-                    ts = event_timestamp(event)
-                    if ts is not None and self.speed > 0:
-                        if anchor is None:
-                            anchor = (loop.time(), ts)
-                        delay = anchor[0] + (ts - anchor[1]) / self.speed - loop.time()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
-                    elif self.speed == 0:
-                        # Let clients' actions in between events.
-                        await asyncio.sleep(0)
-                    # The last listener may have gone (or a pause come) while
-                    # this event waited for its time: hold it back too.
-                    if await self._hold() and ts is not None:
-                        anchor = (loop.time(), ts)
-                    out = with_fresh_ids(event, suffix)
-                    if self.retime and ts is not None:
-                        if shift is None:
-                            shift = time.time() - ts
-                        out = with_timestamp(out, ts + shift)
-                    await self.emit(out)
-                    self.events_sent += 1
-                    self._after_event()
-                # Traces were captured apart: the next one starts a short gap
-                # after this one ends, paced from its own first event.
-                anchor = None
-                if self.speed > 0:
-                    await asyncio.sleep(TRACE_GAP_S / self.speed)
+            if self._wire is not None:
+                await self._replay_pass_unpaced(suffix)
+            else:
+                await self._replay_pass_paced(suffix)
             self.passes_done += 1
             self._replayed.set()
             log.info("AMI simulator replayed %d events (pass %d)", self.events_sent, self.passes_done)
             if not self.loop or not self.traces:
                 return
+
+    async def _replay_pass_paced(self, suffix: str) -> None:
+        """One pass, event by event, each at its capture time (scaled by ``speed``)."""
+        loop = asyncio.get_running_loop()
+        anchor: tuple[float, float] | None = None  # (loop time, capture time)
+        for trace in self.traces:
+            # Set at the trace's first stamped event, once it is really sent.
+            shift: float | None = None
+            for event in trace.events:
+                if await self._hold():
+                    anchor = None
+                ts = event_timestamp(event)
+                if ts is not None and self.speed > 0:
+                    if anchor is None:
+                        anchor = (loop.time(), ts)
+                    delay = anchor[0] + (ts - anchor[1]) / self.speed - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                elif self.speed == 0:
+                    # Let clients' actions in between events.
+                    await asyncio.sleep(0)
+                # The last listener may have gone (or a pause come) while
+                # this event waited for its time: hold it back too.
+                if await self._hold() and ts is not None:
+                    anchor = (loop.time(), ts)
+                out = with_fresh_ids(event, suffix)
+                if self.retime and ts is not None:
+                    if shift is None:
+                        shift = time.time() - ts
+                    out = with_timestamp(out, ts + shift)
+                await self.emit(out)
+                self.events_sent += 1
+                self._after_event()
+            # Traces were captured apart: the next one starts a short gap
+            # after this one ends, paced from its own first event.
+            anchor = None
+            if self.speed > 0:
+                await asyncio.sleep(TRACE_GAP_S / self.speed)
+
+    async def _replay_pass_unpaced(self, suffix: str) -> None:
+        """One pass as fast as clients read it: pre-rendered events, written a chunk at a time.
+
+        What a client receives is what the paced replay would send; chunks end
+        wherever ``drop_after``, ``inject_after`` or ``pause_after`` must act, and
+        the live state takes the chunk's events before anyone can ask for it.
+        """
+        assert self._wire is not None
+        glue = suffix.encode("utf-8")
+        for index, trace in enumerate(self.traces):
+            templates = self._wire[index]
+            i, n = 0, len(templates)
+            while i < n:
+                await self._hold()
+                end = min(n, i + UNPACED_CHUNK_EVENTS, i + self._events_to_next_stop())
+                rendered = [glue.join(t) for t in templates[i:end]]
+                self._unapplied.append((index, i, end, suffix))
+                self._unapplied_events += end - i
+                if self._unapplied_events > MAX_UNAPPLIED_EVENTS:
+                    self._apply_unapplied()
+                targets = [s for s in self.sessions if s.listening]
+                everything: bytes | None = None
+                for session in targets:
+                    if session.event_classes is None:
+                        if everything is None:
+                            everything = b"".join(rendered)
+                        session.send_raw(everything)
+                    else:
+                        wanted = [b for b, e in zip(rendered, trace.events[i:end]) if session.wants(e)]
+                        if wanted:
+                            session.send_raw(b"".join(wanted))
+                self.events_sent += end - i
+                i = end
+                self._after_event()
+                # Backpressure: a client that has not taken the last chunk holds
+                # up the next; and clients' actions get their turn in between.
+                await self._drain(targets)
+                await asyncio.sleep(0)
+
+    def _events_to_next_stop(self) -> int:
+        """Events until the next count at which something must happen (at least 1)."""
+        sent = self.events_sent
+        stops = [k for k in self.inject_after if k > sent]
+        if self.drop_after is not None and not self._dropped:
+            stops.append(self.drop_after)
+        if self._pause_at is not None:
+            stops.append(self._pause_at)
+        return max(1, min(stops, default=sent + UNPACED_CHUNK_EVENTS) - sent)
+
+    def _apply_unapplied(self) -> None:
+        chunks, self._unapplied = self._unapplied, []
+        self._unapplied_events = 0
+        for index, start, end, suffix in chunks:
+            for event in self.traces[index].events[start:end]:
+                self._state.apply(with_fresh_ids(event, suffix))
 
     async def _hold(self) -> bool:
         """Wait for a listening client if asked to; True if the replay waited."""

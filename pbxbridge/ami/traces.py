@@ -111,3 +111,26 @@ def with_timestamp(event: Frame, timestamp: float) -> Frame:
     out = dict(event)
     out["Timestamp"] = f"{timestamp:.6f}"
     return out
+
+
+def wire_template(event: Frame) -> tuple[bytes, ...]:
+    """``event`` as sent on the wire, cut after every unique id and linkedid.
+
+    ``suffix.join(template)`` is ``encode_frame(with_fresh_ids(event, suffix))``
+    (suffix encoded as UTF-8): a replay renders each event once and gives
+    every later pass its fresh ids with one join instead of a new dict.
+    """
+    parts: list[bytes] = []
+    line: list[str] = []
+    for key, value in event.items():
+        for v in value.split("\n"):
+            line.append(f"{key}: {v}")
+            line.append("\r\n")
+        if value and is_call_id_key(key):
+            # The suffix goes after the value's last line, before its CRLF.
+            line.pop()
+            parts.append("".join(line).encode("utf-8"))
+            line = ["\r\n"]
+    line.append("\r\n")
+    parts.append("".join(line).encode("utf-8"))
+    return tuple(parts)
