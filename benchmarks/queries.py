@@ -5,13 +5,17 @@ linkedids, dates and client numbers, each answered call with a recording and a t
 transcript made of the shared recordings' speech (the manager says
 ``queue-periodic-announce``, the client ``demo-moreinfo``). So that searches of different
 selectivity can be timed, 5% of the clients' segments also ask for a discount («скидка») and
-0.1% for instalments («рассрочка»). Rows go in by executemany (SQLite, full-text triggers on)
-and COPY (PostgreSQL, GIN index rebuilt afterwards); KPI figures are then computed per day
-by the KPI store's own ``recompute_day``.
+0.1% for instalments («рассрочка»). Rows go in by executemany (SQLite) and COPY (PostgreSQL);
+the search's word index (transcript_terms) is then filled by one statement, the migration's
+backfill, rather than row by row by its triggers; KPI figures are computed per day by the
+KPI store's own ``recompute_day``.
 
 Timed, each ``--repeat`` times after one warm-up, through the project's functions:
 * search (pbxbridge.transcription.search.search): a rare word, a medium word, a common
-  word (all in another word form than stored), and part of a client's number;
+  word (all in another word form than stored), a rare and a common word together, part of
+  a client's number, and part of a client's name typed in lower case;
+* the page the web journal shows for a text search (search_calls: 50 calls, each with its
+  first hit, and the count of matching calls up to 1,000);
 * the KPI dashboard (what GET /api/kpi does by default): the latest day with figures,
   then pbxbridge.kpi.report.read_figures over the two weeks to it; and over a whole year.
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import importlib
 import io
 import json
 import logging
@@ -41,15 +46,18 @@ from _common import Database, Stopwatch, percentile, scratch_database, write_sec
 from sqlalchemy import func, make_url, select
 
 from pbxbridge.calls.tables import Call, Recording
-from pbxbridge.clients.tables import Client, ClientPhone, Manager
+from pbxbridge.clients.tables import Client, ClientPhone, Manager, fold_name
 from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.kpi.definitions import KpiSettings, local_day
 from pbxbridge.kpi.report import read_figures
 from pbxbridge.kpi.store import KpiRecorder, _fact_values, fact_from_call
 from pbxbridge.kpi.tables import CallFactRow, ManagerDayRow
 from pbxbridge.transcription.lemmas import lemmatise, words_of
-from pbxbridge.transcription.search import search
+from pbxbridge.transcription.search import search, search_calls
 from pbxbridge.transcription.tables import TranscriptSegment
+
+# The revision that creates the search's word index: its backfill and triggers.
+SEARCH_MIGRATION = importlib.import_module("pbxbridge.db.migrations.versions.0007_search_terms")
 
 MANAGER_SAYS = ("Все наши операторы заняты. Пожалуйста, оставайтесь на линии, и Ваш звонок будет "
                 "обслужен первым доступным оператором.")
@@ -61,8 +69,13 @@ SEARCHES = {
     "rare word (0.1% of calls)": "рассрочки",
     "medium word (5%)": "скидку",
     "common word (every answered call)": "операторов",
+    "two words (rare + common)": "рассрочку оператор",
     "client number digits": "9160000123",
+    "client name, lower case": "клиент 12340",
 }
+# What GET /api/calls?q=… does: one page of calls with a hit each, matching calls counted up to a cap.
+WEB_SEARCHES = {"medium word": "скидку", "common word": "операторов"}
+WEB_PAGE, WEB_COUNT_UP_TO = 50, 1_000
 MANAGERS = [f"{200 + i}" for i in range(1, 9)]
 DAYS = 365
 TARGET_SEARCH_P95_MS, TARGET_KPI_P95_MS = 50, 200
@@ -99,7 +112,8 @@ def generate(n_calls: int, seed: int = 11) -> Dataset:
     first_day = datetime(2025, 11, 27, tzinfo=UTC)
     n_clients = max(10, n_calls // 3)
     data.tables["clients"] = [
-        {"id": i, "name": f"ООО Клиент {i}" if i % 10 == 0 else None, "is_lead": False,
+        {"id": i, "name": f"ООО Клиент {i}" if i % 10 == 0 else None,
+         "name_folded": fold_name(f"ООО Клиент {i}") if i % 10 == 0 else None, "is_lead": False,
          "created_at": first_day, "responsible_manager_id": None, "notes": None}
         for i in range(1, n_clients + 1)
     ]
@@ -192,27 +206,62 @@ def _sqlite_value(value: Any) -> Any:
 
 
 def load_sqlite(db: Database, data: Dataset) -> None:
-    """executemany per table in one transaction; the FTS5 triggers index the segments as they go in."""
+    """executemany per table in one transaction; indexes and the word index are built once afterwards.
+
+    The segments' triggers are dropped for the load: row by row they would insert
+    each word at a random place of the index. The migration's own statements fill
+    the index and put the triggers back.
+    """
     conn = sqlite3.connect(make_url(db.url).database)
-    conn.execute("PRAGMA journal_mode=WAL")
+    # No rollback journal for the load (a scratch database: a failed load is thrown
+    # away), so the rows are written once, not to the WAL first; WAL again after.
+    conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA cache_size=-524288")  # 512 MB: the word index is sorted in memory where it fits
+    # Secondary indexes are built once, from sorted keys, after the rows are in.
+    indexes = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN "
+        f"({', '.join('?' * len(TABLES))})", list(TABLES)
+    ).fetchall()
     with conn:
+        for trigger in ("transcript_terms_ai", "transcript_terms_ad", "transcript_terms_au"):
+            conn.execute(f"DROP TRIGGER {trigger}")
+        for name, _sql in indexes:
+            conn.execute(f"DROP INDEX {name}")
         for name, table in TABLES.items():
             rows = data.tables[name]
             cols = [c.name for c in table.columns]
             sql = f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
             conn.executemany(sql, ([_sqlite_value(r.get(c)) for c in cols] for r in rows))
+        conn.execute(SEARCH_MIGRATION.SQLITE_BACKFILL)
+        for _name, sql in indexes:
+            conn.execute(sql)
+        for trigger in SEARCH_MIGRATION.SQLITE_TRIGGERS:
+            conn.execute(trigger)
     conn.execute("ANALYZE")
+    conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
 
 
 async def load_postgresql(db: Database, data: Dataset) -> None:
-    """COPY per table; the full-text GIN index is dropped first and built once afterwards."""
+    """COPY per table; indexes and the word index are built once afterwards, the latter as the migration fills it.
+
+    Foreign keys are not checked row by row during the load (the rows are made
+    consistent), and the segments' trigger is off: the backfill indexes them all at once.
+    """
     import asyncpg
 
     conn = await asyncpg.connect(db.url)
     try:
-        await conn.execute("DROP INDEX IF EXISTS ix_transcript_segments_tsv")
+        indexes = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes AS i WHERE tablename = ANY($1::text[]) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint AS c WHERE c.conname = i.indexname)",
+            list(TABLES),
+        )
+        for index in indexes:
+            await conn.execute(f"DROP INDEX {index['indexname']}")
+        await conn.execute("ALTER TABLE transcript_terms DROP CONSTRAINT pk_transcript_terms")
+        await conn.execute("SET session_replication_role = replica")  # no foreign key or other triggers
         for name, table in TABLES.items():
             cols = [c.name for c in table.columns]
             json_cols = {c.name for c in table.columns if c.type.__class__.__name__ == "JSON"}
@@ -221,10 +270,17 @@ async def load_postgresql(db: Database, data: Dataset) -> None:
                 for r in data.tables[name]
             ]
             await conn.copy_records_to_table(name, records=records, columns=cols)
+            del records
+        await conn.execute("SET session_replication_role = DEFAULT")
         await conn.execute("SET maintenance_work_mem = '512MB'")
-        await conn.execute("CREATE INDEX ix_transcript_segments_tsv ON transcript_segments "
-                           "USING gin (to_tsvector('russian', text))")
-        await conn.execute("ANALYZE")
+        await conn.execute("SET work_mem = '256MB'")
+        await conn.execute(SEARCH_MIGRATION.PG_BACKFILL)
+        await conn.execute("ALTER TABLE transcript_terms ADD CONSTRAINT pk_transcript_terms "
+                           "PRIMARY KEY (term, started_at, call_id, segment_id)")
+        for index in indexes:
+            await conn.execute(index["indexdef"])
+        # As autovacuum leaves it: statistics, and the visibility map index-only scans need.
+        await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
 
@@ -261,6 +317,9 @@ async def time_queries(url: str, repeat: int, profile_query: str | None = None) 
     try:
         for label, query in SEARCHES.items():
             await timed(f"search: {label}", lambda q=query: search(factory, q))
+        for label, query in WEB_SEARCHES.items():
+            await timed(f"web search page: {label}", lambda q=query: search_calls(
+                factory, q, offset=0, count=WEB_PAGE, most=WEB_COUNT_UP_TO))
         if profile_query:
             profile = cProfile.Profile()
             profile.enable()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pbxbridge.db.base import Base
@@ -25,15 +26,40 @@ class Client(Base):
     """A client's card; a number nobody has seen before starts one as a lead."""
 
     __tablename__ = "clients"
+    # Search scans the named cards' folded names (LIKE '%…%' reads them all):
+    # this index holds only those, a fraction of the table's size.
+    __table_args__ = (
+        Index(
+            "ix_clients_name_folded", "name_folded", "id",
+            sqlite_where=text("name_folded IS NOT NULL"), postgresql_where=text("name_folded IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    # The name as searched: see fold_name. Kept by setting ``name`` (the listener below);
+    # a name written around the application is folded by a trigger (migration 0007).
+    name_folded: Mapped[str | None] = mapped_column(String(200))
     is_lead: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     responsible_manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
     notes: Mapped[str | None] = mapped_column(Text)
 
     phones: Mapped[list[ClientPhone]] = relationship(back_populates="client", lazy="selectin")
+
+
+def fold_name(name: str) -> str:
+    """A name as people type it into search: any case, «ё» as «е».
+
+    Folded in Python because SQLite's lower() and LIKE fold ASCII letters only,
+    so «иванов» would not find «Иванов» there.
+    """
+    return name.casefold().replace("ё", "е")
+
+
+@event.listens_for(Client.name, "set", propagate=True)
+def _fold_on_set(target: Client, value: str | None, _old: Any, _initiator: Any) -> None:
+    target.name_folded = fold_name(value) if value else None
 
 
 class ClientPhone(Base):

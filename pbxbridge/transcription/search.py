@@ -2,46 +2,35 @@
 
 from __future__ import annotations
 
-import json
-import math
 import re
-import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import (
-    Integer,
-    Select,
-    and_,
-    column,
-    func,
-    literal_column,
-    or_,
-    select,
-    text,
-)
+from sqlalchemy import Select, and_, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import True_
 
 from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.clients.numbers import normalise_number
-from pbxbridge.clients.tables import Client, ClientPhone
+from pbxbridge.clients.tables import Client, ClientPhone, fold_name
 from pbxbridge.transcription.lemmas import WORD_RE, lemma, lemma_candidates, words_of
-from pbxbridge.transcription.tables import SQLITE_FTS_TABLE, TranscriptSegment
+from pbxbridge.transcription.tables import TranscriptSegment, TranscriptTerm
 
 MARK_OPEN, MARK_CLOSE = "[", "]"
 # A query of digits (and + - ( ) spaces) this long is a phone number, not speech.
 MIN_NUMBER_DIGITS = 4
 _NUMBER_QUERY = re.compile(r"^[\d\s+()\-]+$")
-# A word in more segments than this is walked newest call first rather than read
-# whole from the full-text index (see _common_cap).
+# Of a query of several words, each word's segments are counted up to this at
+# least, to choose the rarest to walk (see _common_cap).
 MIN_COMMON_SEGMENTS = 2_000
-# Calls read per step of that walk at first; each further step reads twice as many.
+# Segments of the index read per step of a walk at first; each further step reads
+# twice as many, up to MAX_WALK_CALLS. One step gives a one-word query its page.
 FIRST_WALK_CALLS = 256
+MAX_WALK_CALLS = 8_192
 # Client cards matched by a name or part of a number, at most.
 MAX_CLIENTS = 1_000
-MAX_WALK_CALLS = 8_192
 
 
 @dataclass(slots=True)
@@ -58,6 +47,8 @@ class SearchFilters:
     # Whole call, start to end.
     min_duration_s: float | None = None
     max_duration_s: float | None = None
+    # Any further SQL condition on calls (e.g. the calls a user may open).
+    calls: Any = None
     limit: int = 200
 
 
@@ -99,6 +90,21 @@ def _is_number(query: str) -> bool:
     return bool(_NUMBER_QUERY.match(query.strip())) and len(_digits(query)) >= MIN_NUMBER_DIGITS
 
 
+def _name_matches(query: str) -> Any:
+    """Cards whose name holds the query in any case (Cyrillic too, on SQLite as well)."""
+    query = query.strip()
+    return and_(
+        # What the partial index of named cards holds (so the database reads it, not the table).
+        Client.name_folded.is_not(None),
+        or_(
+            Client.name_folded.contains(fold_name(query), autoescape=True),
+            # A name written around the application is folded by the database's lower(),
+            # which leaves Cyrillic as written on SQLite (see migration 0007).
+            Client.name_folded.contains(query, autoescape=True),
+        ),
+    )
+
+
 def _call_filters(stmt: Select[Any], filters: SearchFilters) -> Select[Any]:
     conds = []
     if filters.manager:
@@ -107,7 +113,9 @@ def _call_filters(stmt: Select[Any], filters: SearchFilters) -> Select[Any]:
         if _is_number(filters.client):
             conds.append(Call.client_number.contains(_digits(filters.client)))
         else:
-            conds.append(Client.name.ilike(f"%{filters.client}%"))
+            conds.append(_name_matches(filters.client))
+    if filters.calls is not None:
+        conds.append(filters.calls)
     if filters.direction:
         conds.append(Call.direction == filters.direction)
     if filters.status:
@@ -124,24 +132,6 @@ def _call_filters(stmt: Select[Any], filters: SearchFilters) -> Select[Any]:
     return stmt.where(and_(*conds)) if conds else stmt
 
 
-def _fts_query(word: str) -> str:
-    # The word in any of its dictionary forms.
-    forms = sorted(lemma_candidates(word))
-    return "(" + " OR ".join('"' + f.replace('"', "") + '"' for f in forms) + ")"
-
-
-def _word_condition(session: AsyncSession, word: str, index: int) -> Any:
-    """Whether a segment holds one query word, in any form, through the full-text index."""
-    if session.bind.dialect.name == "postgresql":
-        # The same expression as the GIN index, so PostgreSQL uses it.
-        vector = func.to_tsvector(literal_column("'russian'::regconfig"), TranscriptSegment.text)
-        return vector.op("@@")(func.plainto_tsquery(literal_column("'russian'::regconfig"), word))
-    matches = text(
-        f"SELECT rowid FROM {SQLITE_FTS_TABLE} WHERE {SQLITE_FTS_TABLE} MATCH :fts_{index}"
-    ).bindparams(**{f"fts_{index}": _fts_query(word)}).columns(column("rowid", Integer))
-    return TranscriptSegment.id.in_(matches)
-
-
 def _base(columns: list[Any]) -> Select[Any]:
     return select(
         Call.linkedid, Call.pbx, Call.id.label("call_id"), Call.started_at, Call.direction, Call.status,
@@ -149,13 +139,30 @@ def _base(columns: list[Any]) -> Select[Any]:
     )
 
 
-def _word_matches(word: str, wanted: frozenset[str]) -> bool:
-    return lemma(word) in wanted
+class _Marks:
+    """Which words of the hits' text are the query's, each spelling lemmatised once for all hits."""
+
+    def __init__(self, wanted: frozenset[str]) -> None:
+        self.wanted = wanted
+        self.known: dict[str, bool] = {}
+
+    def matches(self, word: str) -> bool:
+        """Whether a word as written (one token or a recogniser's word with punctuation) is a query word."""
+        hit = self.known.get(word)
+        if hit is None:
+            parts = words_of(word)
+            hit = self.known[word] = any(lemma(p) in self.wanted for p in parts)
+        return hit
+
+    def mark(self, match: re.Match[str]) -> str:
+        """A token of the text, bracketed if it is a query word."""
+        word = match.group(0)
+        return f"{MARK_OPEN}{word}{MARK_CLOSE}" if self.matches(word) else word
 
 
 def locate(words: list[dict[str, Any]], text_: str, query: str, start_s: float) -> tuple[float, str]:
     """Where the first matching word starts, and the segment's text with matches marked."""
-    return _locate(words, text_, _wanted(query), start_s)
+    return _locate(words, text_, _Marks(_wanted(query)), start_s)
 
 
 def _wanted(query: str) -> frozenset[str]:
@@ -163,17 +170,13 @@ def _wanted(query: str) -> frozenset[str]:
     return frozenset().union(*(lemma_candidates(w) | {lemma(w)} for w in words_of(query)))
 
 
-def _locate(words: list[dict[str, Any]], text_: str, wanted: frozenset[str], start_s: float) -> tuple[float, str]:
+def _locate(words: list[dict[str, Any]], text_: str, marks: _Marks, start_s: float) -> tuple[float, str]:
     offset = start_s
     for w in words:
-        if any(_word_matches(part, wanted) for part in words_of(str(w.get("word", "")))):
+        if marks.matches(str(w.get("word", ""))):
             offset = float(w["start"])
             break
-    snippet = WORD_RE.sub(
-        lambda m: f"{MARK_OPEN}{m.group(0)}{MARK_CLOSE}" if _word_matches(m.group(0), wanted) else m.group(0),
-        text_,
-    )
-    return offset, snippet
+    return offset, WORD_RE.sub(marks.mark, text_)
 
 
 def _hit(row: Any, **extra: Any) -> Hit:
@@ -184,65 +187,147 @@ def _hit(row: Any, **extra: Any) -> Hit:
     )
 
 
-@lru_cache(maxsize=65536)
-def _fts_fold(word: str) -> str:
-    # As FTS5's unicode61 tokenizer (remove_diacritics 2) sees a word: lower case, «й» as «и».
-    return "".join(c for c in unicodedata.normalize("NFD", word.lower()) if not unicodedata.combining(c))
+def _forms(word: str) -> list[str]:
+    """The dictionary forms a query word may have: what transcript_terms is looked up by."""
+    return sorted(lemma_candidates(word))
 
 
-_FTS_TOKEN = re.compile(r"[^\W_]+")
-
-
-class _Matcher:
-    """Which query words a segment holds: PostgreSQL's own full-text match, or SQLite's stored lemmas."""
-
-    def __init__(self, session: AsyncSession, words: list[str]) -> None:
-        self.postgresql = session.bind.dialect.name == "postgresql"
-        self.conditions = [_word_condition(session, w, i) for i, w in enumerate(words)]
-        self.forms = [frozenset(_fts_fold(f) for f in lemma_candidates(w)) for w in words]
-
-    def columns(self) -> list[Any]:
-        """What said() reads: per-word flags from PostgreSQL, the stored lemmas from SQLite."""
-        if self.postgresql:
-            return [c.label(f"has_{i}") for i, c in enumerate(self.conditions)]
-        return [TranscriptSegment.lemmas]
-
-    def said(self, row: Any) -> list[bool]:
-        """For each query word, whether this segment holds it."""
-        if self.postgresql:
-            return [bool(getattr(row, f"has_{i}")) for i in range(len(self.conditions))]
-        # The same tokens FTS5 indexed, so a segment read back matches as the index would.
-        tokens = {_fts_fold(t) for t in _FTS_TOKEN.findall(row.lemmas or "")}
-        return [bool(tokens & forms) for forms in self.forms]
-
-
-async def _count_upto(session: AsyncSession, word: str, most: int) -> int:
-    """How many segments hold the word, counting no further than ``most`` (PostgreSQL: its planner's estimate)."""
-    if session.bind.dialect.name == "postgresql":
-        # Counting a common word's matches would read its whole GIN posting list;
-        # the planner's estimate from the index's statistics costs nothing and is
-        # all the choice between reading the index and walking calls needs.
-        matches = select(TranscriptSegment.id).where(_word_condition(session, word, 0))
-        # EXPLAIN takes no parameters; the word is letters and digits only (words_of), quoted by the dialect.
-        sql = matches.compile(dialect=session.bind.dialect, compile_kwargs={"literal_binds": True})
-        plan = await session.scalar(text(f"EXPLAIN (FORMAT JSON) {sql}"))
-        plan = json.loads(plan) if isinstance(plan, str) else plan
-        return min(most, int(plan[0]["Plan"]["Plan Rows"]))
-    sql = text(
-        f"SELECT count(*) FROM (SELECT rowid FROM {SQLITE_FTS_TABLE} WHERE {SQLITE_FTS_TABLE} MATCH :q LIMIT :n)"
-    )
-    return int(await session.scalar(sql, {"q": _fts_query(word), "n": most}) or 0)
+def _said(lemmas: str | None, forms: list[frozenset[str]]) -> list[bool]:
+    """For each query word, whether a segment's stored lemmas hold it (as transcript_terms would)."""
+    said = set((lemmas or "").split())
+    return [not said.isdisjoint(f) for f in forms]
 
 
 async def _common_cap(session: AsyncSession, limit: int) -> int:
-    """Matches above which a word is walked newest call first instead of read whole from the index.
+    """How far each query word's calls are counted when choosing which word drives the walk.
 
-    Reading a word's matches costs their number; walking costs the calls passed
-    before ``limit`` hits, the total over the word's share. The two cost alike
-    near the square root of limit × segments.
+    A word in more segments than this counts as common; among common words any
+    may drive, the other words then thin its calls out inside the database.
     """
-    total = int(await session.scalar(select(func.max(TranscriptSegment.id))) or 0)
-    return max(MIN_COMMON_SEGMENTS, limit * 20, int(math.sqrt(4 * limit * total)))
+    return max(MIN_COMMON_SEGMENTS, limit * 20)
+
+
+async def _count_upto(session: AsyncSession, forms: list[str], most: int) -> int:
+    """Segments holding a word in any of its forms, counted no further than ``most`` (a range of the index)."""
+    total = 0
+    for form in forms:
+        stmt = select(TranscriptTerm.call_id).where(TranscriptTerm.term == form).limit(most - total)
+        total += int(await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+        if total >= most:
+            break
+    return total
+
+
+_CALL_FILTERS = ("manager", "client", "direction", "status", "min_duration_s", "max_duration_s", "calls")
+
+
+def _term_filters(stmt: Select[Any], filters: SearchFilters) -> Select[Any]:
+    """The search filters on a walk of transcript_terms: dates as a range of its key, the rest through calls."""
+    if filters.date_from:
+        stmt = stmt.where(TranscriptTerm.started_at >= filters.date_from)
+    if filters.date_to:
+        stmt = stmt.where(TranscriptTerm.started_at < filters.date_to)
+    on_calls = replace(filters, date_from=None, date_to=None)
+    if isinstance(on_calls.calls, True_):
+        on_calls.calls = None  # everyone's calls (the head of sales): no condition at all
+    if all(getattr(on_calls, f) is None for f in _CALL_FILTERS):
+        return stmt
+    # The call of each entry walked, looked up by its key. A join instead lets
+    # PostgreSQL hash all the calls matching the filters when it misjudges how
+    # few index entries the page needs; a scalar subquery is always a lookup.
+    call = select(Call.id).where(Call.id == TranscriptTerm.call_id)
+    if filters.client and not _is_number(filters.client):
+        call = call.outerjoin(Client, Client.id == Call.client_id)
+    return stmt.where(_call_filters(call, on_calls).limit(1).scalar_subquery().is_not(None))
+
+
+def _postings(
+    driver: list[str], others: list[list[str]], filters: SearchFilters, after: tuple[datetime, int] | None, n: int
+) -> Select[Any]:
+    """The next ``n`` index entries (call, start, segment) of the driving word, newest call first.
+
+    Only calls whose index entries hold the other words too are walked.
+
+    One ordered range of the index per form of the word, merged: an IN over the
+    forms would make the database read every match to sort them.
+    """
+    branches = []
+    for form in driver:
+        stmt = select(TranscriptTerm.call_id, TranscriptTerm.started_at, TranscriptTerm.segment_id).where(
+            TranscriptTerm.term == form
+        )
+        if after is not None:
+            edge, call_id = after
+            stmt = stmt.where(
+                TranscriptTerm.started_at <= edge,
+                or_(TranscriptTerm.started_at < edge, TranscriptTerm.call_id < call_id),
+            )
+        for forms in others:
+            # The same call in the index under another word: a lookup of its key per
+            # entry walked. Written as a scalar subquery, not EXISTS, which PostgreSQL
+            # turns into a join reading the other word's whole range.
+            other = aliased(TranscriptTerm)
+            stmt = stmt.where(
+                select(other.segment_id).where(
+                    other.term.in_(forms), other.started_at == TranscriptTerm.started_at,
+                    other.call_id == TranscriptTerm.call_id,
+                ).limit(1).scalar_subquery().is_not(None)
+            )
+        branches.append(
+            _term_filters(stmt, filters).order_by(TranscriptTerm.started_at.desc(), TranscriptTerm.call_id.desc())
+            .limit(n)
+        )
+    if len(branches) == 1:
+        return branches[0]
+    merged = union_all(*(select(b.subquery().c) for b in branches)).subquery()
+    return select(merged.c.call_id, merged.c.started_at, merged.c.segment_id).order_by(
+        merged.c.started_at.desc(), merged.c.call_id.desc()
+    ).limit(n)
+
+
+async def _walked_ids(
+    session: AsyncSession, words: list[str], driver: int, filters: SearchFilters
+) -> list[int]:
+    """Hits newest call first: the driving word's calls a growing batch at a time, until enough."""
+    forms = [_forms(w) for w in words]
+    if len(words) == 1:
+        return await _one_word_ids(session, forms[0], filters)
+    wanted = [frozenset(f) for f in forms]
+    others = [f for i, f in enumerate(forms) if i != driver]
+    picked: list[int] = []
+    after: tuple[datetime, int] | None = None
+    batch = FIRST_WALK_CALLS
+    while len(picked) < filters.limit:
+        rows = (await session.execute(_postings(forms[driver], others, filters, after, batch))).all()
+        if not rows:
+            break
+        # All the calls' segments, for hits where the words are said apart and for their order.
+        segments = await _segments_in_order(session, list(dict.fromkeys(r.call_id for r in rows)))
+        said = [_said(s.lemmas, wanted) for s in segments]
+        picked += _pick(segments, said, len(words), filters.limit - len(picked))
+        if len(rows) < batch:
+            break
+        after = (rows[-1].started_at, rows[-1].call_id)
+        batch = min(batch * 2, MAX_WALK_CALLS)
+    return picked
+
+
+async def _one_word_ids(session: AsyncSession, forms: list[str], filters: SearchFilters) -> list[int]:
+    """Hits of a one-word query: the first ``limit`` entries of the index are the page.
+
+    Every segment holding the word is a hit, so nothing is read beyond them but
+    the rest of the last call's (a call's hits are ordered by recording and time,
+    which the index does not know): more hits than the page, cut once ordered.
+    """
+    rows = (await session.execute(_postings(forms, [], filters, None, filters.limit))).all()
+    picked = [r.segment_id for r in rows]
+    if len(rows) == filters.limit:
+        last = rows[-1]
+        picked += (await session.scalars(select(TranscriptTerm.segment_id).where(
+            TranscriptTerm.term.in_(forms), TranscriptTerm.started_at == last.started_at,
+            TranscriptTerm.call_id == last.call_id,
+        ))).all()
+    return list(dict.fromkeys(picked))
 
 
 def _segments_of_calls(extra: list[Any]) -> Select[Any]:
@@ -255,16 +340,19 @@ def _segments_of_calls(extra: list[Any]) -> Select[Any]:
     ).outerjoin(Client, Client.id == Call.client_id)
 
 
-def _candidates(extra: list[Any], filters: SearchFilters) -> Select[Any]:
-    """Segments in search order with only what picking hits needs: sorting narrow rows is cheap."""
+async def _segments_in_order(session: AsyncSession, calls: list[int]) -> list[Any]:
+    """All segments of these calls (given in search order) with their lemmas, in search order.
+
+    The calls' order is known already, so calls are not joined to sort by their
+    start: the rows are put in order here, by call, then recording and time.
+    """
     stmt = select(
-        TranscriptSegment.id.label("segment_id"), TranscriptSegment.recording_id, *extra
-    ).select_from(TranscriptSegment).join(Call, Call.id == TranscriptSegment.call_id).join(
-        Recording, Recording.id == TranscriptSegment.recording_id
-    )
-    if filters.client and not _is_number(filters.client):
-        stmt = stmt.outerjoin(Client, Client.id == Call.client_id)
-    return _call_filters(stmt, filters).order_by(*_ORDER)
+        TranscriptSegment.id.label("segment_id"), TranscriptSegment.recording_id, TranscriptSegment.call_id,
+        TranscriptSegment.lemmas, TranscriptSegment.start_s, Recording.position,
+    ).join(Recording, Recording.id == TranscriptSegment.recording_id).where(TranscriptSegment.call_id.in_(calls))
+    rank = {call_id: i for i, call_id in enumerate(calls)}
+    rows = (await session.execute(stmt)).all()
+    return sorted(rows, key=lambda r: (rank[r.call_id], r.position, r.start_s))
 
 
 # Newest first; calls that started in the same second by id, so that a walk's batches agree with one query.
@@ -293,9 +381,10 @@ async def _hits_of(session: AsyncSession, segment_ids: list[int], wanted: frozen
         return []
     stmt = _segments_of_calls([]).where(TranscriptSegment.id.in_(segment_ids)).order_by(*_ORDER)
     hits = []
+    marks = _Marks(wanted)
     for row in (await session.execute(stmt)).all():
         # Only the hits returned are lemmatised for their snippets.
-        offset, snippet = _locate(row.words or [], row.text, wanted, row.start_s)
+        offset, snippet = _locate(row.words or [], row.text, marks, row.start_s)
         hits.append(_hit(
             row, recording_id=row.recording_id, recording=row.recording, segment_id=row.segment_id,
             speaker=row.speaker, offset_s=round(offset, 2), snippet=snippet, matched="transcript",
@@ -303,87 +392,112 @@ async def _hits_of(session: AsyncSession, segment_ids: list[int], wanted: frozen
     return hits
 
 
-def _matching(session: AsyncSession, cond: Any) -> Any:
-    """Segments matching a full-text condition (id, call, recording, start), read from the index as a whole."""
-    rows = select(
-        TranscriptSegment.id, TranscriptSegment.call_id, TranscriptSegment.recording_id, TranscriptSegment.start_s
-    ).where(cond)
-    if session.bind.dialect.name == "postgresql":
-        # Left inline, PostgreSQL may walk calls newest first computing to_tsvector
-        # row by row; materialised, the GIN index answers once.
-        return rows.cte("matching_segments").prefix_with("MATERIALIZED")
-    return rows.subquery("matching_segments")
+async def _driver(session: AsyncSession, words: list[str], limit: int) -> int | None:
+    """Which query word to walk the index by (the rarest); None if one of them was never said."""
+    if len(words) == 1:
+        return 0
+    # Each word is counted only as far as the rarest one so far: a common word
+    # after a rare one costs a short range of the index, not the cap.
+    most = await _common_cap(session, limit) + 1
+    counts: list[int] = []
+    for word in words:
+        counts.append(await _count_upto(session, _forms(word), most))
+        if not counts[-1]:
+            return None
+        most = min(most, counts[-1] + 1)
+    return min(range(len(words)), key=counts.__getitem__)
 
 
-async def _indexed_ids(
-    session: AsyncSession, matcher: _Matcher, driver: int, filters: SearchFilters
-) -> list[int]:
-    """Hits of a word few segments hold, read through the full-text index."""
-    matches = _matching(session, matcher.conditions[driver])
-    if len(matcher.conditions) == 1:
-        # Every segment the index gives is a hit: the database sorts and cuts.
-        stmt = select(matches.c.id).select_from(matches).join(Call, Call.id == matches.c.call_id).join(
-            Recording, Recording.id == matches.c.recording_id
-        )
-        if filters.client and not _is_number(filters.client):
-            stmt = stmt.outerjoin(Client, Client.id == Call.client_id)
-        stmt = _call_filters(stmt, filters).order_by(
-            Call.started_at.desc(), Call.id.desc(), Recording.position, matches.c.start_s
-        )
-        return list((await session.scalars(stmt.limit(filters.limit))).all())
-    # Several words: the recordings holding the rarest one, then all their segments.
-    recordings = select(matches.c.recording_id)
-    stmt = _candidates(matcher.columns(), filters).where(TranscriptSegment.recording_id.in_(recordings))
-    rows = (await session.execute(stmt)).all()
-    return _pick(rows, [matcher.said(r) for r in rows], len(matcher.conditions), filters.limit)
-
-
-async def _walked_ids(session: AsyncSession, matcher: _Matcher, filters: SearchFilters) -> list[int]:
-    """Hits of words many segments hold: newest calls first, a growing batch at a time, until enough."""
-    window = select(Call.id, Call.started_at).select_from(Call)
-    if filters.client and not _is_number(filters.client):
-        window = window.outerjoin(Client, Client.id == Call.client_id)
-    window = _call_filters(window, filters).order_by(Call.started_at.desc(), Call.id.desc())
-    picked: list[int] = []
-    edge: datetime | None = None
-    at_edge: list[int] = []  # calls already read that started exactly at the edge
-    # A common word is in most calls: about as many calls as hits wanted usually do.
-    batch = max(FIRST_WALK_CALLS, 2 * filters.limit)
-    while len(picked) < filters.limit:
-        step = window if edge is None else window.where(Call.started_at <= edge, Call.id.not_in(at_edge))
-        calls = (await session.execute(step.limit(batch))).all()
-        if not calls:
-            break
-        # The window already holds only calls the filters let through.
-        stmt = _candidates(matcher.columns(), SearchFilters()).where(
-            TranscriptSegment.call_id.in_([c.id for c in calls])
-        )
-        rows = (await session.execute(stmt)).all()
-        picked += _pick(rows, [matcher.said(r) for r in rows], len(matcher.conditions), filters.limit - len(picked))
-        if len(calls) < batch:
-            break
-        last = calls[-1].started_at
-        at_edge = (at_edge if last == edge else []) + [c.id for c in calls if c.started_at == last]
-        edge = last
-        batch = min(batch * 2, MAX_WALK_CALLS)
-    return picked
+def _query_words(query: str) -> list[str]:
+    return list(dict.fromkeys(w.lower() for w in words_of(query)))
 
 
 async def _transcript_hits(session: AsyncSession, query: str, filters: SearchFilters) -> list[Hit]:
-    words = list(dict.fromkeys(w.lower() for w in words_of(query)))
-    if not words:
+    words = _query_words(query)
+    driver = await _driver(session, words, filters.limit) if words else None
+    if driver is None:
         return []
-    matcher = _Matcher(session, words)
-    cap = await _common_cap(session, filters.limit)
-    counts = [await _count_upto(session, w, cap + 1) for w in words]
-    if not all(counts):
+    picked = await _walked_ids(session, words, driver, filters)
+    return (await _hits_of(session, picked, _wanted(query)))[: filters.limit]
+
+
+async def _transcript_calls(
+    session: AsyncSession, words: list[str], driver: int, filters: SearchFilters, most: int
+) -> list[int]:
+    """Calls (ids, newest first) where every query word is said in one recording, at most ``most``."""
+    forms = [_forms(w) for w in words]
+    wanted = [frozenset(f) for f in forms]
+    others = [f for i, f in enumerate(forms) if i != driver]
+    calls: dict[int, None] = {}
+    after: tuple[datetime, int] | None = None
+    batch = max(FIRST_WALK_CALLS, most)
+    while len(calls) < most:
+        rows = (await session.execute(_postings(forms[driver], others, filters, after, batch))).all()
+        if not rows:
+            break
+        found = list(dict.fromkeys(r.call_id for r in rows))
+        if len(words) > 1:
+            # The index knows calls; the words must be said in one recording of the call.
+            segments = await _segments_in_order(session, found)
+            picked = set(_pick(segments, [_said(s.lemmas, wanted) for s in segments], len(words), len(segments)))
+            found = list(dict.fromkeys(s.call_id for s in segments if s.segment_id in picked))
+        calls.update(dict.fromkeys(found))
+        if len(rows) < batch:
+            break
+        after = (rows[-1].started_at, rows[-1].call_id)
+        batch = min(batch * 2, MAX_WALK_CALLS)
+    return list(calls)[:most]
+
+
+async def _first_hits(session: AsyncSession, query: str, words: list[str], call_ids: list[int]) -> list[Hit]:
+    """The first hit (in search order) of each of these calls, which the query's words are known to be in."""
+    if not call_ids:
         return []
-    driver = min(range(len(words)), key=counts.__getitem__)
-    if counts[driver] <= cap:
-        picked = await _indexed_ids(session, matcher, driver, filters)
-    else:
-        picked = await _walked_ids(session, matcher, filters)
-    return await _hits_of(session, picked, _wanted(query))
+    wanted = [frozenset(_forms(w)) for w in words]
+    segments = await _segments_in_order(session, call_ids)
+    picked = set(_pick(segments, [_said(s.lemmas, wanted) for s in segments], len(words), len(segments)))
+    first: dict[int, int] = {}
+    for s in segments:
+        if s.segment_id in picked:
+            first.setdefault(s.call_id, s.segment_id)
+    return await _hits_of(session, list(first.values()), _wanted(query))
+
+
+@dataclass(slots=True)
+class CallPage:
+    """A page of the calls a search finds, each with its first hit, and how many calls it finds."""
+
+    hits: list[Hit]
+    total: int
+    # False when counting stopped at the cap: more than ``total`` calls match.
+    exact: bool
+
+
+async def search_calls(
+    session_factory: async_sessionmaker[AsyncSession], query: str, filters: SearchFilters | None = None,
+    *, offset: int = 0, count: int = 50, most: int = 1_000,
+) -> CallPage:
+    """Calls matching as search() finds them, one hit each: ``count`` from ``offset``, counted up to ``most``.
+
+    Only the page's calls are read for their hits; the rest are counted from the
+    word index alone. Counting every call a common word is in would read the
+    whole of its index range, so the count stops at ``most`` and says so.
+    """
+    filters = filters or SearchFilters()
+    query = query.strip()
+    if not query:
+        return CallPage([], 0, True)
+    async with session_factory() as session:
+        if not _is_number(query):
+            words = _query_words(query)
+            driver = await _driver(session, words, most) if words else None
+            if driver is not None:
+                ids = await _transcript_calls(session, words, driver, filters, most + 1)
+                if ids:
+                    hits = await _first_hits(session, query, words, ids[offset: min(offset + count, most)])
+                    return CallPage(hits, min(len(ids), most), len(ids) <= most)
+        hits = await _client_hits(session, query, replace(filters, limit=most + 1))
+    return CallPage(hits[offset: min(offset + count, most)], min(len(hits), most), len(hits) <= most)
 
 
 def _prefix(col: Any, prefix: str) -> Any:
@@ -434,7 +548,7 @@ async def _client_hits(session: AsyncSession, query: str, filters: SearchFilters
         matched = "client_number"
     else:
         # Cards first (a far smaller table than calls), then their calls by the client_id index.
-        names = select(Client.id).where(Client.name.ilike(f"%{query.strip()}%")).limit(MAX_CLIENTS)
+        names = select(Client.id).where(_name_matches(query)).limit(MAX_CLIENTS)
         owners = (await session.scalars(names)).all()
         cond = Call.client_id.in_(owners) if owners else None
         matched = "client_name"

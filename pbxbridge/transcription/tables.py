@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 # Imported for their side effect: the tables jobs and segments point at must be known.
@@ -17,10 +17,6 @@ QUEUED = "queued"
 RUNNING = "running"
 DONE = "done"
 FAILED = "failed"
-# SQLite full-text index over the lemmatised text (created by the migration).
-SQLITE_FTS_TABLE = "transcript_fts"
-# PostgreSQL GIN index over to_tsvector('russian', text) (created by the migration).
-PG_TSV_INDEX = "ix_transcript_segments_tsv"
 
 
 class TranscriptionJob(Base):
@@ -61,5 +57,30 @@ class TranscriptSegment(Base):
     text: Mapped[str] = mapped_column(Text)
     # [{"start": s, "end": s, "word": "..."}], for playing a call from a word.
     words: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    # The text's words in dictionary form, space-separated: what SQLite's FTS5 indexes.
+    # The text's words in dictionary form, space-separated: what transcript_terms indexes.
     lemmas: Mapped[str] = mapped_column(Text, default="")
+
+
+class TranscriptTerm(Base):
+    """One word (in dictionary form) said in one segment, filed under the call's start time.
+
+    The search's inverted index: its key is ordered the way search results are
+    shown, newest call first, so the first page for a word is one short range
+    of it however many calls the word is in. Rows are kept by database triggers
+    on transcript_segments (created by the migration), so every way a segment is
+    written, deleted or re-lemmatised keeps them in step. call_id and segment_id
+    carry no foreign keys: a cascade from calls would need a second index of
+    this, the largest table, and the segment triggers already remove the rows.
+    """
+
+    __tablename__ = "transcript_terms"
+    __table_args__ = (
+        PrimaryKeyConstraint("term", "started_at", "call_id", "segment_id", name="pk_transcript_terms"),
+        # SQLite: the rows are the key, stored once in key order (no rowid B-tree beside it).
+        {"sqlite_with_rowid": False},
+    )
+
+    term: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    call_id: Mapped[int] = mapped_column(Integer)
+    segment_id: Mapped[int] = mapped_column(Integer)

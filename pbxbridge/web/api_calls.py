@@ -7,7 +7,7 @@ import io
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.calls.journal import journal_entry
@@ -23,7 +23,7 @@ from pbxbridge.routing.click_to_call import (
     OriginateRejected,
     UnknownExtension,
 )
-from pbxbridge.transcription.search import SearchFilters, search
+from pbxbridge.transcription.search import Hit, SearchFilters, search_calls
 from pbxbridge.transcription.tables import TranscriptSegment
 from pbxbridge.transcription.transcripts import call_transcript
 from pbxbridge.web.access import CALL_ROLES, calls_visible, load_call, load_client, require_user
@@ -47,6 +47,7 @@ ORIGINATE_ERRORS: dict[type[ClickToCallError], int] = {
 }
 
 EXPORT_LIMIT = 50_000
+# A text search counts matching calls up to this (and says "more than" past it).
 SEARCH_LIMIT = 1_000
 CSV_COLUMNS = (
     "id", "started_at", "direction", "status", "client_number", "client_name", "manager", "final_manager",
@@ -54,19 +55,11 @@ CSV_COLUMNS = (
 )
 
 
-async def _search_hits(request: web.Request, q: CallQuery) -> dict[int, dict[str, Any]]:
-    """Best hit per call for the text search (first in the search's own order)."""
-    filters = SearchFilters(
-        direction=q.direction, status=q.status, date_from=q.date_from, date_to=q.date_to,
-        min_duration_s=q.min_duration_s, max_duration_s=q.max_duration_s, limit=SEARCH_LIMIT,
-    )
-    hits: dict[int, dict[str, Any]] = {}
-    for hit in await search(ctx(request).sessions, q.q or "", filters):
-        hits.setdefault(hit.call_id, {
-            "matched": hit.matched, "snippet": hit.snippet, "offset_s": hit.offset_s,
-            "recording_id": hit.recording_id, "speaker": hit.speaker,
-        })
-    return hits
+def _hit_item(hit: Hit) -> dict[str, Any]:
+    return {
+        "matched": hit.matched, "snippet": hit.snippet, "offset_s": hit.offset_s,
+        "recording_id": hit.recording_id, "speaker": hit.speaker,
+    }
 
 
 async def _names(db: AsyncSession, calls: list[Call]) -> tuple[dict[int, str | None], dict[str, str | None]]:
@@ -106,35 +99,46 @@ def call_item(
 
 async def _select_calls(
     request: web.Request, user: SignedInUser, q: CallQuery, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int]:
-    hits: dict[int, dict[str, Any]] | None = None
-    if q.q:
-        hits = await _search_hits(request, q)
+) -> tuple[list[dict[str, Any]], int, bool]:
+    """A page of calls, how many match, and whether that count is exact (a text search counts up to a cap)."""
     conds = [calls_visible(user), *conditions(q)]
-    if hits is not None:
-        conds.append(Call.id.in_(list(hits) or [-1]))
-    async with ctx(request).sessions() as db:
-        total = int(await db.scalar(select(func.count()).select_from(Call).where(*conds)) or 0)
-        calls = list(
-            (
-                await db.execute(
-                    select(Call)
-                    .where(*conds)
-                    .order_by(Call.started_at.desc(), Call.id.desc())
-                    .offset(offset)
-                    .limit(limit)
-                )
-            ).scalars()
+    hits: dict[int, dict[str, Any]] = {}
+    if q.q:
+        # The search walks its word index newest call first with every filter
+        # applied, and reads hits for this page's calls only.
+        filters = SearchFilters(
+            direction=q.direction, status=q.status, date_from=q.date_from, date_to=q.date_to,
+            min_duration_s=q.min_duration_s, max_duration_s=q.max_duration_s, calls=and_(*conds),
         )
+        page = await search_calls(ctx(request).sessions, q.q, filters, offset=offset, count=limit, most=SEARCH_LIMIT)
+        hits = {h.call_id: _hit_item(h) for h in page.hits}
+        total, exact = page.total, page.exact
+    async with ctx(request).sessions() as db:
+        if q.q:
+            found = {c.id: c for c in (await db.execute(select(Call).where(Call.id.in_(list(hits))))).scalars()}
+            calls = [found[i] for i in hits if i in found]
+        else:
+            total, exact = int(await db.scalar(select(func.count()).select_from(Call).where(*conds)) or 0), True
+            calls = list(
+                (
+                    await db.execute(
+                        select(Call)
+                        .where(*conds)
+                        .order_by(Call.started_at.desc(), Call.id.desc())
+                        .offset(offset)
+                        .limit(limit)
+                    )
+                ).scalars()
+            )
         clients, managers = await _names(db, calls)
         transcribed = await _transcribed(db, [c.id for c in calls])
     items = []
     for call in calls:
         item = call_item(call, clients, managers, transcribed)
-        if hits is not None:
+        if q.q:
             item["hit"] = hits.get(call.id)
         items.append(item)
-    return items, total
+    return items, total, exact
 
 
 @routes.get("/api/calls")
@@ -142,8 +146,11 @@ async def list_calls(request: web.Request) -> web.Response:
     """A page of the journal, newest first, filtered; ``q`` searches transcripts and clients."""
     user = require_user(request, *CALL_ROLES)
     q = parse_call_query(request.query, ctx(request).config.kpi.timezone)
-    items, total = await _select_calls(request, user, q, q.per_page, (q.page - 1) * q.per_page)
-    return web.json_response({"items": items, "total": total, "page": q.page, "per_page": q.per_page})
+    items, total, exact = await _select_calls(request, user, q, q.per_page, (q.page - 1) * q.per_page)
+    # total_exact false: a text search stopped counting at ``total``; more calls match.
+    return web.json_response(
+        {"items": items, "total": total, "total_exact": exact, "page": q.page, "per_page": q.per_page}
+    )
 
 
 @routes.get("/api/calls/export.csv")
@@ -151,7 +158,7 @@ async def export_calls(request: web.Request) -> web.Response:
     """The filtered journal as CSV (every page); the export is written to the audit log."""
     user = require_user(request, *CALL_ROLES)
     q = parse_call_query(request.query, ctx(request).config.kpi.timezone)
-    items, total = await _select_calls(request, user, q, EXPORT_LIMIT, 0)
+    items, _total, _exact = await _select_calls(request, user, q, EXPORT_LIMIT, 0)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)

@@ -101,7 +101,9 @@
       return;
     }
     const pages = Math.max(1, Math.ceil(data.total / data.per_page));
-    summary.textContent = `${data.total} call(s)` + (params.get("q") ? ` matching “${params.get("q")}”` : "") +
+    // A text search counts up to a cap; past it the API says total_exact: false.
+    const counted = data.total_exact === false ? `More than ${data.total}` : `${data.total}`;
+    summary.textContent = `${counted} call(s)` + (params.get("q") ? ` matching “${params.get("q")}”` : "") +
       (pages > 1 ? ` · page ${data.page} of ${pages}` : "");
     clear(table,
       el("thead", {}, el("tr", {}, ["Started", "Direction", "Status", "Client", "Manager", "Wait", "Talk", "", ""]
