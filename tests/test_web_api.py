@@ -247,6 +247,24 @@ async def test_state_changes_need_the_csrf_token(site: Site) -> None:
     assert refused.value.status == 403
 
 
+async def test_clients_and_journal_find_a_cyrillic_name_typed_in_any_case(site: Site) -> None:
+    olga = await site.signed_in("olga")
+    card_path = f"/api/clients/{site.data.ivan_client_id}"
+    status, card = await olga.json("PATCH", card_path, json={"name": "Семёнов Пётр"})
+    assert status == 200 and card["name"] == "Семёнов Пётр"
+    for typed in ("семёнов", "СЕМЕНОВ", "петр"):
+        status, found = await olga.json("GET", "/api/clients", params={"q": typed})
+        assert status == 200, typed
+        assert [c["id"] for c in found["items"]] == [site.data.ivan_client_id], typed
+        # The journal's client filter takes the same name.
+        status, calls = await olga.json("GET", "/api/calls", params={"client": typed})
+        assert status == 200, typed
+        assert [c["id"] for c in calls["items"]] == [site.data.ivan_call_id], typed
+    # A LIKE wildcard typed into the box is a character, not "anything".
+    _, found = await olga.json("GET", "/api/clients", params={"q": "%"})
+    assert found["items"] == []
+
+
 async def test_recording_served_by_id_with_ranges_and_audited(site: Site, shared_dir: Path) -> None:
     ivan = await site.signed_in("ivan")
     _, call = await ivan.json("GET", f"/api/calls/{site.data.ivan_call_id}")

@@ -9,7 +9,7 @@ from aiohttp import web
 from sqlalchemy import func, or_, select
 
 from pbxbridge.calls.tables import Call
-from pbxbridge.clients.tables import Client, ClientPhone, Manager
+from pbxbridge.clients.tables import Client, ClientPhone, Manager, fold_name
 from pbxbridge.web.access import CALL_ROLES, calls_visible, clients_visible, load_client, require_user
 from pbxbridge.web.api_calls import _names, _transcribed, call_item
 from pbxbridge.web.audit import record
@@ -56,7 +56,8 @@ async def list_clients(request: web.Request) -> web.Response:
     conds = [clients_visible(user)]
     if q:
         digits = re.sub(r"\D", "", q)
-        match = [Client.name.ilike(f"%{q}%")]
+        # The folded copy: SQLite's own case folding knows only ASCII letters.
+        match = [Client.name_folded.contains(fold_name(q), autoescape=True)]
         if len(digits) >= 3:
             match.append(Client.id.in_(select(ClientPhone.client_id).where(ClientPhone.number.contains(digits))))
         conds.append(or_(*match))

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, exists, or_, select
 
 from pbxbridge.calls.model import CallStatus, Direction
 from pbxbridge.calls.tables import Call, Recording
-from pbxbridge.clients.tables import Client, ClientPhone
+from pbxbridge.clients.tables import Client, ClientPhone, fold_name
 from pbxbridge.transcription.tables import TranscriptSegment
 from pbxbridge.web.errors import api_error
 
@@ -157,7 +157,7 @@ def conditions(q: CallQuery) -> list[ColumnElement[bool]]:
         conds.append(Call.client_id == q.client_id)
     if q.client:
         digits = _digits(q.client)
-        by_name = Call.client_id.in_(select(Client.id).where(Client.name.ilike(f"%{q.client}%")))
+        by_name = Call.client_id.in_(select(Client.id).where(Client.name_folded.contains(fold_name(q.client), autoescape=True)))
         if len(digits) >= 3:
             by_number = or_(
                 Call.client_number.contains(digits),
