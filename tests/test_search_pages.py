@@ -104,3 +104,20 @@ async def test_the_word_index_follows_transcripts_rewritten_and_deleted(
     assert _linkedid(10) not in {h.linkedid for h in await search(sessions, "операторы")}
     async with sessions() as session:
         assert await session.scalar(select(func.count()).where(TranscriptTerm.call_id == 10)) == 0
+
+
+async def test_a_call_whose_start_is_corrected_is_found_at_its_new_time(
+    sessions: async_sessionmaker[AsyncSession],  # noqa: F811
+) -> None:
+    await _fill(sessions)
+    # Call 5 rewritten with its real start: a day earlier than first written.
+    moved = START - timedelta(days=1)
+    async with sessions() as session, session.begin():
+        await session.execute(update(Call).where(Call.id == 5).values(started_at=moved))
+    found = [h.linkedid for h in await search(sessions, "рассрочка")]
+    assert found == _newest_first([10, 15, 20, 25, 30]) + [_linkedid(5)]
+    earlier = SearchFilters(date_to=START)
+    assert [h.linkedid for h in await search(sessions, "рассрочка", earlier)] == [_linkedid(5)]
+    async with sessions() as session:
+        stale = select(func.count()).where(TranscriptTerm.call_id == 5, TranscriptTerm.started_at != moved)
+        assert await session.scalar(stale) == 0

@@ -53,6 +53,16 @@ SQLITE_TRIGGERS = (
     + _SQLITE_WORDS.format(lemmas="new.lemmas")
     + " AS w WHERE c.id = new.call_id AND w.value <> ''; END",
 )
+# A call whose start is corrected (a rewrite of the same linkedid) keeps its
+# words where its new start puts them; the key's leading columns find its rows.
+SQLITE_CALL_TRIGGER = (
+    "CREATE TRIGGER transcript_terms_call_moved AFTER UPDATE OF started_at ON calls "
+    "WHEN old.started_at IS NOT new.started_at BEGIN "
+    "UPDATE transcript_terms SET started_at = new.started_at "
+    "WHERE term IN (SELECT w.value FROM transcript_segments AS s, "
+    + _SQLITE_WORDS.format(lemmas="s.lemmas")
+    + " AS w WHERE s.call_id = new.id) AND started_at = old.started_at AND call_id = new.id; END"
+)
 SQLITE_BACKFILL = (
     # A word said twice in a segment is one entry: OR IGNORE drops the second (no DISTINCT sort).
     "INSERT OR IGNORE INTO transcript_terms (term, started_at, call_id, segment_id) "
@@ -85,6 +95,21 @@ $$
 PG_TRIGGER = (
     "CREATE TRIGGER transcript_terms_sync AFTER INSERT OR DELETE OR UPDATE OF lemmas, call_id "
     "ON transcript_segments FOR EACH ROW EXECUTE FUNCTION transcript_terms_sync()"
+)
+PG_CALL_FUNCTION = """
+CREATE OR REPLACE FUNCTION transcript_terms_call_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE transcript_terms AS t SET started_at = NEW.started_at
+    WHERE t.term IN (SELECT unnest(string_to_array(s.lemmas, ' ')) FROM transcript_segments AS s
+                     WHERE s.call_id = NEW.id)
+      AND t.started_at = OLD.started_at AND t.call_id = NEW.id;
+    RETURN NULL;
+END
+$$
+"""
+PG_CALL_TRIGGER = (
+    "CREATE TRIGGER transcript_terms_call_moved AFTER UPDATE OF started_at ON calls FOR EACH ROW "
+    "WHEN (OLD.started_at IS DISTINCT FROM NEW.started_at) EXECUTE FUNCTION transcript_terms_call_moved()"
 )
 PG_BACKFILL = (
     "INSERT INTO transcript_terms (term, started_at, call_id, segment_id) "
@@ -145,11 +170,14 @@ def upgrade() -> None:
         op.execute(SQLITE_BACKFILL)
         for trigger in SQLITE_TRIGGERS:
             op.execute(trigger)
+        op.execute(SQLITE_CALL_TRIGGER)
     elif dialect == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_transcript_segments_tsv")
         op.execute(PG_BACKFILL)
         op.execute(PG_FUNCTION)
         op.execute(PG_TRIGGER)
+        op.execute(PG_CALL_FUNCTION)
+        op.execute(PG_CALL_TRIGGER)
 
     with op.batch_alter_table("clients") as batch:
         batch.add_column(sa.Column("name_folded", sa.String(200), nullable=True))
@@ -186,7 +214,8 @@ def downgrade() -> None:
     with op.batch_alter_table("clients") as batch:
         batch.drop_column("name_folded")
     if dialect == "sqlite":
-        for trigger in ("transcript_terms_ai", "transcript_terms_ad", "transcript_terms_au"):
+        for trigger in ("transcript_terms_ai", "transcript_terms_ad", "transcript_terms_au",
+                        "transcript_terms_call_moved"):
             op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         op.execute(
             "CREATE VIRTUAL TABLE transcript_fts USING fts5("
@@ -210,6 +239,8 @@ def downgrade() -> None:
             "INSERT INTO transcript_fts(rowid, lemmas) VALUES (new.id, new.lemmas); END"
         )
     elif dialect == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS transcript_terms_call_moved ON calls")
+        op.execute("DROP FUNCTION IF EXISTS transcript_terms_call_moved()")
         op.execute("DROP TRIGGER IF EXISTS transcript_terms_sync ON transcript_segments")
         op.execute("DROP FUNCTION IF EXISTS transcript_terms_sync()")
         op.execute(
