@@ -3,35 +3,60 @@
 Fresh-id copies of the captured traces are interleaved (each copy starting at a random
 moment of a one-minute window) so that about 1,000 calls are in flight at once, and
 replayed at capture speed by ``pbxbridge simulate`` in its own process. The daemon
-(listener, tracker, CallWriter) runs here; a reader polls the journal's table every
-few milliseconds on its own connection, as the web API would read it.
+runs here, composed as ``pbxbridge run`` composes it (listener, tracker, CallWriter
+with the KPI store updated in each call's transaction, routing, web); a reader polls
+the journal's table every few milliseconds on its own connection, as the web API
+would read it.
 
 Latency = the moment the journal read first returns the call - the moment the daemon
 received the call's last event (the Hangup that finished it). The poll interval is
 part of the figure (at most ``--poll-ms``).
 
-    python benchmarks/latency.py [--quick] [--db sqlite postgresql] [--no-write]
+Before that, how the cost of writing a call (with its KPI update) grows with the
+day's volume: for each of ``--sizes`` calls a day, the day is filled, then its last
+calls are timed, alone and in batches, as the daemon writes them.
+
+    python benchmarks/latency.py [--quick] [--db sqlite postgresql] [--sizes 100 1000 10000]
+                                 [--skip-latency] [--no-write]
+
+``--quick``: SQLite only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from _common import Simulator, percentile, scratch_database, trace_paths, write_section
 from _streams import interleaved, load_traces, write_stream
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pbxbridge.app import Daemon
+from pbxbridge.app import Daemon, attach_domains
 from pbxbridge.calls.model import FinishedCall
+from pbxbridge.calls.replay import replay_trace, tracker_settings
+from pbxbridge.calls.store import CallWriter
 from pbxbridge.calls.tables import Call
-from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
+from pbxbridge.config import (
+    Config,
+    DatabaseConfig,
+    PbxConfig,
+    RecordingsConfig,
+    RoutingConfig,
+    TranscriptionConfig,
+    WebConfig,
+)
 from pbxbridge.db.engine import make_engine, session_factory
+from pbxbridge.kpi.definitions import day_bounds
+from pbxbridge.kpi.service import KpiService
+from pbxbridge.service.open_calls import forget_written
 
 WINDOW_S = 60.0
 # 110 copies of the 16 traces in a minute keep 1,000-1,200 calls up on the plateau.
@@ -75,6 +100,18 @@ class TimedDaemon(Daemon):
         super()._finished(call)
 
 
+def daemon_config(url: str, pbx_port: int = 0) -> Config:
+    """The daemon's settings: this database, one PBX, no recordings, web and AGI on spare ports."""
+    return Config(
+        database=DatabaseConfig(url=url),
+        recordings=RecordingsConfig(root=str(Path(tempfile.gettempdir()) / "pbxbridge-bench-no-recordings")),
+        pbx=[PbxConfig(name="main", host="127.0.0.1", port=pbx_port, username="bench", secret="bench")],
+        web=WebConfig(port=0, secret_key="benchmark-only-secret-key-0123456789"),
+        routing=RoutingConfig(agi_port=0),
+        transcription=TranscriptionConfig(workers=0),
+    )
+
+
 async def _poll_journal(url: str, samples: dict[str, Sample], poll_s: float, stop: asyncio.Event) -> None:
     engine = make_engine(url)
     factory = session_factory(engine)
@@ -100,12 +137,9 @@ async def run_once(kind: str, url: str, stream: Path, events: int, speed: float,
     """Replay the stream into a daemon writing to ``url``; time every call."""
     samples: dict[str, Sample] = {}
     with Simulator([stream], speed=speed, loop=False, fresh_ids=False) as sim:
-        config = Config(
-            database=DatabaseConfig(url=url),
-            recordings=RecordingsConfig(root=str(Path(tempfile.gettempdir()) / "pbxbridge-bench-no-recordings")),
-            pbx=[PbxConfig(name="main", host="127.0.0.1", port=sim.port, username="bench", secret="bench")],
-        )
-        daemon = TimedDaemon(config, samples)
+        daemon = TimedDaemon(daemon_config(url, sim.port), samples)
+        # Composed as `pbxbridge run` composes it: the KPI store is updated in each call's transaction.
+        attach_domains(daemon)
         stop = asyncio.Event()
         await daemon.start()
         poller = asyncio.create_task(_poll_journal(url, samples, poll_s, stop))
@@ -129,6 +163,94 @@ async def run_once(kind: str, url: str, stream: Path, events: int, speed: float,
     return Outcome(kind, events, time.perf_counter() - started, samples, daemon.peak)
 
 
+# -- write + KPI cost against the day's volume --------------------------------------------
+
+GROWTH_SIZES = (100, 1_000, 10_000)
+# Calls timed at the end of each day, one transaction each and then in batches.
+TIMED_CALLS, TIMED_BATCH = 30, 10
+GROWTH_DAY = date(2026, 11, 26)
+
+
+@dataclass(slots=True)
+class Growth:
+    kind: str
+    calls_a_day: int
+    single_ms: list[float]
+    batch_ms: list[float]
+
+
+def _renumbered(number: str | None, copy: int) -> str | None:
+    # Each copy calls its own clients: a day of N calls has about N / 2 of them, as in life.
+    if number is None or not number.isdigit() or len(number) < 10:
+        return number
+    return f"{number[:-7]}{copy % 1000:03d}{number[-4:]}"
+
+
+def day_of_calls(paths: list[Path], count: int, settings_zone: object) -> list[FinishedCall]:
+    """``count`` calls on one business day: copies of the traced calls, 09:00-21:00, each copy its own clients."""
+    traced = [c for p in paths for c in replay_trace(p, tracker_settings(PbxConfig()))]
+    first = min(c.started_at for c in traced)
+    start, _end = day_bounds(GROWTH_DAY, settings_zone)  # type: ignore[arg-type]
+    copies = -(-count // len(traced))
+    spacing = 12 * 3600 / copies
+    calls: list[FinishedCall] = []
+    for k in range(copies):
+        shift = start + 9 * 3600 + k * spacing - first
+        for c in traced:
+            calls.append(dataclasses.replace(
+                c,
+                linkedid=f"{c.linkedid}-d{k}",
+                started_at=c.started_at + shift,
+                ended_at=c.ended_at + shift,
+                answered_at=None if c.answered_at is None else c.answered_at + shift,
+                client_number=_renumbered(c.client_number, k),
+                dialed=_renumbered(c.dialed, k),
+                recording_files=(),
+            ))
+    calls.sort(key=lambda c: c.ended_at)
+    return calls[:count]
+
+
+def daemon_writer(url: str, factory: async_sessionmaker[AsyncSession]) -> CallWriter:
+    """A CallWriter with the hooks ``pbxbridge run`` gives it (KPI, forgetting saved open calls)."""
+    daemon = Daemon(daemon_config(url))
+    attach_domains(daemon)
+    return CallWriter(factory, daemon.config, after_write=[*daemon.after_write, forget_written])
+
+
+async def measure_growth(kind: str, url: str, calls: list[FinishedCall]) -> Growth:
+    """Fill the day up to the last calls without timing, then time those as the daemon writes them."""
+    engine = make_engine(url)
+    factory = session_factory(engine)
+    try:
+        timed = TIMED_CALLS + TIMED_BATCH * 3
+        before, singles, batched = calls[:-timed], calls[-timed:-TIMED_BATCH * 3], calls[-TIMED_BATCH * 3:]
+        bare = CallWriter(factory, Config())
+        for i in range(0, len(before), 200):
+            await bare.write_many(before[i:i + 200])
+        async with factory() as session, session.begin():
+            await KpiService().recorder.rebuild(session)
+        writer = daemon_writer(url, factory)
+        single_ms: list[float] = []
+        for call in singles:
+            t0 = time.perf_counter()
+            await writer.write(call)
+            single_ms.append((time.perf_counter() - t0) * 1000)
+        batch_ms: list[float] = []
+        for i in range(0, len(batched), TIMED_BATCH):
+            t0 = time.perf_counter()
+            await writer.write_many(batched[i:i + TIMED_BATCH])
+            batch_ms.append((time.perf_counter() - t0) * 1000 / TIMED_BATCH)
+    finally:
+        await engine.dispose()
+    return Growth(kind, len(calls), single_ms, batch_ms)
+
+
+def _growth_line(g: Growth) -> str:
+    return (f"  {g.kind:<10} {g.calls_a_day:>6,} calls/day: write+KPI per call {percentile(g.single_ms, 50):.1f} ms "
+            f"alone, {percentile(g.batch_ms, 50):.1f} ms in batches of {TIMED_BATCH}")
+
+
 def main() -> int:
     """Build the stream, measure on each database, print, write RESULTS.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -138,6 +260,9 @@ def main() -> int:
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed (1 = as captured)")
     parser.add_argument("--poll-ms", type=float, default=5.0, help="journal read interval")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    parser.add_argument("--sizes", type=int, nargs="*", default=list(GROWTH_SIZES),
+                        help="calls a day at which write+KPI cost per call is measured (none: skip)")
+    parser.add_argument("--skip-latency", action="store_true", help="only the cost against the day's volume")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     kinds = args.db or (["sqlite"] if args.quick else ["sqlite", "postgresql"])
@@ -145,38 +270,77 @@ def main() -> int:
 
     traces = load_traces(trace_paths())
     outcomes: list[Outcome] = []
+    growth: list[Growth] = []
+    events = 0
     with tempfile.TemporaryDirectory(prefix="pbxbridge-bench-") as tmp:
-        stream = Path(tmp) / "interleaved.ami"
-        events = write_stream(interleaved(traces, copies, WINDOW_S, time.time()), stream)
-        print(f"{copies} copies of {len(traces)} traces interleaved in {WINDOW_S:.0f} s: {events:,} events")
+        if args.sizes:
+            print(f"write + KPI cost per call against the day's volume ({TIMED_CALLS} calls alone, "
+                  f"{TIMED_BATCH * 3} in batches of {TIMED_BATCH}, at the end of the day):")
         for kind in kinds:
-            with scratch_database(kind, Path(tmp)) as db:
-                out = asyncio.run(run_once(kind, db.url, stream, events, args.speed, args.poll_ms / 1000))
-            outcomes.append(out)
-            print(_line(out), flush=True)
+            for size in args.sizes:
+                day = day_of_calls(trace_paths(), size, KpiService().settings.zone)
+                with scratch_database(kind, Path(tmp)) as db:
+                    g = asyncio.run(measure_growth(kind, db.url, day))
+                growth.append(g)
+                print(_growth_line(g), flush=True)
+        if not args.skip_latency:
+            stream = Path(tmp) / "interleaved.ami"
+            events = write_stream(interleaved(traces, copies, WINDOW_S, time.time()), stream)
+            print(f"{copies} copies of {len(traces)} traces interleaved in {WINDOW_S:.0f} s: {events:,} events")
+            for kind in kinds:
+                with scratch_database(kind, Path(tmp)) as db:
+                    out = asyncio.run(run_once(kind, db.url, stream, events, args.speed, args.poll_ms / 1000))
+                outcomes.append(out)
+                print(_line(out), flush=True)
 
     if not args.no_write:
-        body = [
-            (f"{copies} fresh-id copies of the {len(traces)} shared traces, each starting at a random moment of a "
-            f"{WINDOW_S:.0f}-second window, replayed at {args.speed:g}x capture speed by `pbxbridge simulate` "
-            f"(own process): {events:,} events. Latency = journal read (own connection, every "
-            f"{args.poll_ms:g} ms) first returns the call - daemon received its last event. "
-            f"'at >= {IN_FLIGHT_GOAL:,} up': calls that ended while at least {IN_FLIGHT_GOAL:,} calls were in "
-            "flight. Target: p99 < 100 ms."),
-            "",
-            ("| database | calls | event rate ev/s | peak calls up | p50 ms (all) | p99 ms (all) "
-            f"| calls at >= {IN_FLIGHT_GOAL:,} up | p50 ms | p99 ms | max ms |"),
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for out in outcomes:
-            every, busy = out.latencies_ms(), out.latencies_ms(IN_FLIGHT_GOAL)
-            body.append(
-                f"| {out.kind} | {len(every):,} | {out.events / out.seconds:,.0f} | {out.peak_in_flight:,} "
-                f"| {percentile(every, 50):.1f} | {percentile(every, 99):.1f} | {len(busy):,} "
-                f"| {percentile(busy, 50):.1f} | {percentile(busy, 99):.1f} | {max(busy, default=float('nan')):.1f} |"
-            )
+        body = _latency_body(outcomes, copies, len(traces), events, args) if outcomes else []
+        if growth:
+            body += ["", *_growth_body(growth)]
         write_section("latency", "Call-to-journal latency (benchmarks/latency.py)", "\n".join(body))
     return 0
+
+
+def _latency_body(outcomes: list[Outcome], copies: int, traces: int, events: int, args: argparse.Namespace) -> list[str]:
+    body = [
+        (f"{copies} fresh-id copies of the {traces} shared traces, each starting at a random moment of a "
+         f"{WINDOW_S:.0f}-second window, replayed at {args.speed:g}x capture speed by `pbxbridge simulate` "
+         f"(own process): {events:,} events, into the daemon composed as `pbxbridge run` composes it (KPI store "
+         "updated in each call's transaction). Latency = journal read (own connection, every "
+         f"{args.poll_ms:g} ms) first returns the call - daemon received its last event. "
+         f"'at >= {IN_FLIGHT_GOAL:,} up': calls that ended while at least {IN_FLIGHT_GOAL:,} calls were in "
+         "flight. Target: p99 < 100 ms."),
+        "",
+        ("| database | calls | event rate ev/s | peak calls up | p50 ms (all) | p99 ms (all) "
+         f"| calls at >= {IN_FLIGHT_GOAL:,} up | p50 ms | p99 ms | max ms |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for out in outcomes:
+        every, busy = out.latencies_ms(), out.latencies_ms(IN_FLIGHT_GOAL)
+        body.append(
+            f"| {out.kind} | {len(every):,} | {out.events / out.seconds:,.0f} | {out.peak_in_flight:,} "
+            f"| {percentile(every, 50):.1f} | {percentile(every, 99):.1f} | {len(busy):,} "
+            f"| {percentile(busy, 50):.1f} | {percentile(busy, 99):.1f} | {max(busy, default=float('nan')):.1f} |"
+        )
+    return body
+
+
+def _growth_body(growth: list[Growth]) -> list[str]:
+    body = [
+        (f"How the write + KPI cost of a call grows with the day's volume: a day of N calls (copies of the traced "
+         "calls, 09:00-21:00, each copy its own clients) is written and its figures rebuilt, then its last "
+         f"{TIMED_CALLS} calls are written one transaction each and {TIMED_BATCH * 3} more in batches of "
+         f"{TIMED_BATCH}, by a CallWriter with the hooks `pbxbridge run` gives it (KPI, transcription queue, "
+         "saved open calls). Median wall-clock ms per call."),
+        "",
+        f"| database | calls a day | ms per call, alone | ms per call, in batches of {TIMED_BATCH} |",
+        "|---|---|---|---|",
+    ]
+    for g in growth:
+        body.append(
+            f"| {g.kind} | {g.calls_a_day:,} | {percentile(g.single_ms, 50):.1f} | {percentile(g.batch_ms, 50):.1f} |"
+        )
+    return body
 
 
 def _line(out: Outcome) -> str:

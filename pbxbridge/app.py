@@ -19,7 +19,8 @@ Other domains attach without editing this module:
 * ``daemon.call_subscribers``: ``fn(finished_call, call_row)`` once a call is
   in the journal;
 * ``daemon.after_write``: ``CallWriter`` hooks, run for each call inside
-  the transaction that writes it (calls that finish together share one);
+  the transaction that writes it (calls that finish together share one; a
+  hook with a batch form, ``AfterWriteMany``, gets them all at once);
 * ``daemon.add_component(obj)``: anything with ``async start()`` and
   ``async stop()`` (started after the database, stopped before it);
 * a module ``pbxbridge.<domain>.daemon`` with ``attach(daemon)``, found by
@@ -562,7 +563,9 @@ class Daemon:
         while True:
             try:
                 async with self._database_turn():
-                    row = await self.writer.write(call)
+                    # The batch path, for one call: a new call is inserted without the
+                    # read-back an idempotent single write does; a re-written one is refreshed.
+                    (row,) = await self.writer.write_many([call])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,7 +18,7 @@ from pbxbridge.calls.model import CallStatus, Direction, FinishedCall
 from pbxbridge.calls.tables import Call, CallParty, Recording
 from pbxbridge.clients.numbers import normalise_number
 from pbxbridge.clients.store import find_or_create_client
-from pbxbridge.clients.tables import Client, Manager
+from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.config import Config, PbxConfig
 from pbxbridge.db.engine import WRITE
 from pbxbridge.db.types import utc_from_unix
@@ -39,7 +39,27 @@ class AfterWrite(Protocol):
     ) -> Awaitable[None]: ...
 
 
-AfterWriteHook = AfterWrite | Callable[[AsyncSession, Call, FinishedCall, bool], Awaitable[None]]
+# What a batch hook is given: (call_row, finished_call, is_new) for each call of the batch, in order.
+Written = tuple[Call, FinishedCall, bool]
+
+
+@runtime_checkable
+class AfterWriteMany(Protocol):
+    """A hook that also takes a whole batch at once (``many``), as one call after another would leave it.
+
+    ``CallWriter.write_many`` hands such a hook the batch in one go, after
+    every call of it is written: work it would repeat per call (rewriting
+    a day's figures, deleting saved state) is then done once per batch.
+    """
+
+    def __call__(
+        self, session: AsyncSession, call_row: Call, finished_call: FinishedCall, is_new: bool
+    ) -> Awaitable[None]: ...
+
+    def many(self, session: AsyncSession, written: Sequence[Written]) -> Awaitable[None]: ...
+
+
+AfterWriteHook = AfterWrite | AfterWriteMany | Callable[[AsyncSession, Call, FinishedCall, bool], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -72,36 +92,40 @@ class CallWriter:
             async with session.begin():
                 await session.connection(execution_options=WRITE)
                 row, is_new = await self._upsert_call(session, call, located)
-                for hook in self.after_write:
-                    await hook(session, row, call, is_new)
+                await run_hooks(self.after_write, session, [(row, call, is_new)])
             return row
 
     async def write_many(self, calls: Sequence[FinishedCall]) -> list[Call]:
-        """Store a batch of calls in one transaction, in order; each call's hooks run inside it.
+        """Store a batch of calls in one transaction, in order; then the hooks, inside it.
 
-        Either every call of the batch is written or none is: a caller whose
-        batch fails can write the calls one by one to find the one at fault.
+        A hook with a batch form (``AfterWriteMany``) gets the whole batch at
+        once; any other is called for each call in turn. Either every call of
+        the batch is written or none is: a caller whose batch fails can write
+        the calls one by one to find the one at fault.
         """
         if not calls:
             return []
         located = await asyncio.to_thread(lambda: [self._locate_recordings(call) for call in calls])
-        rows: list[Call] = []
+        written: list[Written] = []
         async with self.session_factory() as session, session.begin():
             await session.connection(execution_options=WRITE)
-            # Managers of the whole batch first, in one order (see _upsert_managers).
+            # Managers and known cards of the whole batch first, a statement or two each.
             lookups = _Lookups(managers=await self._upsert_managers(session, calls))
-            written = await self._already_written(session, calls)
+            lookups.clients = await self._known_clients(session, calls)
+            stored = await self._already_written(session, calls)
             for call, found in zip(calls, located, strict=True):
                 key = (call.pbx, call.linkedid)
-                if key in written:
+                if key in stored:
                     row, is_new = await self._upsert_call(session, call, found, lookups)
                 else:
-                    row, is_new = await self._insert_call(session, call, found, lookups), True
-                    written.add(key)
-                for hook in self.after_write:
-                    await hook(session, row, call, is_new)
-                rows.append(row)
-        return rows
+                    values = await self._call_values(session, call, lookups)
+                    row, is_new = self._add_call(session, call, found, values), True
+                    stored.add(key)
+                written.append((row, call, is_new))
+            # The new calls, their parties and recordings go in a few multi-row statements.
+            await session.flush()
+            await run_hooks(self.after_write, session, written)
+        return [row for row, _call, _new in written]
 
     async def _already_written(self, session: AsyncSession, calls: Sequence[FinishedCall]) -> set[tuple[str, str]]:
         """Which of these calls the journal already holds, asked in a few statements for the batch."""
@@ -115,16 +139,15 @@ class CallWriter:
             found.update(key for pbx, linkedid in rows if (key := (pbx, linkedid)) in wanted)
         return found
 
-    async def _insert_call(
-        self, session: AsyncSession, call: FinishedCall, located: list[LocatedRecording], lookups: _Lookups
+    def _add_call(
+        self, session: AsyncSession, call: FinishedCall, located: list[LocatedRecording], values: dict[str, object]
     ) -> Call:
-        """A call the journal does not hold yet: inserted with its parties and recordings, no read-back.
+        """A call the journal does not hold yet: added with its parties and recordings, inserted at the next flush.
 
         Should another writer insert the same call meanwhile, the unique key
         refuses this one and the whole batch fails; written again alone, the
         call takes the idempotent path of ``write``.
         """
-        values = await self._call_values(session, call, lookups)
         # In the order the relationships load them, for hooks that read them.
         parties = [
             CallParty(extension=extension, role=role, position=position)
@@ -133,7 +156,6 @@ class CallWriter:
         recordings = [_recording_row(None, position, found) for position, found in enumerate(located)]
         row = Call(pbx=call.pbx, linkedid=call.linkedid, **values, parties=parties, recordings=recordings)
         session.add(row)
-        await session.flush()
         return row
 
     async def _upsert_call(
@@ -146,6 +168,8 @@ class CallWriter:
         if lookups is None:
             lookups = _Lookups(managers=await self._upsert_managers(session, [call]))
         values = await self._call_values(session, call, lookups)
+        # The same call may have been added earlier in this batch: it must be in the table first.
+        await session.flush()
         call_id = await insert_or_ignore(
             session, Call.__table__, {"pbx": call.pbx, "linkedid": call.linkedid, **values}, ["pbx", "linkedid"]
         )
@@ -208,15 +232,10 @@ class CallWriter:
     async def _call_values(self, session: AsyncSession, call: FinishedCall, lookups: _Lookups) -> dict[str, object]:
         started = utc_from_unix(call.started_at)
         assert started is not None
-        region = self.settings.phone.default_region
-        client_number = None
+        client_number = self._client_number(call)
         client_id = None
-        if call.direction != Direction.INTERNAL:
-            client_number = normalise_number(call.client_number, region)
-            if client_number is None and call.direction == Direction.OUTBOUND:
-                client_number = normalise_number(call.dialed, region)
-            if client_number is not None:
-                client_id = await self._client_id(session, client_number, started, lookups)
+        if client_number is not None:
+            client_id = await self._client_id(session, client_number, started, lookups)
         manager_ids = lookups.managers
         return {
             "direction": str(call.direction),
@@ -240,6 +259,29 @@ class CallWriter:
             "originated": call.originated,
             "closed_by": str(call.closed_by),
         }
+
+    def _client_number(self, call: FinishedCall) -> str | None:
+        """The client's E.164 number: the caller's, or for an outbound call what was dialled."""
+        if call.direction == Direction.INTERNAL:
+            return None
+        region = self.settings.phone.default_region
+        number = normalise_number(call.client_number, region)
+        if number is None and call.direction == Direction.OUTBOUND:
+            number = normalise_number(call.dialed, region)
+        return number
+
+    async def _known_clients(self, session: AsyncSession, calls: Sequence[FinishedCall]) -> dict[str, Client]:
+        """Cards that already hold the batch's numbers, looked up together (new numbers get theirs per call)."""
+        numbers = sorted({n for call in calls if (n := self._client_number(call)) is not None})
+        known: dict[str, Client] = {}
+        for start in range(0, len(numbers), _IN_CHUNK):
+            rows = await session.execute(
+                select(ClientPhone.number, Client)
+                .join(Client, ClientPhone.client_id == Client.id)
+                .where(ClientPhone.number.in_(numbers[start : start + _IN_CHUNK]))
+            )
+            known.update((number, client) for number, client in rows)
+        return known
 
     def _pbx(self, name: str) -> PbxConfig:
         try:
@@ -267,15 +309,26 @@ class CallWriter:
                 if ext and pattern.match(ext) and not extensions.get(ext):
                     extensions[ext] = call.member_names.get(ext) or extensions.get(ext)
         ids: dict[str, int] = {}
+        if not extensions:
+            return ids
+        # Managers the journal knows, in one statement; only new extensions are inserted.
+        known = {
+            m.extension: m
+            for m in (await session.scalars(select(Manager).where(Manager.extension.in_(sorted(extensions))))).all()
+        }
         # One order for every writer, so two writers sharing managers cannot deadlock on them.
         for ext in sorted(extensions):
             configured = self.settings.managers.get(ext)
             name = configured or extensions[ext]
-            new_id = await insert_or_ignore(session, Manager.__table__, {"extension": ext, "name": name}, ["extension"])
-            if new_id is not None:
-                ids[ext] = new_id
-                continue
-            manager = (await session.execute(select(Manager).where(Manager.extension == ext))).scalar_one()
+            manager = known.get(ext)
+            if manager is None:
+                new_id = await insert_or_ignore(
+                    session, Manager.__table__, {"extension": ext, "name": name}, ["extension"]
+                )
+                if new_id is not None:
+                    ids[ext] = new_id
+                    continue
+                manager = (await session.execute(select(Manager).where(Manager.extension == ext))).scalar_one()
             ids[ext] = manager.id
             # The settings name a manager for good; a queue's MemberName only fills a blank.
             if name and manager.name != name and (configured or manager.name is None):
@@ -286,6 +339,16 @@ class CallWriter:
         root = Path(self.settings.recordings.root)
         prefix = self.settings.recordings.spool_prefix
         return [locate_recording(pbx_path, root, prefix) for pbx_path in call.recording_files]
+
+
+async def run_hooks(hooks: Sequence[AfterWriteHook], session: AsyncSession, written: Sequence[Written]) -> None:
+    """Each hook in turn: a batch hook once with every call, any other once per call, in order."""
+    for hook in hooks:
+        if isinstance(hook, AfterWriteMany):
+            await hook.many(session, written)
+            continue
+        for row, call, is_new in written:
+            await hook(session, row, call, is_new)
 
 
 def _recording_row(call_id: int | None, position: int, found: LocatedRecording) -> Recording:

@@ -90,7 +90,7 @@ class LeadWatch:
 
     async def load(self, session: AsyncSession) -> int:
         """Reopen the windows the store still holds open (after a restart); return how many."""
-        from pbxbridge.kpi.store import fact_from_row
+        from pbxbridge.kpi.days import fact_from_row
         from pbxbridge.kpi.tables import CallFactRow
 
         rows = (await session.scalars(select(CallFactRow).where(CallFactRow.lost.is_(None)))).all()

@@ -84,7 +84,8 @@ def attach(daemon: Daemon) -> KpiService:
     service.watch.subscribe(log_alert)
     component = KpiComponent(daemon, service)
     daemon.kpi = service  # type: ignore[attr-defined]
-    daemon.after_write.append(service.apply_call)
+    # The service itself: a batch of calls written together updates each day's figures once.
+    daemon.after_write.append(service)
     daemon.event_subscribers.append(component.on_event)
     daemon.add_component(component)
     return service

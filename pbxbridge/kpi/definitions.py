@@ -519,37 +519,158 @@ def _figures(t: _Tally, norm: int) -> dict[str, Any]:
     }
 
 
+@dataclass(slots=True)
+class _Queue:
+    """Raw material of the department's inbound line figures."""
+
+    offered: int = 0
+    answered_waits: list[float] = field(default_factory=list)
+    short: int = 0
+    unanswered: int = 0
+    within: int = 0
+    longest_wait_s: float | None = None
+
+
+def _tally_queue(facts: Iterable[CallFact], settings: KpiSettings) -> _Queue:
+    q = _Queue()
+    for f in facts:
+        if f.direction != INBOUND:
+            continue
+        q.offered += 1
+        if q.longest_wait_s is None or f.wait_s > q.longest_wait_s:
+            q.longest_wait_s = f.wait_s
+        if f.answered:
+            q.answered_waits.append(f.wait_s)
+            q.within += f.wait_s <= settings.service_level_s
+        else:
+            q.unanswered += 1
+            # Callers who hang up within seconds mostly dialled by mistake: apart, and out of the SL.
+            q.short += f.wait_s < settings.short_abandon_s
+    return q
+
+
+def _queue_figures(q: _Queue) -> dict[str, Any]:
+    abandoned = q.unanswered - q.short
+    return {
+        "offered": q.offered,
+        "queue_answered": len(q.answered_waits),
+        "abandoned": abandoned,
+        "short_abandoned": q.short,
+        "asa_s": mean(q.answered_waits),
+        "wait_s_median": percentile(q.answered_waits, 0.5),
+        "wait_s_p95": percentile(q.answered_waits, 0.95),
+        "longest_wait_s": q.longest_wait_s,
+        "answered_within_sl": q.within,
+        "service_level": ratio(q.within, len(q.answered_waits) + abandoned),
+    }
+
+
 def queue_figures(facts: Iterable[CallFact], settings: KpiSettings) -> dict[str, Any]:
     """Offered, answered, abandoned, speed of answer and service level of inbound calls."""
-    inbound = [f for f in facts if f.direction == INBOUND]
-    answered_waits = [f.wait_s for f in inbound if f.answered]
-    unanswered = [f for f in inbound if not f.answered]
-    # Callers who hang up within seconds mostly dialled by mistake: apart, and out of the SL.
-    short = sum(1 for f in unanswered if f.wait_s < settings.short_abandon_s)
-    abandoned = len(unanswered) - short
-    within = sum(1 for w in answered_waits if w <= settings.service_level_s)
-    return {
-        "offered": len(inbound),
-        "queue_answered": len(answered_waits),
-        "abandoned": abandoned,
-        "short_abandoned": short,
-        "asa_s": mean(answered_waits),
-        "wait_s_median": percentile(answered_waits, 0.5),
-        "wait_s_p95": percentile(answered_waits, 0.95),
-        "longest_wait_s": max((f.wait_s for f in inbound), default=None),
-        "answered_within_sl": within,
-        "service_level": ratio(within, len(answered_waits) + abandoned),
-    }
+    return _queue_figures(_tally_queue(facts, settings))
 
 
 def lead_figures(leads: Sequence[LeadFact]) -> dict[str, Any]:
     """How many new leads came in and what share the department reached."""
     reached = sum(1 for lead in leads if lead.reached)
-    return {
-        "new_leads": len(leads),
-        "new_leads_reached": reached,
-        "new_leads_reached_share": ratio(reached, len(leads)),
-    }
+    return _lead_figures(len(leads), reached)
+
+
+def _lead_figures(leads: int, reached: int) -> dict[str, Any]:
+    return {"new_leads": leads, "new_leads_reached": reached, "new_leads_reached_share": ratio(reached, leads)}
+
+
+@dataclass(slots=True)
+class PeriodTally:
+    """Raw material of one period's figures.
+
+    Every part is a count, a min/max or a list/set of values, so the tallies of
+    the hours of a day merge into exactly the day's tally: a day's figures are
+    made from its hours' without going over its calls again, and medians and
+    percentiles stay exact.
+    """
+
+    managers: dict[str, _Tally] = field(default_factory=dict)
+    # None when the period has neither calls nor leads (no department row then).
+    department: _Tally | None = None
+    queue: _Queue = field(default_factory=_Queue)
+    leads: int = 0
+    leads_reached: int = 0
+
+
+def tally_period(facts: Sequence[CallFact], leads: Sequence[LeadFact], settings: KpiSettings) -> PeriodTally:
+    """The raw material of one period's figures (see ``period_figures``)."""
+    return PeriodTally(
+        managers=_tally_managers(facts, leads),
+        department=_tally_department(facts, leads) if facts or leads else None,
+        queue=_tally_queue(facts, settings),
+        leads=len(leads),
+        leads_reached=sum(1 for lead in leads if lead.reached),
+    )
+
+
+def _merge_tally(into: _Tally, t: _Tally) -> None:
+    into.calls_in += t.calls_in
+    into.calls_out += t.calls_out
+    into.calls_internal += t.calls_internal
+    into.answered += t.answered
+    into.missed += t.missed
+    into.missed_unanswered += t.missed_unanswered
+    into.transferred_in += t.transferred_in
+    into.outbound_answered += t.outbound_answered
+    into.talks.extend(t.talks)
+    into.clients |= t.clients
+    if t.first_call_at is not None and (into.first_call_at is None or t.first_call_at < into.first_call_at):
+        into.first_call_at = t.first_call_at
+    if t.last_call_at is not None and (into.last_call_at is None or t.last_call_at > into.last_call_at):
+        into.last_call_at = t.last_call_at
+    into.callbacks.extend(t.callbacks)
+    into.callbacks_pending += t.callbacks_pending
+    into.lost_leads += t.lost_leads
+    into.stl_attempt.extend(t.stl_attempt)
+    into.stl_answered.extend(t.stl_answered)
+
+
+def merge_periods(periods: Iterable[PeriodTally]) -> PeriodTally:
+    """The tally of the periods taken together (the hours of a day: the day)."""
+    out = PeriodTally()
+    for p in periods:
+        for ext, t in p.managers.items():
+            _merge_tally(out.managers.setdefault(ext, _Tally()), t)
+        if p.department is not None:
+            if out.department is None:
+                out.department = _Tally()
+            _merge_tally(out.department, p.department)
+        q, into = p.queue, out.queue
+        into.offered += q.offered
+        into.answered_waits.extend(q.answered_waits)
+        into.short += q.short
+        into.unanswered += q.unanswered
+        into.within += q.within
+        if q.longest_wait_s is not None and (into.longest_wait_s is None or q.longest_wait_s > into.longest_wait_s):
+            into.longest_wait_s = q.longest_wait_s
+        out.leads += p.leads
+        out.leads_reached += p.leads_reached
+    return out
+
+
+def figures_of(tally: PeriodTally, settings: KpiSettings) -> dict[str, dict[str, Any]]:
+    """A period's figures from its tally: per manager, and DEPARTMENT for the totals."""
+    norm = settings.daily_outbound_norm
+    rows: dict[str, dict[str, Any]] = {}
+    for ext in sorted(tally.managers):
+        row = _figures(tally.managers[ext], norm)
+        row.update({name: None for name in DEPARTMENT_ONLY})
+        rows[ext] = row
+    if tally.department is not None:
+        department = _figures(tally.department, norm * len(tally.managers))
+        department["managers_meeting_norm"] = sum(
+            1 for r in rows.values() if norm and r["calls_out"] >= norm
+        )
+        department.update(_queue_figures(tally.queue))
+        department.update(_lead_figures(tally.leads, tally.leads_reached))
+        rows[DEPARTMENT] = department
+    return rows
 
 
 def period_figures(
@@ -560,38 +681,31 @@ def period_figures(
     ``facts`` are the calls that started in the period (a missed call carries its
     callback, wherever that fell); ``leads`` the leads that arrived in it.
     """
-    tallies = _tally_managers(facts, leads)
-    norm = settings.daily_outbound_norm
-    rows: dict[str, dict[str, Any]] = {}
-    for ext in sorted(tallies):
-        row = _figures(tallies[ext], norm)
-        row.update({name: None for name in DEPARTMENT_ONLY})
-        rows[ext] = row
-    if facts or leads:
-        department = _figures(_tally_department(facts, leads), norm * len(tallies))
-        department["managers_meeting_norm"] = sum(
-            1 for r in rows.values() if norm and r["calls_out"] >= norm
-        )
-        department.update(queue_figures(facts, settings))
-        department.update(lead_figures(leads))
-        rows[DEPARTMENT] = department
-    return rows
+    return figures_of(tally_period(facts, leads, settings), settings)
 
 
-def day_and_hours(
-    facts: Sequence[CallFact], leads: Sequence[LeadFact], settings: KpiSettings
-) -> tuple[dict[str, dict[str, Any]], dict[int, dict[str, dict[str, Any]]]]:
-    """One business day's figures, and the same per local hour of the call's (lead's) start."""
+def hour_tallies(
+    facts: Iterable[CallFact], leads: Iterable[LeadFact], settings: KpiSettings
+) -> dict[int, PeriodTally]:
+    """Tallies per local hour of the call's (lead's) start, for the hours that have any."""
     zone = settings.zone
-    daily = period_figures(facts, leads, settings)
     facts_by_hour: dict[int, list[CallFact]] = {}
     for f in facts:
         facts_by_hour.setdefault(local_hour(f.started_at, zone), []).append(f)
     leads_by_hour: dict[int, list[LeadFact]] = {}
     for lead in leads:
         leads_by_hour.setdefault(local_hour(lead.arrived_at, zone), []).append(lead)
-    hourly = {
-        h: period_figures(facts_by_hour.get(h, []), leads_by_hour.get(h, []), settings)
+    return {
+        h: tally_period(facts_by_hour.get(h, []), leads_by_hour.get(h, []), settings)
         for h in sorted(facts_by_hour.keys() | leads_by_hour.keys())
     }
+
+
+def day_and_hours(
+    facts: Sequence[CallFact], leads: Sequence[LeadFact], settings: KpiSettings
+) -> tuple[dict[str, dict[str, Any]], dict[int, dict[str, dict[str, Any]]]]:
+    """One business day's figures, and the same per local hour of the call's (lead's) start."""
+    hours = hour_tallies(facts, leads, settings)
+    daily = figures_of(merge_periods(hours.values()), settings)
+    hourly = {h: figures_of(t, settings) for h, t in hours.items()}
     return daily, hourly

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +14,7 @@ from pbxbridge.kpi.store import KpiRecorder
 
 
 class KpiService:
-    """One per daemon: hand ``apply_call`` to the CallWriter, poll ``due_alerts``, serve ``metrics_text``."""
+    """One per daemon: a CallWriter hook (per call and per batch); polls ``due_alerts``, serves ``metrics_text``."""
 
     def __init__(self, settings: KpiSettings | None = None, metrics: KpiMetrics | None = None) -> None:
         self.settings = settings or KpiSettings()
@@ -29,6 +30,13 @@ class KpiService:
     async def apply_call(self, session: AsyncSession, call_row: Any, finished_call: Any = None, is_new: bool = True) -> None:
         """CallWriter ``after_write`` hook: update the figures inside the call's transaction."""
         await self.recorder.apply_call(session, call_row, finished_call, is_new)
+
+    # Called as a hook, the service updates the figures for one call.
+    __call__ = apply_call
+
+    async def many(self, session: AsyncSession, written: Sequence[tuple[Any, Any, bool]]) -> None:
+        """CallWriter batch hook: calls written together update the figures once (see ``KpiRecorder.apply_many``)."""
+        await self.recorder.apply_many(session, written)
 
     async def start(self, session: AsyncSession) -> int:
         """Reopen callback windows left open before a restart; return how many."""

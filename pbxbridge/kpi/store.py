@@ -4,33 +4,30 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy import bindparam, delete, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client
 from pbxbridge.kpi.definitions import (
-    FIGURE_NAMES,
     INBOUND,
     UNANSWERED_INBOUND,
     CallFact,
     KpiSettings,
     LeadFact,
     client_key,
-    day_and_hours,
-    day_bounds,
     lead_fact,
     link_callbacks,
     local_day,
     local_hour,
-    utc,
 )
+from pbxbridge.kpi.days import DayFigures, fact_from_row
 from pbxbridge.kpi.tables import CallFactRow, LeadRow, ManagerDayRow, ManagerHourRow
 
 log = logging.getLogger(__name__)
@@ -40,6 +37,9 @@ log = logging.getLogger(__name__)
 _PG_LOCK_KEY = 0x6B7069  # "kpi"
 
 _LINKED = ("callback_call_id", "callback_by", "callback_s", "lost")
+_FACTS = CallFactRow.__table__
+# Call ids per "IN (…)": well under every database's bound-parameter limit.
+_IN_CHUNK = 500
 
 
 def _unix(value: datetime | float | None) -> float | None:
@@ -76,31 +76,6 @@ def fact_from_call(call: Any) -> CallFact:
     )
 
 
-def fact_from_row(row: Any) -> CallFact:
-    """A stored fact (ORM object or plain row) back as a CallFact."""
-    return CallFact(
-        call_id=row.call_id,
-        direction=row.direction,
-        status=row.status,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        answered_at=row.answered_at,
-        wait_s=row.wait_s,
-        talk_s=row.talk_s,
-        client_key=row.client_key,
-        client_id=row.client_id,
-        manager=row.manager,
-        callee=row.callee,
-        rang=tuple(row.rang or ()),
-        transferred_to=tuple(row.transferred_to or ()),
-        queues=tuple(row.queues or ()),
-        callback_call_id=row.callback_call_id,
-        callback_by=row.callback_by,
-        callback_s=row.callback_s,
-        lost=row.lost,
-    )
-
-
 def _fact_values(fact: CallFact, settings: KpiSettings) -> dict[str, Any]:
     zone = settings.zone
     return {
@@ -123,18 +98,6 @@ def _fact_values(fact: CallFact, settings: KpiSettings) -> dict[str, Any]:
         "queues": list(fact.queues),
         **{name: getattr(fact, name) for name in _LINKED},
     }
-
-
-def _lead_from_row(row: Any) -> LeadFact:
-    return LeadFact(
-        client_id=row.client_id,
-        arrived_at=row.arrived_at,
-        first_attempt_at=row.first_attempt_at,
-        first_attempt_by=row.first_attempt_by,
-        first_answered_at=row.first_answered_at,
-        first_answered_by=row.first_answered_by,
-        reached=row.reached,
-    )
 
 
 def _lead_values(lead: LeadFact, settings: KpiSettings) -> dict[str, Any]:
@@ -173,49 +136,125 @@ class KpiRecorder:
     ) -> None:
         self.settings = settings or KpiSettings()
         self.on_commit = list(on_commit)
+        self.days = DayFigures(self.settings)
+        # The latest end of any call in the store, once asked (see _clock).
+        self._clock_value: float | None = None
 
     async def apply_call(self, session: AsyncSession, call_row: Any, finished_call: Any = None, is_new: bool = True) -> None:
         """Fold one written call into the figures, in the caller's transaction; replays change nothing."""
-        await self._lock(session)
-        await session.flush()
-        fact = fact_from_call(call_row)
-        values = _fact_values(fact, self.settings)
-        old = await session.get(CallFactRow, fact.call_id)
-        days: set[date] = {values["day"]}
-        keys = {fact.client_key}
-        clients = {fact.client_id}
-        if old is None:
-            session.add(CallFactRow(**values))
-        else:
-            days.add(old.day)
-            keys.add(old.client_key)
-            clients.add(old.client_id)
-            for name, value in values.items():
-                if name not in _LINKED:
-                    setattr(old, name, value)
-        await session.flush()
-        clock = await self._clock(session)
-        outcome = _Outcome(fact=fact)
-        for key in sorted(k for k in keys if k is not None):
-            days |= await self._relink_client(session, key, clock, outcome)
-        for client_id in sorted(c for c in clients if c is not None):
-            days |= await self._refresh_lead(session, client_id)
-        days |= await self._close_windows(session, clock)
-        for day in sorted(days):
-            await self.recompute_day(session, day)
-        if self.on_commit:
-            # Listeners get the call as linked to its callback (or as still open).
-            stored = await session.get(CallFactRow, fact.call_id)
-            if stored is not None:
-                outcome.fact = fact_from_row(stored)
-            self._after_commit(session, outcome, is_new)
+        await self.apply_many(session, [(call_row, finished_call, is_new)])
 
     # A bound method is what CallWriter takes as a hook.
     __call__ = apply_call
 
+    async def apply_many(self, session: AsyncSession, written: Sequence[tuple[Any, Any, bool]]) -> None:
+        """Fold calls written together, (call_row, finished_call, is_new) each, into the figures at once.
+
+        The figures come out as if the calls had been folded in one by one:
+        each call's fact is stored, then each client's callbacks are found
+        again and each lead's speed is recomputed once for the lot, callback
+        windows are closed on the latest clock, and each day touched is
+        rewritten once.
+        """
+        if not written:
+            return
+        await self._lock(session)
+        await session.flush()
+        self._forget_on_rollback(session)
+        facts = [fact_from_call(call_row) for call_row, _finished, _is_new in written]
+        days: set[date] = set()
+        keys: set[str] = set()
+        clients: set[int] = set()
+        await self._load_facts(session, [f.call_id for f in facts])
+        clock = await self._clock(session)
+        for fact in facts:
+            values = _fact_values(fact, self.settings)
+            old = await session.get(CallFactRow, fact.call_id)  # loaded above, if stored
+            days.add(values["day"])
+            previous = (None, None) if old is None else (old.client_key, old.client_id)
+            keys.update(k for k in (fact.client_key, previous[0]) if k is not None)
+            clients.update(c for c in (fact.client_id, previous[1]) if c is not None)
+            if old is None:
+                session.add(CallFactRow(**values))
+                clock = max(clock, fact.ended_at)
+            else:
+                days.add(old.day)
+                if old.ended_at != fact.ended_at:
+                    # A call written again with another end: the store is asked for the latest end again.
+                    self._clock_value = None
+                for name, value in values.items():
+                    if name not in _LINKED:
+                        setattr(old, name, value)
+        await session.flush()
+        if self._clock_value is not None:
+            self._clock_value = clock
+        clock = await self._clock(session)
+        changed = {f.call_id for f in facts}
+        callbacks: dict[str, list[tuple[CallFact, float]]] = {}
+        # Every fact of the batch's clients in a statement or two, rather than a few per call.
+        by_key = await self._facts_by(session, _FACTS.c.client_key, keys)
+        for key in sorted(keys):
+            days |= await self._relink_client(
+                session, key, clock, callbacks.setdefault(key, []), changed, by_key.get(key, [])
+            )
+        by_client = await self._facts_by(session, _FACTS.c.client_id, clients)
+        await self._load_leads(session, clients)
+        for client_id in sorted(clients):
+            days |= await self._refresh_lead(session, client_id, by_client.get(client_id, []))
+        days |= await self._close_windows(session, clock, changed)
+        await session.flush()
+        await self.days.update(session, days, changed, clients)
+        if self.on_commit:
+            self._after_commit(session, await self._outcomes(session, written, facts, callbacks))
+
+    async def _load_facts(self, session: AsyncSession, call_ids: Sequence[int]) -> None:
+        """The stored facts of these calls into the session, in a statement or two."""
+        ids = sorted(set(call_ids))
+        for start in range(0, len(ids), _IN_CHUNK):
+            await session.scalars(select(CallFactRow).where(CallFactRow.call_id.in_(ids[start : start + _IN_CHUNK])))
+
+    async def _facts_by(self, session: AsyncSession, column: Any, values: Iterable[Any]) -> dict[Any, list[Any]]:
+        """Stored fact rows whose ``column`` is one of ``values``, grouped by it."""
+        wanted = sorted(set(values))
+        grouped: dict[Any, list[Any]] = defaultdict(list)
+        for start in range(0, len(wanted), _IN_CHUNK):
+            rows = await session.execute(select(_FACTS).where(column.in_(wanted[start : start + _IN_CHUNK])))
+            for row in rows:
+                grouped[getattr(row, column.name)].append(row)
+        return grouped
+
+    async def _load_leads(self, session: AsyncSession, client_ids: Iterable[int]) -> None:
+        """The cards and lead rows of these clients into the session, a statement or two each."""
+        ids = sorted(set(client_ids))
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            await session.scalars(select(Client).where(Client.id.in_(chunk)))
+            await session.scalars(select(LeadRow).where(LeadRow.client_id.in_(chunk)))
+
+    async def _outcomes(
+        self,
+        session: AsyncSession,
+        written: Sequence[tuple[Any, Any, bool]],
+        facts: list[CallFact],
+        callbacks: dict[str, list[tuple[CallFact, float]]],
+    ) -> list[tuple[_Outcome, bool]]:
+        """Each call as now stored (linked to its callback, or still open), with the callbacks it settled."""
+        stored = await self.days.read_facts(session, [f.call_id for f in facts])
+        # A client's new callbacks go with that client's last call of the batch.
+        last_of_key = {f.client_key: i for i, f in enumerate(facts) if f.client_key is not None}
+        outcomes: list[tuple[_Outcome, bool]] = []
+        for i, ((_row, _finished, is_new), fact) in enumerate(zip(written, facts, strict=True)):
+            outcome = _Outcome(fact=stored.get(fact.call_id) or fact)
+            if fact.client_key is not None and last_of_key[fact.client_key] == i:
+                outcome.new_callbacks = callbacks.get(fact.client_key, [])
+            outcomes.append((outcome, is_new))
+        return outcomes
+
     async def rebuild(self, session: AsyncSession) -> int:
         """Recompute every fact and figure from the calls and clients tables; return the calls seen."""
         await self._lock(session)
+        self._forget_on_rollback(session)
+        self._forget(session.sync_session)
         for table in (ManagerHourRow, ManagerDayRow, LeadRow, CallFactRow):
             await session.execute(delete(table))
         rows = (await session.execute(select(Call.__table__))).all()
@@ -233,38 +272,16 @@ class KpiRecorder:
         client_ids = {f.client_id for f in facts if f.client_id is not None}
         for client_id in sorted(client_ids):
             days |= await self._refresh_lead(session, client_id)
+        self._clock_value = None
         for day in sorted(days):
             await self.recompute_day(session, day)
         return len(facts)
 
     async def recompute_day(self, session: AsyncSession, day: date) -> None:
-        """Rewrite one business day's figures (per manager, per hour, department) from the facts."""
-        # Plain rows, not ORM objects: a busy day holds thousands of calls.
+        """Rewrite one business day's figures (per manager, per hour, department) from the stored facts."""
         await session.flush()
-        facts_table, leads_table = CallFactRow.__table__, LeadRow.__table__
-        fact_rows = await session.execute(
-            select(facts_table).where(facts_table.c.day == day).order_by(facts_table.c.started_at, facts_table.c.call_id)
-        )
-        facts = [fact_from_row(r) for r in fact_rows]
-        lead_rows = await session.execute(
-            select(leads_table).where(leads_table.c.day == day).order_by(leads_table.c.client_id)
-        )
-        leads = [_lead_from_row(r) for r in lead_rows] + await self._leads_without_calls(session, day)
-        daily, hourly = day_and_hours(facts, leads, self.settings)
-        for table in (ManagerDayRow.__table__, ManagerHourRow.__table__):
-            await session.execute(delete(table).where(table.c.day == day))
-        if daily:
-            await session.execute(
-                insert(ManagerDayRow),
-                [{"day": day, "manager": m, **_stored(fig)} for m, fig in daily.items()],
-            )
-        hour_rows = [
-            {"day": day, "hour": h, "manager": m, **_stored(fig)}
-            for h, per_manager in hourly.items()
-            for m, fig in per_manager.items()
-        ]
-        if hour_rows:
-            await session.execute(insert(ManagerHourRow), hour_rows)
+        self._forget_on_rollback(session)
+        await self.days.recompute(session, day)
 
     # ------------------------------------------------------------------ parts
 
@@ -275,29 +292,63 @@ class KpiRecorder:
             await session.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
 
     async def _clock(self, session: AsyncSession) -> float:
-        """The latest end of any call known: the store's notion of now."""
-        return float(await session.scalar(select(func.max(CallFactRow.ended_at))) or 0.0)
+        """The latest end of any call known: the store's notion of now.
 
-    async def _relink_client(self, session: AsyncSession, key: str, clock: float, outcome: _Outcome) -> set[date]:
-        """Re-find callbacks of one client's missed calls; return the days whose facts changed."""
-        rows = (await session.scalars(select(CallFactRow).where(CallFactRow.client_key == key))).all()
+        Asked of the store once, then kept: a call's fact only ever moves it on
+        (a call written again with another end has it asked for again).
+        """
+        if self._clock_value is None:
+            self._clock_value = float(await session.scalar(select(func.max(CallFactRow.ended_at))) or 0.0)
+        return self._clock_value
+
+    def _forget_on_rollback(self, session: AsyncSession) -> None:
+        """What is held in memory was changed in this transaction: a rollback must drop it."""
+        sync = session.sync_session
+        if not event.contains(sync, "after_rollback", self._forget):
+            event.listen(sync, "after_rollback", self._forget)
+
+    def _forget(self, _session: Session) -> None:
+        self._clock_value = None
+        self.days.forget()
+
+    async def _relink_client(
+        self,
+        session: AsyncSession,
+        key: str,
+        clock: float,
+        new_callbacks: list[tuple[CallFact, float]],
+        changed: set[int],
+        rows: Sequence[Any],
+    ) -> set[date]:
+        """Re-find callbacks of one client's missed calls (``rows``: its stored facts); return the days changed."""
+        # Plain rows, and only the changed ones written back: a client may have many calls.
         facts = [fact_from_row(r) for r in rows]
         link_callbacks(facts, self.settings, clock)
-        changed: set[date] = set()
+        days: set[date] = set()
+        updates: list[dict[str, Any]] = []
         for row, fact in zip(rows, facts, strict=True):
             before = tuple(getattr(row, n) for n in _LINKED)
             after = tuple(getattr(fact, n) for n in _LINKED)
             if before == after:
                 continue
-            for name in _LINKED:
-                setattr(row, name, getattr(fact, name))
-            changed.add(row.day)
-            if fact.callback_call_id is not None and row.callback_call_id != before[0] and fact.callback_s is not None:
-                outcome.new_callbacks.append((fact, fact.callback_s))
-        return changed
+            updates.append({"b_call_id": fact.call_id, **{n: getattr(fact, n) for n in _LINKED}})
+            days.add(row.day)
+            changed.add(fact.call_id)
+            if fact.callback_call_id is not None and fact.callback_call_id != before[0] and fact.callback_s is not None:
+                new_callbacks.append((fact, fact.callback_s))
+        if updates:
+            await session.execute(
+                update(_FACTS)
+                .where(_FACTS.c.call_id == bindparam("b_call_id"))
+                .values({n: bindparam(n) for n in _LINKED}),
+                updates,
+            )
+        return days
 
-    async def _refresh_lead(self, session: AsyncSession, client_id: int) -> set[date]:
-        """Recompute a lead's speed-to-lead facts; return the days they touch, old and new."""
+    async def _refresh_lead(
+        self, session: AsyncSession, client_id: int, rows: Sequence[Any] | None = None
+    ) -> set[date]:
+        """Recompute a lead's speed-to-lead facts (``rows``: the client's stored facts, if read); return its days."""
         client = await session.get(Client, client_id)
         old = await session.get(LeadRow, client_id)
         days: set[date] = set()
@@ -305,7 +356,8 @@ class KpiRecorder:
             days.add(old.day)
         lead: LeadFact | None = None
         if client is not None and client.is_lead:
-            rows = (await session.scalars(select(CallFactRow).where(CallFactRow.client_id == client_id))).all()
+            if rows is None:
+                rows = (await session.execute(select(_FACTS).where(_FACTS.c.client_id == client_id))).all()
             lead = lead_fact(client_id, client.created_at.timestamp(), [fact_from_row(r) for r in rows])
         if lead is None:
             if old is not None:
@@ -321,49 +373,36 @@ class KpiRecorder:
         await session.flush()
         return days
 
-    async def _close_windows(self, session: AsyncSession, clock: float) -> set[date]:
+    async def _close_windows(self, session: AsyncSession, clock: float, changed: set[int]) -> set[date]:
         """Missed callers whose callback window the calls have moved past are lost."""
         rows = (
-            await session.scalars(
-                select(CallFactRow).where(
-                    CallFactRow.lost.is_(None),
-                    CallFactRow.direction == INBOUND,
-                    CallFactRow.status.in_(sorted(UNANSWERED_INBOUND)),
-                    CallFactRow.ended_at <= clock - self.settings.lost_lead_after_s,
+            await session.execute(
+                select(_FACTS.c.call_id, _FACTS.c.day).where(
+                    _FACTS.c.lost.is_(None),
+                    _FACTS.c.direction == INBOUND,
+                    _FACTS.c.status.in_(sorted(UNANSWERED_INBOUND)),
+                    _FACTS.c.ended_at <= clock - self.settings.lost_lead_after_s,
                 )
             )
         ).all()
-        for row in rows:
-            row.lost = True
-        return {row.day for row in rows}
+        ids = sorted(call_id for call_id, _day in rows)
+        for start in range(0, len(ids), _IN_CHUNK):
+            await session.execute(
+                update(_FACTS).where(_FACTS.c.call_id.in_(ids[start : start + _IN_CHUNK])).values(lost=True)
+            )
+        changed.update(ids)
+        return {day for _call_id, day in rows}
 
-    async def _leads_without_calls(self, session: AsyncSession, day: date) -> list[LeadFact]:
-        """Lead cards made that day that nobody has called and who have not called in."""
-        start, end = day_bounds(day, self.settings.zone)
-        called = select(CallFactRow.call_id).where(CallFactRow.client_id == Client.id).exists()
-        rows = await session.execute(
-            select(Client.id, Client.created_at).where(
-                Client.is_lead.is_(True),
-                Client.created_at >= utc(start),
-                Client.created_at < utc(end),
-                ~called,
-            ).order_by(Client.id)
-        )
-        return [LeadFact(client_id=client_id, arrived_at=created.timestamp()) for client_id, created in rows]
-
-    def _after_commit(self, session: AsyncSession, outcome: _Outcome, is_new: bool) -> None:
+    def _after_commit(self, session: AsyncSession, outcomes: list[tuple[_Outcome, bool]]) -> None:
         def fire(_session: Session) -> None:
-            for callback in self.on_commit:
-                try:
-                    callback(outcome.fact, outcome.new_callbacks, is_new)
-                except Exception:  # a broken dashboard must not stop call writing
-                    log.exception("KPI commit listener failed")
+            for outcome, is_new in outcomes:
+                for callback in self.on_commit:
+                    try:
+                        callback(outcome.fact, outcome.new_callbacks, is_new)
+                    except Exception:  # a broken dashboard must not stop call writing
+                        log.exception("KPI commit listener failed")
 
         event.listen(session.sync_session, "after_commit", fire, once=True)
-
-
-def _stored(figures: dict[str, Any]) -> dict[str, Any]:
-    return {name: figures.get(name) for name in FIGURE_NAMES}
 
 
 async def apply_call(session: AsyncSession, call_row: Any, finished_call: Any = None, is_new: bool = True) -> None:

@@ -9,7 +9,7 @@ between the two cannot leave a call both in progress and written, nor neither.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,8 @@ from pbxbridge.service.tables import OpenCall
 log = logging.getLogger(__name__)
 
 OpenCallState = dict[str, Any]
+# Linkedids per "IN (…)": well under every database's bound-parameter limit.
+_IN_CHUNK = 500
 
 
 class OpenCallStore:
@@ -74,11 +76,24 @@ class OpenCallStore:
             return {(pbx, lid) for pbx, lid in rows.all()}
 
 
-async def forget_written(session: AsyncSession, call_row: Call, finished_call: FinishedCall, is_new: bool) -> None:
-    """CallWriter hook: the call is in the journal now, so it is no longer in progress."""
-    await session.execute(
-        delete(OpenCall).where(OpenCall.pbx == finished_call.pbx, OpenCall.linkedid == finished_call.linkedid)
-    )
+class _ForgetWritten:
+    """CallWriter hook: a call in the journal now is no longer in progress (a batch: one statement per PBX)."""
+
+    async def __call__(self, session: AsyncSession, call_row: Call, finished_call: FinishedCall, is_new: bool) -> None:
+        await self.many(session, [(call_row, finished_call, is_new)])
+
+    async def many(self, session: AsyncSession, written: Sequence[tuple[Call, FinishedCall, bool]]) -> None:
+        by_pbx: dict[str, set[str]] = {}
+        for _row, call, _is_new in written:
+            by_pbx.setdefault(call.pbx, set()).add(call.linkedid)
+        for pbx, linkedids in sorted(by_pbx.items()):
+            ordered = sorted(linkedids)
+            for start in range(0, len(ordered), _IN_CHUNK):
+                chunk = ordered[start : start + _IN_CHUNK]
+                await session.execute(delete(OpenCall).where(OpenCall.pbx == pbx, OpenCall.linkedid.in_(chunk)))
+
+
+forget_written = _ForgetWritten()
 
 
 def _insert(session: AsyncSession) -> Any:
