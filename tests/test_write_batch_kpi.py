@@ -85,6 +85,44 @@ def test_a_day_rewritten_elsewhere_is_read_again(db_url: str, shared_dir: Path) 
     assert asyncio.run(snapshot(db_url)) == held
 
 
+def test_a_call_leaves_the_rows_it_did_not_change_as_they_were(db_url: str, shared_dir: Path) -> None:
+    # Rows of managers (and hours) a call did not change keep their ids and figures: readers
+    # and replicas of the figure tables see only the rows that moved.
+    calls = calls_of(shared_dir, *LOCAL_LAB, *PJSIP_LAB)
+    service = KpiService()
+    asyncio.run(write_batches(db_url, calls[:-1], service, size=4))
+    before = asyncio.run(_figure_rows(db_url))
+    asyncio.run(write_batches(db_url, calls[-1:], service, size=1))
+    after = asyncio.run(_figure_rows(db_url))
+    kept = {key: row for key, row in before.items() if after.get(key) == row}
+    assert kept, "some manager's figures did not change"
+    changed = {key for key in after if before.get(key) != after[key]}
+    # What moved has the id it had: updated in place, not deleted and inserted again.
+    assert all(after[key][0] == before[key][0] for key in changed if key in before)
+    written = asyncio.run(snapshot(db_url))
+    asyncio.run(_rebuild(db_url))
+    assert asyncio.run(snapshot(db_url)) == written
+
+
+async def _figure_rows(db_url: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Every figure row, (table, day, hour, manager) -> (id, figures...)."""
+    from sqlalchemy import select
+
+    from pbxbridge.kpi.tables import ManagerDayRow, ManagerHourRow
+
+    engine = make_engine(db_url)
+    rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    try:
+        async with session_factory(engine)() as session:
+            for table in (ManagerDayRow.__table__, ManagerHourRow.__table__):
+                for row in (await session.execute(select(table))).mappings():
+                    key = (table.name, row["day"], row.get("hour"), row["manager"])
+                    rows[key] = (row["id"], *(v for k, v in row.items() if k not in ("id", "day", "hour", "manager")))
+    finally:
+        await engine.dispose()
+    return rows
+
+
 def test_a_failed_batch_leaves_no_trace_in_the_figures(db_url: str, shared_dir: Path) -> None:
     calls = calls_of(shared_dir, *LOCAL_LAB)
     service = KpiService()

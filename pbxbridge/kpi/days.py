@@ -8,8 +8,10 @@ are the merge of its slots' tallies and the day's the merge of its hours'
 has a hundred calls or ten thousand, even if they all come in one hour. Only
 the rows of the day and of the hours that changed are rewritten.
 
-What is held is checked against the store before each use: the day's rows of
-``kpi_manager_day`` (ids and figures) must be those last written from memory.
+Rows are written only where figures changed, and what was written is held:
+what is held is checked against the store before each use, the held days'
+rows of ``kpi_manager_day`` (ids and figures) read in one statement must be
+those last written from memory.
 Anything else that rewrote the day (``kpi rebuild``, another writer) left other
 rows, and the day is then read again from the store. A transaction that rolls
 back forgets everything held (see ``KpiRecorder``).
@@ -21,9 +23,10 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.clients.tables import Client
@@ -106,8 +109,13 @@ class _Day:
     bare_leads: dict[int, LeadFact] = field(default_factory=dict)
     slots: dict[Slot, PeriodTally] = field(default_factory=dict)
     hours: dict[int, PeriodTally] = field(default_factory=dict)
-    # The day's kpi_manager_day rows as written: what the store must still hold.
-    stored: list[tuple[Any, ...]] = field(default_factory=list)
+    # The day's kpi_manager_day rows as written, manager -> (id, figures): what the store must still hold.
+    day_rows: dict[str, tuple[int, tuple[Any, ...]]] = field(default_factory=dict)
+    # Its kpi_manager_hour rows as written, (hour, manager) -> figures.
+    hour_rows: dict[tuple[int, str], tuple[Any, ...]] = field(default_factory=dict)
+    # The merged tally of every hour but these, unchanged since: calls mostly change the
+    # current hour, and the day is then that hour merged with the rest as it stood.
+    rest: tuple[frozenset[int], PeriodTally] | None = None
 
 
 class DayFigures:
@@ -127,24 +135,32 @@ class DayFigures:
         self._lead_at.clear()
 
     async def update(
-        self, session: AsyncSession, days: Iterable[date], call_ids: Iterable[int], client_ids: Iterable[int]
-    ) -> None:
-        """Rewrite the figures of ``days`` after the facts ``call_ids`` and the leads of ``client_ids`` changed.
+        self,
+        session: AsyncSession,
+        days: Iterable[date],
+        call_ids: Iterable[int],
+        leads: dict[int, LeadFact | None],
+    ) -> dict[int, CallFact | None]:
+        """Rewrite the figures of ``days`` after the facts ``call_ids`` and ``leads`` changed.
+
+        ``leads``: the leads of the clients concerned as now stored, by client id (None: no lead).
 
         The changes must be flushed. Days not held, or no longer as written,
         are read whole from the store; the others take only the changed rows.
+        Returns the facts of ``call_ids`` it read from the store, if it read them.
         """
         wanted = set(days)
+        read: dict[int, CallFact | None] = {}
         if not wanted:
-            return
+            return read
         # Every day held is checked: a changed fact may leave one of them for a day asked for.
-        fresh = {day for day in wanted | set(self._days) if not await self._still_stored(session, day)}
-        for day in fresh:
+        for day in await self._rewritten(session):
             self._drop(day)
         touched: dict[date, set[Slot]] = {day: set() for day in wanted}
         if self._days:
-            self._apply_facts(await self.read_facts(session, call_ids), touched)
-            self._apply_leads(await self._read_leads(session, client_ids), touched)
+            read = await self.read_facts(session, call_ids)
+            self._apply_facts(read, touched)
+            self._apply_leads(leads, touched)
         # A held day a changed fact left is rewritten too (the caller names it anyway).
         for day in sorted(touched):
             if day not in self._days:
@@ -156,6 +172,7 @@ class DayFigures:
             self._days.move_to_end(day)
         while len(self._days) > DAYS_HELD:
             self._drop(next(iter(self._days)))
+        return read
 
     async def recompute(self, session: AsyncSession, day: date) -> None:
         """Read one day whole from the store and rewrite all its figures."""
@@ -167,15 +184,27 @@ class DayFigures:
 
     # ------------------------------------------------------------------ reading
 
-    async def _still_stored(self, session: AsyncSession, day: date) -> bool:
-        state = self._days.get(day)
-        return state is not None and state.stored == await self._stored_rows(session, day)
+    async def _rewritten(self, session: AsyncSession) -> list[date]:
+        """Held days whose kpi_manager_day rows are no longer those last written from memory."""
+        if not self._days:
+            return []
+        found: dict[date, dict[str, tuple[int, tuple[Any, ...]]]] = {day: {} for day in self._days}
+        # One statement for every day held: a handful of rows per manager and day.
+        rows = await session.execute(select(_DAY_ROWS).where(_DAY_ROWS.c.day.in_(sorted(self._days))))
+        for r in rows:
+            found[r.day][r.manager] = (r.id, _figure_values(r))
+        return [day for day, state in self._days.items() if state.day_rows != found[day]]
 
-    async def _stored_rows(self, session: AsyncSession, day: date) -> list[tuple[Any, ...]]:
-        rows = await session.execute(
-            select(_DAY_ROWS).where(_DAY_ROWS.c.day == day).order_by(_DAY_ROWS.c.manager, _DAY_ROWS.c.id)
-        )
-        return [tuple(r) for r in rows]
+    async def _read_rows(self, session: AsyncSession, day: date, state: _Day) -> None:
+        """The day's figure rows as the store holds them now, to be brought up to date from there."""
+        state.day_rows = {
+            r.manager: (r.id, _figure_values(r))
+            for r in await session.execute(select(_DAY_ROWS).where(_DAY_ROWS.c.day == day))
+        }
+        state.hour_rows = {
+            (r.hour, r.manager): _figure_values(r)
+            for r in await session.execute(select(_HOUR_ROWS).where(_HOUR_ROWS.c.day == day))
+        }
 
     async def _load(self, session: AsyncSession, day: date) -> None:
         # Plain rows, not ORM objects: a busy day holds thousands of calls.
@@ -192,6 +221,7 @@ class DayFigures:
             state.leads.setdefault(slot, {})[lead.client_id] = lead
             self._lead_at[lead.client_id] = (day, slot)
         state.bare_leads = await self._leads_without_calls(session, day)
+        await self._read_rows(session, day, state)
         self._days[day] = state
         slots = {*state.facts, *state.leads, *(self._lead_slot(lead) for lead in state.bare_leads.values())}
         for slot in slots:
@@ -206,14 +236,6 @@ class DayFigures:
         for start in range(0, len(ids), 500):
             rows = await session.execute(select(_FACTS).where(_FACTS.c.call_id.in_(ids[start : start + 500])))
             found.update((r.call_id, fact_from_row(r)) for r in rows)
-        return found
-
-    async def _read_leads(self, session: AsyncSession, client_ids: Iterable[int]) -> dict[int, LeadFact | None]:
-        ids = sorted(set(client_ids))
-        found: dict[int, LeadFact | None] = dict.fromkeys(ids)
-        for start in range(0, len(ids), 500):
-            rows = await session.execute(select(_LEADS).where(_LEADS.c.client_id.in_(ids[start : start + 500])))
-            found.update((r.client_id, lead_from_row(r)) for r in rows)
         return found
 
     async def _leads_without_calls(self, session: AsyncSession, day: date) -> dict[int, LeadFact]:
@@ -312,41 +334,112 @@ class DayFigures:
 
     # ------------------------------------------------------------------ writing
 
+    def _day_tally(self, state: _Day, hours: frozenset[int] | None) -> PeriodTally:
+        """The day's tally, after the hours ``hours`` (None: any) changed; exact in any merge order."""
+        if hours is None:
+            state.rest = None
+            return merge_periods(state.hours[h] for h in sorted(state.hours))
+        if state.rest is None or state.rest[0] != hours:
+            state.rest = (hours, merge_periods(t for h, t in sorted(state.hours.items()) if h not in hours))
+        return merge_periods([state.rest[1], *(state.hours[h] for h in sorted(hours) if h in state.hours)])
+
     async def _write(self, session: AsyncSession, day: date, slots: set[Slot] | None) -> None:
-        """Rewrite the day's rows and those of the hours of ``slots`` (None: every hour) from the tallies."""
+        """Bring the day's rows and those of the hours of ``slots`` (None: every hour) up to the tallies.
+
+        Only rows whose figures changed are written: a call changes a few
+        managers' figures, and most of the day's rows stay as they are.
+        """
         state = self._days[day]
         if slots is None:
-            await session.execute(delete(_HOUR_ROWS).where(_HOUR_ROWS.c.day == day))
-            hours = set(state.hours)
+            hours = set(state.hours) | {hour for hour, _manager in state.hour_rows}
         else:
             for slot in slots:
                 self._tally(state, slot)
             hours = {hour for hour, _part in slots}
             for hour in hours:
                 self._merge_hour(state, hour)
-            if hours:
-                await session.execute(
-                    delete(_HOUR_ROWS).where(_HOUR_ROWS.c.day == day, _HOUR_ROWS.c.hour.in_(sorted(hours)))
-                )
-        hour_rows = [
-            {"day": day, "hour": hour, "manager": m, **_stored(fig)}
+        hourly = {
+            (hour, m): _figure_tuple(fig)
             for hour in sorted(hours)
             if hour in state.hours
             for m, fig in figures_of(state.hours[hour], self.settings).items()
-        ]
-        if hour_rows:
-            await session.execute(insert(ManagerHourRow), hour_rows)
-        await session.execute(delete(_DAY_ROWS).where(_DAY_ROWS.c.day == day))
-        daily = figures_of(merge_periods(state.hours[h] for h in sorted(state.hours)), self.settings)
-        if daily:
-            await session.execute(
-                insert(ManagerDayRow), [{"day": day, "manager": m, **_stored(fig)} for m, fig in daily.items()]
-            )
-        state.stored = await self._stored_rows(session, day)
+        }
+        held = {key: figures for key, figures in state.hour_rows.items() if key[0] in hours}
+        await _sync(session, _HOUR_ROWS, day, held, hourly)
+        for key in held:
+            del state.hour_rows[key]
+        state.hour_rows.update(hourly)
+        merged = figures_of(self._day_tally(state, None if slots is None else frozenset(hours)), self.settings)
+        daily = {(m,): _figure_tuple(fig) for m, fig in merged.items()}
+        ids = {m: row_id for m, (row_id, _figures) in state.day_rows.items()}
+        if await _sync(session, _DAY_ROWS, day, {(m,): f for m, (_id, f) in state.day_rows.items()}, daily):
+            # New rows' ids, for the check that the store still holds what was written.
+            rows = await session.execute(select(_DAY_ROWS.c.manager, _DAY_ROWS.c.id).where(_DAY_ROWS.c.day == day))
+            ids = {manager: row_id for manager, row_id in rows}
+        state.day_rows = {m: (ids[m], figures) for (m,), figures in daily.items()}
 
 
-def _stored(figures: dict[str, Any]) -> dict[str, Any]:
-    return {name: figures.get(name) for name in FIGURE_NAMES}
+async def _sync(
+    session: AsyncSession,
+    table: Any,
+    day: date,
+    held: dict[tuple[Any, ...], tuple[Any, ...]],
+    wanted: dict[tuple[Any, ...], tuple[Any, ...]],
+) -> bool:
+    """Make ``table``'s rows of ``day`` with the keys of ``held`` hold ``wanted``; return whether rows were added.
+
+    Keys are (manager,) for days and (hour, manager) for hours; rows are found by
+    their key (unique per day), so rows rewritten with other ids are still found.
+    """
+    names, delete_row, update_row = _statements(table.name)
+
+    def key_params(key: tuple[Any, ...]) -> dict[str, Any]:
+        return {f"k_{n}": v for n, v in zip(names, key, strict=True)}
+
+    gone = [key_params(key) for key in held if key not in wanted]
+    changed = [
+        {**key_params(key), **dict(zip(FIGURE_NAMES, figures, strict=True))}
+        for key, figures in wanted.items()
+        if key in held and held[key] != figures
+    ]
+    new = [
+        {"day": day, **dict(zip(names, key, strict=True)), **dict(zip(FIGURE_NAMES, figures, strict=True))}
+        for key, figures in wanted.items()
+        if key not in held
+    ]
+    if gone:
+        await session.execute(delete_row, [{"k_day": day, **params} for params in gone])
+    if changed:
+        await session.execute(update_row, [{"k_day": day, **params} for params in changed])
+    if new:
+        await session.execute(insert(table), new)
+    return bool(new)
+
+
+@cache
+def _statements(table_name: str) -> tuple[list[str], Any, Any]:
+    """A figures table's key columns besides the day, and its delete and update of one row by key.
+
+    Built once: an update naming every figure costs more to build than to run.
+    """
+    table = _DAY_ROWS if table_name == _DAY_ROWS.name else _HOUR_ROWS
+    names = [c.name for c in table.c if c.name not in ("id", "day", *FIGURE_NAMES)]
+    by_key = [table.c.day == bindparam("k_day"), *(table.c[n] == bindparam(f"k_{n}") for n in names)]
+    return (
+        names,
+        delete(table).where(*by_key),
+        update(table).where(*by_key).values({n: bindparam(n) for n in FIGURE_NAMES}),
+    )
+
+
+def _figure_tuple(figures: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(figures.get(name) for name in FIGURE_NAMES)
+
+
+def _figure_values(row: Any) -> tuple[Any, ...]:
+    """A stored row's figures, in FIGURE_NAMES order."""
+    mapping = row._mapping
+    return tuple(mapping[name] for name in FIGURE_NAMES)
 
 
 def _fact_day(fact: CallFact, settings: KpiSettings) -> date:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, event, func, insert, select, update
+from sqlalchemy import bindparam, delete, event, func, insert, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -165,17 +165,18 @@ class KpiRecorder:
         days: set[date] = set()
         keys: set[str] = set()
         clients: set[int] = set()
-        await self._load_facts(session, [f.call_id for f in facts])
+        stored = await self._load_facts(session, [f.call_id for f in facts])
         clock = await self._clock(session)
         for fact in facts:
             values = _fact_values(fact, self.settings)
-            old = await session.get(CallFactRow, fact.call_id)  # loaded above, if stored
+            old = stored.get(fact.call_id)
             days.add(values["day"])
             previous = (None, None) if old is None else (old.client_key, old.client_id)
             keys.update(k for k in (fact.client_key, previous[0]) if k is not None)
             clients.update(c for c in (fact.client_id, previous[1]) if c is not None)
             if old is None:
-                session.add(CallFactRow(**values))
+                stored[fact.call_id] = CallFactRow(**values)
+                session.add(stored[fact.call_id])
                 clock = max(clock, fact.ended_at)
             else:
                 days.add(old.day)
@@ -192,44 +193,76 @@ class KpiRecorder:
         changed = {f.call_id for f in facts}
         callbacks: dict[str, list[tuple[CallFact, float]]] = {}
         # Every fact of the batch's clients in a statement or two, rather than a few per call.
-        by_key = await self._facts_by(session, _FACTS.c.client_key, keys)
+        by_key, by_client = await self._facts_of(session, keys, clients)
         for key in sorted(keys):
             days |= await self._relink_client(
                 session, key, clock, callbacks.setdefault(key, []), changed, by_key.get(key, [])
             )
-        by_client = await self._facts_by(session, _FACTS.c.client_id, clients)
-        await self._load_leads(session, clients)
+        cards, leads = await self._load_leads(session, clients)
+        lead_facts: dict[int, LeadFact | None] = {}
         for client_id in sorted(clients):
-            days |= await self._refresh_lead(session, client_id, by_client.get(client_id, []))
+            days |= await self._refresh_lead(
+                session, client_id, cards.get(client_id), leads.get(client_id), by_client.get(client_id, []), lead_facts
+            )
         days |= await self._close_windows(session, clock, changed)
         await session.flush()
-        await self.days.update(session, days, changed, clients)
+        read = await self.days.update(session, days, changed, lead_facts)
         if self.on_commit:
-            self._after_commit(session, await self._outcomes(session, written, facts, callbacks))
+            self._after_commit(session, await self._outcomes(session, written, facts, callbacks, read))
 
-    async def _load_facts(self, session: AsyncSession, call_ids: Sequence[int]) -> None:
-        """The stored facts of these calls into the session, in a statement or two."""
+    async def _load_facts(self, session: AsyncSession, call_ids: Sequence[int]) -> dict[int, CallFactRow]:
+        """The stored facts of these calls by call id, in a statement or two (absent: not stored yet)."""
         ids = sorted(set(call_ids))
-        for start in range(0, len(ids), _IN_CHUNK):
-            await session.scalars(select(CallFactRow).where(CallFactRow.call_id.in_(ids[start : start + _IN_CHUNK])))
-
-    async def _facts_by(self, session: AsyncSession, column: Any, values: Iterable[Any]) -> dict[Any, list[Any]]:
-        """Stored fact rows whose ``column`` is one of ``values``, grouped by it."""
-        wanted = sorted(set(values))
-        grouped: dict[Any, list[Any]] = defaultdict(list)
-        for start in range(0, len(wanted), _IN_CHUNK):
-            rows = await session.execute(select(_FACTS).where(column.in_(wanted[start : start + _IN_CHUNK])))
-            for row in rows:
-                grouped[getattr(row, column.name)].append(row)
-        return grouped
-
-    async def _load_leads(self, session: AsyncSession, client_ids: Iterable[int]) -> None:
-        """The cards and lead rows of these clients into the session, a statement or two each."""
-        ids = sorted(set(client_ids))
+        found: dict[int, CallFactRow] = {}
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = ids[start : start + _IN_CHUNK]
-            await session.scalars(select(Client).where(Client.id.in_(chunk)))
-            await session.scalars(select(LeadRow).where(LeadRow.client_id.in_(chunk)))
+            rows = await session.scalars(select(CallFactRow).where(CallFactRow.call_id.in_(chunk)))
+            found.update((r.call_id, r) for r in rows)
+        return found
+
+    async def _facts_of(
+        self, session: AsyncSession, keys: Iterable[str], client_ids: Iterable[int]
+    ) -> tuple[dict[str, list[Any]], dict[int, list[Any]]]:
+        """Stored fact rows of these client keys and of these cards, grouped by each.
+
+        Mostly the same rows (a card's calls share its key): read together, once.
+        """
+        wanted_keys, wanted_ids = sorted(set(keys)), sorted(set(client_ids))
+        by_key: dict[str, list[Any]] = defaultdict(list)
+        by_client: dict[int, list[Any]] = defaultdict(list)
+        key_set, id_set = set(wanted_keys), set(wanted_ids)
+        for start in range(0, max(len(wanted_keys), len(wanted_ids)), _IN_CHUNK):
+            some_keys = wanted_keys[start : start + _IN_CHUNK]
+            some_ids = wanted_ids[start : start + _IN_CHUNK]
+            rows = await session.execute(
+                select(_FACTS).where(_FACTS.c.client_key.in_(some_keys) | _FACTS.c.client_id.in_(some_ids))
+            )
+            for row in rows:
+                if row.client_key in key_set:
+                    by_key[row.client_key].append(row)
+                if row.client_id in id_set:
+                    by_client[row.client_id].append(row)
+        return by_key, by_client
+
+    async def _load_leads(
+        self, session: AsyncSession, client_ids: Iterable[int]
+    ) -> tuple[dict[int, Any], dict[int, LeadRow]]:
+        """The cards (is_lead, created_at only) and lead rows of these clients by client id."""
+        ids = sorted(set(client_ids))
+        cards: dict[int, Any] = {}
+        leads: dict[int, LeadRow] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            cards.update(
+                (c.id, c)
+                for c in await session.execute(
+                    select(Client.id, Client.is_lead, Client.created_at).where(Client.id.in_(chunk))
+                )
+            )
+            leads.update(
+                (r.client_id, r) for r in await session.scalars(select(LeadRow).where(LeadRow.client_id.in_(chunk)))
+            )
+        return cards, leads
 
     async def _outcomes(
         self,
@@ -237,9 +270,16 @@ class KpiRecorder:
         written: Sequence[tuple[Any, Any, bool]],
         facts: list[CallFact],
         callbacks: dict[str, list[tuple[CallFact, float]]],
+        read: dict[int, CallFact | None],
     ) -> list[tuple[_Outcome, bool]]:
-        """Each call as now stored (linked to its callback, or still open), with the callbacks it settled."""
-        stored = await self.days.read_facts(session, [f.call_id for f in facts])
+        """Each call as now stored (linked to its callback, or still open), with the callbacks it settled.
+
+        ``read``: facts read from the store since the batch's last change, by call id.
+        """
+        stored = dict(read)
+        missing = [f.call_id for f in facts if f.call_id not in read]
+        if missing:
+            stored.update(await self.days.read_facts(session, missing))
         # A client's new callbacks go with that client's last call of the batch.
         last_of_key = {f.client_key: i for i, f in enumerate(facts) if f.client_key is not None}
         outcomes: list[tuple[_Outcome, bool]] = []
@@ -270,8 +310,9 @@ class KpiRecorder:
             await session.execute(insert(CallFactRow), [_fact_values(f, self.settings) for f in facts])
         days = {local_day(f.started_at, self.settings.zone) for f in facts}
         client_ids = {f.client_id for f in facts if f.client_id is not None}
+        cards, leads = await self._load_leads(session, client_ids)
         for client_id in sorted(client_ids):
-            days |= await self._refresh_lead(session, client_id)
+            days |= await self._refresh_lead(session, client_id, cards.get(client_id), leads.get(client_id))
         self._clock_value = None
         for day in sorted(days):
             await self.recompute_day(session, day)
@@ -346,11 +387,19 @@ class KpiRecorder:
         return days
 
     async def _refresh_lead(
-        self, session: AsyncSession, client_id: int, rows: Sequence[Any] | None = None
+        self,
+        session: AsyncSession,
+        client_id: int,
+        client: Any,
+        old: LeadRow | None,
+        rows: Sequence[Any] | None = None,
+        leads: dict[int, LeadFact | None] | None = None,
     ) -> set[date]:
-        """Recompute a lead's speed-to-lead facts (``rows``: the client's stored facts, if read); return its days."""
-        client = await session.get(Client, client_id)
-        old = await session.get(LeadRow, client_id)
+        """Recompute a lead's speed-to-lead facts; return its days.
+
+        ``client`` and ``old``: its card (is_lead, created_at) and stored lead row, if any;
+        ``rows``: its stored facts, if read; ``leads``: where to note the lead as now stored (None: none).
+        """
         days: set[date] = set()
         if old is not None:
             days.add(old.day)
@@ -359,6 +408,8 @@ class KpiRecorder:
             if rows is None:
                 rows = (await session.execute(select(_FACTS).where(_FACTS.c.client_id == client_id))).all()
             lead = lead_fact(client_id, client.created_at.timestamp(), [fact_from_row(r) for r in rows])
+        if leads is not None:
+            leads[client_id] = lead
         if lead is None:
             if old is not None:
                 await session.delete(old)
@@ -370,21 +421,23 @@ class KpiRecorder:
         else:
             for name, value in values.items():
                 setattr(old, name, value)
-        await session.flush()
         return days
 
     async def _close_windows(self, session: AsyncSession, clock: float, changed: set[int]) -> set[date]:
         """Missed callers whose callback window the calls have moved past are lost."""
-        rows = (
-            await session.execute(
-                select(_FACTS.c.call_id, _FACTS.c.day).where(
-                    _FACTS.c.lost.is_(None),
-                    _FACTS.c.direction == INBOUND,
-                    _FACTS.c.status.in_(sorted(UNANSWERED_INBOUND)),
-                    _FACTS.c.ended_at <= clock - self.settings.lost_lead_after_s,
-                )
+        # One branch per status, each a range of ix_kpi_call_facts_open_windows: with "status IN"
+        # PostgreSQL may, lacking statistics, filter every open fact of the index instead.
+        due = clock - self.settings.lost_lead_after_s
+        branches = [
+            select(_FACTS.c.call_id, _FACTS.c.day).where(
+                _FACTS.c.lost.is_(None),
+                _FACTS.c.direction == INBOUND,
+                _FACTS.c.status == status,
+                _FACTS.c.ended_at <= due,
             )
-        ).all()
+            for status in sorted(UNANSWERED_INBOUND)
+        ]
+        rows = (await session.execute(union_all(*branches))).all()
         ids = sorted(call_id for call_id, _day in rows)
         for start in range(0, len(ids), _IN_CHUNK):
             await session.execute(

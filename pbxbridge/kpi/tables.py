@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 # Calls and cards must exist before facts can point at them.
 from pbxbridge.calls.tables import Call  # noqa: F401
-from pbxbridge.clients.tables import Client  # noqa: F401
+from pbxbridge.clients.tables import Client
 from pbxbridge.db.base import Base
 from pbxbridge.kpi.definitions import FIGURES
 
@@ -35,6 +35,10 @@ class CallFactRow(Base):
         Index("ix_kpi_call_facts_day", "day"),
         Index("ix_kpi_call_facts_client_key", "client_key"),
         Index("ix_kpi_call_facts_client_id", "client_id"),
+        # The clock (latest end) and the missed calls whose callback window is open:
+        # each written call asks for both, so neither may read the whole table.
+        Index("ix_kpi_call_facts_ended_at", "ended_at"),
+        Index("ix_kpi_call_facts_open_windows", "lost", "direction", "status", "ended_at"),
     )
 
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
@@ -59,6 +63,11 @@ class CallFactRow(Base):
     callback_s: Mapped[float | None] = mapped_column(Float)
     # NULL while the callback window is still open.
     lost: Mapped[bool | None] = mapped_column(Boolean)
+
+
+# A business day's lead cards are found by when they were made (see DayFigures);
+# the index belongs to the KPI store's revisions, so it is declared here.
+Index("ix_clients_created_at", Client.__table__.c.created_at)
 
 
 class LeadRow(Base):
