@@ -1,8 +1,10 @@
 """Synthetic AMI streams made of the captured ones: many copies of the traces, interleaved in time.
 
-Each copy gets new unique ids and linkedids and new channel sequence numbers (two
+Each copy gets new unique ids and linkedids, new channel sequence numbers (two
 interleaved copies would otherwise share ``PJSIP/201-00000004`` and be taken for one
-channel), and starts at its own offset, so that many calls are up at once.
+channel) and its own clients' phone numbers (a thousand calls up at once come from
+about a thousand clients, not from the traces' handful), and starts at its own
+offset, so that many calls are up at once.
 """
 
 from __future__ import annotations
@@ -18,13 +20,30 @@ from pbxbridge.ami.traces import Trace, event_timestamp, load_trace, with_fresh_
 
 # A channel name's sequence number: "PJSIP/201-0000000a", "Local/203@agent-phone-0000005f;1".
 _CHANNEL_SEQ = re.compile(r"(\w+/[^\s,]*?-[0-9a-f]{8})(?![0-9a-f])")
+# A client's Russian mobile number as the traces carry it (79161110005, 89161110005, +79...):
+# trunk prefix, operator code, seven subscriber digits. The company's own DID (7495...)
+# and the 10-digit epoch seconds of unique ids do not match.
+_CLIENT_NUMBER = re.compile(r"(?<![\d.])([78]9\d\d)(\d{7})(?![\d])")
+# Subscriber digits of copy n are moved by n times this (prime, so copies rarely meet).
+_CLIENT_STRIDE = 7919
+
+
+def client_number(number: str, copy: int) -> str:
+    """The number of copy ``copy``'s client: same operator, other subscriber digits (still a valid mobile)."""
+    return _CLIENT_NUMBER.sub(lambda m: _moved(m, copy), number)
+
+
+def _moved(match: re.Match[str], copy: int) -> str:
+    subscriber = (int(match.group(2)) + copy * _CLIENT_STRIDE) % 10_000_000
+    return f"{match.group(1)}{subscriber:07d}"
 
 
 def copy_event(event: Frame, copy: int, shift: float) -> Frame:
-    """One event of copy number ``copy``: fresh ids, fresh channel names, time moved by ``shift``."""
+    """One event of copy number ``copy``: fresh ids, channel names and clients, time moved by ``shift``."""
     out = with_fresh_ids(event, f"-c{copy}")
     tag = f"{copy:06x}"
     out = {k: (_CHANNEL_SEQ.sub(lambda m: m.group(1) + tag, v) if "/" in v else v) for k, v in out.items()}
+    out = {k: client_number(v, copy) for k, v in out.items()}
     ts = event_timestamp(event)
     if ts is not None:
         out["Timestamp"] = f"{ts + shift:.6f}"

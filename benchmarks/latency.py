@@ -1,12 +1,14 @@
 """Latency: from a call's last AMI event to the call being visible in the journal, with 1,000 calls up.
 
-Fresh-id copies of the captured traces are interleaved (each copy starting at a random
-moment of a one-minute window) so that about 1,000 calls are in flight at once, and
-replayed at capture speed by ``pbxbridge simulate`` in its own process. The daemon
+Fresh-id copies of the captured traces are interleaved (each copy with its own
+clients' numbers, starting at a random moment of a one-minute window) so that about
+1,000 calls are in flight at once, and replayed at capture speed by ``pbxbridge simulate`` in its own process. The daemon
 runs here, composed as ``pbxbridge run`` composes it (listener, tracker, CallWriter
-with the KPI store updated in each call's transaction, routing, web); a reader polls
-the journal's table every few milliseconds on its own connection, as the web API
-would read it.
+with the KPI store updated in each call's transaction, routing, web); a reader in its
+own process (own interpreter, event loop and connection, so it takes no turn on the
+daemon's loop) polls the journal's table every few milliseconds. (Not through the REST
+API: GET /api/calls lists by start time, and a call that began long ago lands deep in
+the list when it ends.)
 
 Latency = the moment the journal read first returns the call - the moment the daemon
 received the call's last event (the Hangup that finished it). The poll interval is
@@ -28,10 +30,13 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import multiprocessing
 import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import date
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventFlag
 from pathlib import Path
 
 from _common import Simulator, percentile, scratch_database, trace_paths, write_section
@@ -96,7 +101,8 @@ class TimedDaemon(Daemon):
         link = self.links.get(call.pbx)
         up = len(link.tracker.active_linkedids()) if link is not None else 0
         self.peak = max(self.peak, up)
-        self.samples[call.linkedid] = Sample(time.perf_counter(), up)
+        # The monotonic clock is the machine's, so the reader's process reads the same one.
+        self.samples[call.linkedid] = Sample(time.monotonic(), up)
         super()._finished(call)
 
 
@@ -112,9 +118,11 @@ def daemon_config(url: str, pbx_port: int = 0) -> Config:
     )
 
 
-async def _poll_journal(url: str, samples: dict[str, Sample], poll_s: float, stop: asyncio.Event) -> None:
+async def _poll_journal(url: str, poll_s: float, stop: EventFlag) -> dict[str, float]:
+    """linkedid -> when a read of the journal first returned it (``time.monotonic``)."""
     engine = make_engine(url)
     factory = session_factory(engine)
+    seen: dict[str, float] = {}
     last_id = 0
     try:
         while not stop.is_set():
@@ -122,15 +130,46 @@ async def _poll_journal(url: str, samples: dict[str, Sample], poll_s: float, sto
                 rows = (await session.execute(
                     select(Call.id, Call.linkedid).where(Call.id > last_id).order_by(Call.id)
                 )).all()
-            now = time.perf_counter()
+            now = time.monotonic()
             for call_id, linkedid in rows:
                 last_id = max(last_id, call_id)
-                sample = samples.get(linkedid)
-                if sample is not None and sample.visible_at is None:
-                    sample.visible_at = now
+                seen.setdefault(linkedid, now)
             await asyncio.sleep(poll_s)
     finally:
         await engine.dispose()
+    return seen
+
+
+def _reader_main(url: str, poll_s: float, stop: EventFlag, ready: EventFlag, out: Connection) -> None:
+    """The journal reader's own process: its own interpreter, event loop and connection."""
+    logging.basicConfig(level=logging.ERROR)
+    ready.set()
+    out.send(asyncio.run(_poll_journal(url, poll_s, stop)))
+    out.close()
+
+
+class JournalReader:
+    """Reads the journal from another process, as a user's page would: the daemon's loop never runs it."""
+
+    def __init__(self, url: str, poll_s: float) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        ready = context.Event()
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_reader_main, args=(url, poll_s, self._stop, ready, send), name="journal-reader", daemon=True
+        )
+        self._process.start()
+        send.close()
+        if not ready.wait(60):
+            raise RuntimeError("the journal reader did not start")
+
+    def stop(self) -> dict[str, float]:
+        """Stop reading; linkedid -> when the journal first showed it."""
+        self._stop.set()
+        seen: dict[str, float] = self._receive.recv() if self._receive.poll(60) else {}
+        self._process.join(10)
+        return seen
 
 
 async def run_once(kind: str, url: str, stream: Path, events: int, speed: float, poll_s: float) -> Outcome:
@@ -140,11 +179,12 @@ async def run_once(kind: str, url: str, stream: Path, events: int, speed: float,
         daemon = TimedDaemon(daemon_config(url, sim.port), samples)
         # Composed as `pbxbridge run` composes it: the KPI store is updated in each call's transaction.
         attach_domains(daemon)
-        stop = asyncio.Event()
         await daemon.start()
-        poller = asyncio.create_task(_poll_journal(url, samples, poll_s, stop))
+        # Started once the schema is in place; spawned, so it shares nothing with this process.
+        reader = await asyncio.to_thread(JournalReader, url, poll_s)
         link = daemon.links["main"]
         started = time.perf_counter()
+        seen: dict[str, float] = {}
         try:
             last_report = started
             while link.events <= events:
@@ -157,9 +197,10 @@ async def run_once(kind: str, url: str, stream: Path, events: int, speed: float,
             # Let the reader see the last calls.
             await asyncio.sleep(poll_s * 3 + 0.05)
         finally:
-            stop.set()
-            await poller
+            seen = await asyncio.to_thread(reader.stop)
             await daemon.stop()
+    for linkedid, sample in samples.items():
+        sample.visible_at = seen.get(linkedid)
     return Outcome(kind, events, time.perf_counter() - started, samples, daemon.peak)
 
 
@@ -303,10 +344,11 @@ def main() -> int:
 
 def _latency_body(outcomes: list[Outcome], copies: int, traces: int, events: int, args: argparse.Namespace) -> list[str]:
     body = [
-        (f"{copies} fresh-id copies of the {traces} shared traces, each starting at a random moment of a "
+        (f"{copies} fresh-id copies of the {traces} shared traces, each copy with its own clients' numbers and "
+         "starting at a random moment of a "
          f"{WINDOW_S:.0f}-second window, replayed at {args.speed:g}x capture speed by `pbxbridge simulate` "
          f"(own process): {events:,} events, into the daemon composed as `pbxbridge run` composes it (KPI store "
-         "updated in each call's transaction). Latency = journal read (own connection, every "
+         "updated in each call's transaction). Latency = journal read (own process and connection, every "
          f"{args.poll_ms:g} ms) first returns the call - daemon received its last event. "
          f"'at >= {IN_FLIGHT_GOAL:,} up': calls that ended while at least {IN_FLIGHT_GOAL:,} calls were in "
          "flight. Target: p99 < 100 ms."),

@@ -95,6 +95,12 @@ CATCH_UP_TIMEOUT_S = 30.0
 SAVE_INTERVAL_S = 0.2
 # How long stop() may spend saving them (systemd's TimeoutStopSec is 30 s).
 STOP_SAVE_TIMEOUT_S = 10.0
+# Most calls in progress one save transaction writes: a call that finishes
+# meanwhile waits behind one such transaction at most, not behind every change.
+SAVE_CHUNK = 250
+# Finished calls waiting for the journal go first: a periodic save waits for the
+# writer to run dry, but never longer than this past its due time.
+SAVE_DEFER_MAX_S = 1.0
 
 
 class Component(Protocol):
@@ -180,6 +186,9 @@ class Daemon:
         # Saving calls in progress and writing finished ones take turns, so a
         # save that read a call before it finished cannot land after its write.
         self._db_turn = asyncio.Lock()
+        # Set while no finished call waits for the writer (periodic saves defer to it).
+        self._writer_idle = asyncio.Event()
+        self._writer_idle.set()
         # When the database work under way (a save or a write) began, for the watchdog.
         self._db_busy_since: float | None = None
         self._last_progress: tuple[int, int, int, int] | None = None
@@ -418,6 +427,7 @@ class Daemon:
     def _finished(self, call: FinishedCall) -> None:
         self.stats.calls_finished += 1
         self._unwritten.add((call.pbx, call.linkedid))
+        self._writer_idle.clear()
         self._calls.put_nowait(call)
 
     # -- calls in progress ---------------------------------------------------
@@ -444,39 +454,59 @@ class Daemon:
             log.info("[%s] %d call(s) in progress taken back from the database",
                      name, link.restored_calls, extra={"pbx": name, "restored_calls": link.restored_calls})
 
-    async def save_open_calls(self) -> bool:
-        """Save every PBX's changed calls in progress now; False if the database refused."""
+    async def save_open_calls(self, writer_first_until: float | None = None) -> bool:
+        """Save every PBX's changed calls in progress now; False if the database refused.
+
+        Changes go in transactions of at most ``SAVE_CHUNK`` calls, the database
+        turn given up between them. With ``writer_first_until`` (a ``time.monotonic``
+        moment), each transaction first waits, until then at most, for the finished
+        calls queued for the journal to be written.
+        """
         assert self.open_calls is not None
         ok = True
-        async with self._database_turn():
-            for link in self.links.values():
-                changed = link.unsaved | link.tracker.take_dirty()
-                if not changed:
-                    continue
-                pbx = link.config.name
-                # A finished call's state goes with its journal write (forget_written).
-                states = {
-                    lid: state
-                    for lid in changed
-                    if (state := link.tracker.snapshot(lid)) is not None or (pbx, lid) not in self._unwritten
-                }
-                try:
-                    await self.open_calls.save(pbx, states)
-                except asyncio.CancelledError:
-                    link.unsaved = changed
-                    raise
-                except Exception as exc:
-                    link.unsaved = changed
-                    ok = False
-                    self.stats.open_call_save_errors += 1
-                    if _worth_logging(self.stats.open_call_save_errors):
-                        log.warning("[%s] saving %d call(s) in progress failed: %s", pbx, len(changed), _short(exc),
-                                    extra={"pbx": pbx})
-                    continue
-                link.unsaved = set()
+        for link in self.links.values():
+            # Taken now, kept as unsaved until their transaction commits.
+            link.unsaved |= link.tracker.take_dirty()
+            if not link.unsaved:
+                continue
+            pbx = link.config.name
+            pending = sorted(link.unsaved)
+            for start in range(0, len(pending), SAVE_CHUNK):
+                chunk = pending[start : start + SAVE_CHUNK]
+                if writer_first_until is not None:
+                    await self._writer_first(writer_first_until)
+                async with self._database_turn():
+                    # A finished call's state goes with its journal write (forget_written).
+                    states = {
+                        lid: state
+                        for lid in chunk
+                        if (state := link.tracker.snapshot(lid)) is not None or (pbx, lid) not in self._unwritten
+                    }
+                    try:
+                        await self.open_calls.save(pbx, states)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        ok = False
+                        self.stats.open_call_save_errors += 1
+                        if _worth_logging(self.stats.open_call_save_errors):
+                            log.warning("[%s] saving %d call(s) in progress failed: %s", pbx, len(link.unsaved),
+                                        _short(exc), extra={"pbx": pbx})
+                        break
+                link.unsaved.difference_update(chunk)
+            else:
                 self.stats.open_call_saves += 1
         self._log_progress()
         return ok
+
+    async def _writer_first(self, until: float) -> None:
+        """Wait for the call writer to run dry, but not past ``until``."""
+        while not self._writer_idle.is_set():
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._writer_idle.wait(), remaining)
 
     def _log_progress(self) -> None:
         # A line whenever what is safe on disk moved: tests (and an operator at
@@ -495,7 +525,7 @@ class Daemon:
     async def _save_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.save_interval_s)
-            await self.save_open_calls()
+            await self.save_open_calls(writer_first_until=time.monotonic() + SAVE_DEFER_MAX_S)
 
     # -- writing -------------------------------------------------------------
 
@@ -521,6 +551,8 @@ class Daemon:
                 for call in batch:
                     self._unwritten.discard((call.pbx, call.linkedid))
                     self._calls.task_done()
+                if self._calls.empty():
+                    self._writer_idle.set()
 
     async def _write_batch(self, batch: list[FinishedCall]) -> list[Call | None]:
         """Write calls in one transaction, waiting out outages; one by one if the database refuses the batch."""

@@ -11,8 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import Insert
 
 from pbxbridge.calls.model import CallStatus, Direction, FinishedCall
 from pbxbridge.calls.tables import Call, CallParty, Recording
@@ -105,13 +107,17 @@ class CallWriter:
         """
         if not calls:
             return []
-        located = await asyncio.to_thread(lambda: [self._locate_recordings(call) for call in calls])
+        located: list[list[LocatedRecording]] = [[] for _call in calls]
+        if any(call.recording_files for call in calls):
+            # A thread hop waits its turn on a busy event loop: only when there is disk to read.
+            located = await asyncio.to_thread(lambda: [self._locate_recordings(call) for call in calls])
         written: list[Written] = []
         async with self.session_factory() as session, session.begin():
             await session.connection(execution_options=WRITE)
             # Managers and known cards of the whole batch first, a statement or two each.
             lookups = _Lookups(managers=await self._upsert_managers(session, calls))
             lookups.clients = await self._known_clients(session, calls)
+            await self._new_clients(session, calls, lookups.clients)
             stored = await self._already_written(session, calls)
             for call, found in zip(calls, located, strict=True):
                 key = (call.pbx, call.linkedid)
@@ -283,6 +289,39 @@ class CallWriter:
             known.update((number, client) for number, client in rows)
         return known
 
+    async def _new_clients(self, session: AsyncSession, calls: Sequence[FinishedCall], known: dict[str, Client]) -> None:
+        """A lead's card for each number of the batch no card holds yet, in a few multi-row statements.
+
+        Each card dates from its number's earliest call in the batch. A number
+        another writer gave a card meanwhile is left out of ``known``: its calls
+        then find that card one by one, as ``find_or_create_client`` does.
+        """
+        first: dict[str, datetime] = {}
+        for call in calls:
+            number = self._client_number(call)
+            if number is None or number in known:
+                continue
+            started = utc_from_unix(call.started_at)
+            assert started is not None
+            first[number] = min(first.get(number, started), started)
+        if not first:
+            return
+        cards = {number: Client(is_lead=True, created_at=at) for number, at in sorted(first.items())}
+        session.add_all(cards.values())
+        await session.flush()
+        rows = [{"client_id": card.id, "number": number} for number, card in cards.items()]
+        taken: set[str] = set()
+        for start in range(0, len(rows), _IN_CHUNK):
+            stmt = _insert(session, ClientPhone.__table__).values(rows[start : start + _IN_CHUNK])
+            stmt = stmt.on_conflict_do_nothing(index_elements=["number"]).returning(ClientPhone.number)
+            taken.update((await session.execute(stmt)).scalars())
+        lost = [card for number, card in cards.items() if number not in taken]
+        if lost:
+            await session.execute(delete(Client).where(Client.id.in_([card.id for card in lost])))
+            for card in lost:
+                session.expunge(card)
+        known.update((number, card) for number, card in cards.items() if number in taken)
+
     def _pbx(self, name: str) -> PbxConfig:
         try:
             return self.settings.pbx_by_name(name)
@@ -349,6 +388,16 @@ async def run_hooks(hooks: Sequence[AfterWriteHook], session: AsyncSession, writ
             continue
         for row, call, is_new in written:
             await hook(session, row, call, is_new)
+
+
+def _insert(session: AsyncSession, table: Table) -> Insert:
+    # The dialect's INSERT, which knows ON CONFLICT.
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no conflict-tolerant insert for {dialect}")
 
 
 def _recording_row(call_id: int | None, position: int, found: LocatedRecording) -> Recording:

@@ -1,6 +1,7 @@
 """Saving calls in progress, so that a restart (a crash, an upgrade) loses none of them.
 
-The daemon saves the tracker's changed calls every few hundred milliseconds.
+The daemon saves the tracker's changed calls every few hundred milliseconds, in
+transactions of a bounded size that give way to finished calls waiting for the journal.
 A finished call's saved state is deleted by ``forget_written``, a ``CallWriter``
 hook, in the very transaction that puts the call in the journal: a crash
 between the two cannot leave a call both in progress and written, nor neither.
@@ -57,17 +58,17 @@ class OpenCallStore:
         async with self.session_factory() as session:
             async with session.begin():
                 await session.connection(execution_options=WRITE)
-                if gone:
-                    await session.execute(
-                        delete(OpenCall).where(OpenCall.pbx == pbx, OpenCall.linkedid.in_(gone))
-                    )
-                if upserts:
-                    stmt = _insert(session)
+                for start in range(0, len(gone), _IN_CHUNK):
+                    chunk = gone[start : start + _IN_CHUNK]
+                    await session.execute(delete(OpenCall).where(OpenCall.pbx == pbx, OpenCall.linkedid.in_(chunk)))
+                # Multi-row statements: one round trip per chunk rather than one per call.
+                for start in range(0, len(upserts), _IN_CHUNK):
+                    stmt = _insert(session).values(upserts[start : start + _IN_CHUNK])
                     stmt = stmt.on_conflict_do_update(
                         index_elements=["pbx", "linkedid"],
                         set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
                     )
-                    await session.execute(stmt, upserts)
+                    await session.execute(stmt)
 
     async def linkedids(self) -> set[tuple[str, str]]:
         """(pbx, linkedid) of every call saved as in progress."""
