@@ -61,6 +61,7 @@ from pbxbridge.config import (
 from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.kpi.definitions import day_bounds
 from pbxbridge.kpi.service import KpiService
+from pbxbridge.service.heap import settle_after_start
 from pbxbridge.service.open_calls import forget_written
 
 WINDOW_S = 60.0
@@ -180,6 +181,7 @@ async def run_once(kind: str, url: str, stream: Path, events: int, speed: float,
         # Composed as `pbxbridge run` composes it: the KPI store is updated in each call's transaction.
         attach_domains(daemon)
         await daemon.start()
+        settle_after_start()  # as `pbxbridge run` does once started
         # Started once the schema is in place; spawned, so it shares nothing with this process.
         reader = await asyncio.to_thread(JournalReader, url, poll_s)
         link = daemon.links["main"]

@@ -15,6 +15,7 @@ from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.app import Daemon, attach_domains
 from pbxbridge.cli.common import add_common_options, config_or_exit
 from pbxbridge.config import Config
+from pbxbridge.service.heap import settle_after_start
 from pbxbridge.service.logging import make_handler
 
 log = logging.getLogger("pbxbridge")
@@ -81,6 +82,7 @@ async def run_daemon(config: Config, demo_speed: float = 1.0) -> int:
     attach_domains(daemon)
     try:
         await daemon.start()
+        settle_after_start()
         if simulator is not None:
             await _greet_demo_user(daemon, config)
         await stop.wait()
