@@ -429,3 +429,8 @@ def _duration_s(raw: str) -> float:
     for part in parts:
         total = total * 60 + part
     return float(total)
+
+
+def changes_lines(event: Frame) -> bool:
+    """Whether line states move on this event; any other event leaves them as they are."""
+    return event.get("Event", "").lower() in _HANDLERS

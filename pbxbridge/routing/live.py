@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pbxbridge.ami.frames import Frame
-from pbxbridge.routing.line_states import LineStates
+from pbxbridge.routing.line_states import LineStates, changes_lines
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,9 @@ class LineFeed:
     def feed(self, frame: Frame, send_action: SendAction | None = None) -> None:
         """Apply an event; Asterisk's FullyBooted greets each login, so a refresh follows it."""
         self.lines.feed(frame)
-        if self._since_asked is not None and len(self._since_asked) < 100_000:
+        # Kept for replay over the listed states: only what moves them, since a busy
+        # PBX sends tens of thousands of other events before the lists come back.
+        if self._since_asked is not None and len(self._since_asked) < 100_000 and changes_lines(frame):
             self._since_asked.append(frame)
         if self.on_event is not None:
             self.on_event(frame)
