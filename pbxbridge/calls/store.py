@@ -11,10 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import Table, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql.dml import Insert
 
 from pbxbridge.calls.model import CallStatus, Direction, FinishedCall
 from pbxbridge.calls.tables import Call, CallParty, Recording
@@ -24,7 +22,7 @@ from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.config import Config, PbxConfig
 from pbxbridge.db.engine import WRITE
 from pbxbridge.db.types import utc_from_unix
-from pbxbridge.db.upsert import insert_or_ignore
+from pbxbridge.db.upsert import dialect_insert, insert_or_ignore
 from pbxbridge.recordings.locate import LocatedRecording, locate_recording
 
 log = logging.getLogger(__name__)
@@ -312,7 +310,7 @@ class CallWriter:
         rows = [{"client_id": card.id, "number": number} for number, card in cards.items()]
         taken: set[str] = set()
         for start in range(0, len(rows), _IN_CHUNK):
-            stmt = _insert(session, ClientPhone.__table__).values(rows[start : start + _IN_CHUNK])
+            stmt = dialect_insert(session, ClientPhone.__table__).values(rows[start : start + _IN_CHUNK])
             stmt = stmt.on_conflict_do_nothing(index_elements=["number"]).returning(ClientPhone.number)
             taken.update((await session.execute(stmt)).scalars())
         lost = [card for number, card in cards.items() if number not in taken]
@@ -388,16 +386,6 @@ async def run_hooks(hooks: Sequence[AfterWriteHook], session: AsyncSession, writ
             continue
         for row, call, is_new in written:
             await hook(session, row, call, is_new)
-
-
-def _insert(session: AsyncSession, table: Table) -> Insert:
-    # The dialect's INSERT, which knows ON CONFLICT.
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"no conflict-tolerant insert for {dialect}")
 
 
 def _recording_row(call_id: int | None, position: int, found: LocatedRecording) -> Recording:

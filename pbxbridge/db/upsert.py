@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 
-def _insert(session: AsyncSession, table: Table) -> Insert:
+def dialect_insert(session: AsyncSession, table: Table) -> Insert:
+    """The session's dialect's INSERT, which knows ON CONFLICT."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -25,7 +26,7 @@ async def insert_or_ignore(
 ) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING; the new row's id, or None when the row existed."""
     stmt = (
-        _insert(session, table)
+        dialect_insert(session, table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=list(conflict_columns))
         .returning(table.c.id)

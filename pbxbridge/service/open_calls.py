@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.tables import Call
 from pbxbridge.db.engine import WRITE
+from pbxbridge.db.upsert import dialect_insert
 from pbxbridge.service.tables import OpenCall
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class OpenCallStore:
                     await session.execute(delete(OpenCall).where(OpenCall.pbx == pbx, OpenCall.linkedid.in_(chunk)))
                 # Multi-row statements: one round trip per chunk rather than one per call.
                 for start in range(0, len(upserts), _IN_CHUNK):
-                    stmt = _insert(session).values(upserts[start : start + _IN_CHUNK])
+                    stmt = dialect_insert(session, OpenCall.__table__).values(upserts[start : start + _IN_CHUNK])
                     stmt = stmt.on_conflict_do_update(
                         index_elements=["pbx", "linkedid"],
                         set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
@@ -95,12 +95,3 @@ class _ForgetWritten:
 
 
 forget_written = _ForgetWritten()
-
-
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(OpenCall)
-    if dialect == "sqlite":
-        return sqlite.insert(OpenCall)
-    raise NotImplementedError(f"no upsert for {dialect}")
