@@ -20,11 +20,11 @@ back forgets everything held (see ``KpiRecorder``).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -116,6 +116,36 @@ class _Day:
     # The merged tally of every hour but these, unchanged since: calls mostly change the
     # current hour, and the day is then that hour merged with the rest as it stood.
     rest: tuple[frozenset[int], PeriodTally] | None = None
+
+
+_Item = TypeVar("_Item", CallFact, LeadFact)
+
+
+def _place(
+    items: dict[int, _Item | None],
+    at: dict[int, tuple[date, Slot]],
+    days: dict[date, _Day],
+    kept: Callable[[_Day], dict[Slot, dict[int, _Item]]],
+    day_of: Callable[[_Item], date],
+    slot_of: Callable[[_Item], Slot],
+    touched: dict[date, set[Slot]],
+) -> None:
+    """Move each fact or lead (None: gone) to its day's slot among the held days, noting the slots it left and entered."""
+    for key, item in items.items():
+        was = at.pop(key, None)
+        if was is not None and was[0] in days:
+            kept(days[was[0]]).get(was[1], {}).pop(key, None)
+            touched.setdefault(was[0], set()).add(was[1])
+        if item is None:
+            continue
+        day = day_of(item)
+        state = days.get(day)
+        if state is None:
+            continue
+        slot = slot_of(item)
+        kept(state).setdefault(slot, {})[key] = item
+        at[key] = (day, slot)
+        touched.setdefault(day, set()).add(slot)
 
 
 class DayFigures:
@@ -261,38 +291,12 @@ class DayFigures:
         return local_hour(lead.arrived_at, self.settings.zone), lead.client_id % PARTS
 
     def _apply_facts(self, facts: dict[int, CallFact | None], touched: dict[date, set[Slot]]) -> None:
-        for call_id, fact in facts.items():
-            was = self._fact_at.pop(call_id, None)
-            if was is not None and was[0] in self._days:
-                self._days[was[0]].facts.get(was[1], {}).pop(call_id, None)
-                touched.setdefault(was[0], set()).add(was[1])
-            if fact is None:
-                continue
-            day = _fact_day(fact, self.settings)
-            state = self._days.get(day)
-            if state is None:
-                continue
-            slot = self._fact_slot(fact)
-            state.facts.setdefault(slot, {})[call_id] = fact
-            self._fact_at[call_id] = (day, slot)
-            touched.setdefault(day, set()).add(slot)
+        _place(facts, self._fact_at, self._days, lambda day: day.facts,
+               lambda fact: _fact_day(fact, self.settings), self._fact_slot, touched)
 
     def _apply_leads(self, leads: dict[int, LeadFact | None], touched: dict[date, set[Slot]]) -> None:
-        for client_id, lead in leads.items():
-            was = self._lead_at.pop(client_id, None)
-            if was is not None and was[0] in self._days:
-                self._days[was[0]].leads.get(was[1], {}).pop(client_id, None)
-                touched.setdefault(was[0], set()).add(was[1])
-            if lead is None:
-                continue
-            day = _lead_day(lead, self.settings)
-            state = self._days.get(day)
-            if state is None:
-                continue
-            slot = self._lead_slot(lead)
-            state.leads.setdefault(slot, {})[client_id] = lead
-            self._lead_at[client_id] = (day, slot)
-            touched.setdefault(day, set()).add(slot)
+        _place(leads, self._lead_at, self._days, lambda day: day.leads,
+               lambda lead: _lead_day(lead, self.settings), self._lead_slot, touched)
 
     async def _refresh_bare_leads(self, session: AsyncSession, day: date, touched: set[Slot]) -> None:
         state = self._days[day]
