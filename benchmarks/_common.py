@@ -9,6 +9,7 @@ import platform
 import re
 import secrets
 import subprocess
+import tempfile
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from pbxbridge.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "benchmarks" / "RESULTS.md"
@@ -213,3 +217,25 @@ class Stopwatch:
 
     def __call__(self) -> float:
         return time.perf_counter() - self.started
+
+
+def daemon_config(url: str, pbx_port: int = 0) -> Config:
+    """The daemon's settings: this database, one PBX, no recordings, web and AGI on spare ports."""
+    from pbxbridge.config import (
+        Config,
+        DatabaseConfig,
+        PbxConfig,
+        RecordingsConfig,
+        RoutingConfig,
+        TranscriptionConfig,
+        WebConfig,
+    )
+
+    return Config(
+        database=DatabaseConfig(url=url),
+        recordings=RecordingsConfig(root=str(Path(tempfile.gettempdir()) / "pbxbridge-bench-no-recordings")),
+        pbx=[PbxConfig(name="main", host="127.0.0.1", port=pbx_port, username="bench", secret="bench")],
+        web=WebConfig(port=0, secret_key="benchmark-only-secret-key-0123456789"),
+        routing=RoutingConfig(agi_port=0),
+        transcription=TranscriptionConfig(workers=0),
+    )

@@ -39,7 +39,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as EventFlag
 from pathlib import Path
 
-from _common import Simulator, percentile, scratch_database, trace_paths, write_section
+from _common import Simulator, daemon_config, percentile, scratch_database, trace_paths, write_section
 from _streams import interleaved, load_traces, write_stream
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -49,15 +49,7 @@ from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.replay import replay_trace, tracker_settings
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.calls.tables import Call
-from pbxbridge.config import (
-    Config,
-    DatabaseConfig,
-    PbxConfig,
-    RecordingsConfig,
-    RoutingConfig,
-    TranscriptionConfig,
-    WebConfig,
-)
+from pbxbridge.config import Config, PbxConfig
 from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.kpi.definitions import day_bounds
 from pbxbridge.kpi.service import KpiService
@@ -105,18 +97,6 @@ class TimedDaemon(Daemon):
         # The monotonic clock is the machine's, so the reader's process reads the same one.
         self.samples[call.linkedid] = Sample(time.monotonic(), up)
         super()._finished(call)
-
-
-def daemon_config(url: str, pbx_port: int = 0) -> Config:
-    """The daemon's settings: this database, one PBX, no recordings, web and AGI on spare ports."""
-    return Config(
-        database=DatabaseConfig(url=url),
-        recordings=RecordingsConfig(root=str(Path(tempfile.gettempdir()) / "pbxbridge-bench-no-recordings")),
-        pbx=[PbxConfig(name="main", host="127.0.0.1", port=pbx_port, username="bench", secret="bench")],
-        web=WebConfig(port=0, secret_key="benchmark-only-secret-key-0123456789"),
-        routing=RoutingConfig(agi_port=0),
-        transcription=TranscriptionConfig(workers=0),
-    )
 
 
 async def _poll_journal(url: str, poll_s: float, stop: EventFlag) -> dict[str, float]:

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Simulator, rss_mb, scratch_database, trace_paths, write_section
+from _common import Simulator, daemon_config, rss_mb, scratch_database, trace_paths, write_section
 from _streams import interleaved, write_stream
 
 from pbxbridge.ami.traces import Trace, event_timestamp, load_trace
@@ -98,24 +98,8 @@ def measure(goal: int, traces: list[Trace], per_copy: int, workdir: Path, bare: 
 
 async def _child(url: str, port: int, events: int, bare: bool) -> None:
     from pbxbridge.app import Daemon, attach_domains
-    from pbxbridge.config import (
-        Config,
-        DatabaseConfig,
-        PbxConfig,
-        RecordingsConfig,
-        RoutingConfig,
-        TranscriptionConfig,
-        WebConfig,
-    )
 
-    config = Config(
-        database=DatabaseConfig(url=url),
-        recordings=RecordingsConfig(root=str(Path(tempfile.gettempdir()) / "pbxbridge-bench-no-recordings")),
-        pbx=[PbxConfig(name="main", host="127.0.0.1", port=port, username="bench", secret="bench")],
-        web=WebConfig(port=0, secret_key="benchmark-only-secret-key-0123456789"),
-        routing=RoutingConfig(agi_port=0),
-        transcription=TranscriptionConfig(workers=0),
-    )
+    config = daemon_config(url, port)
     daemon = Daemon(config)
     if not bare:
         attach_domains(daemon)
