@@ -186,6 +186,9 @@ class Daemon:
         # Saving calls in progress and writing finished ones take turns, so a
         # save that read a call before it finished cannot land after its write.
         self._db_turn = asyncio.Lock()
+        # Set while no finished call waits for the writer (periodic saves defer to it).
+        self._writer_idle = asyncio.Event()
+        self._writer_idle.set()
         # When the database work under way (a save or a write) began, for the watchdog.
         self._db_busy_since: float | None = None
         self._last_progress: tuple[int, int, int, int] | None = None
@@ -424,6 +427,7 @@ class Daemon:
     def _finished(self, call: FinishedCall) -> None:
         self.stats.calls_finished += 1
         self._unwritten.add((call.pbx, call.linkedid))
+        self._writer_idle.clear()
         self._calls.put_nowait(call)
 
     # -- calls in progress ---------------------------------------------------
@@ -497,10 +501,12 @@ class Daemon:
 
     async def _writer_first(self, until: float) -> None:
         """Wait for the call writer to run dry, but not past ``until``."""
-        remaining = until - time.monotonic()
-        if remaining > 0:
+        while not self._writer_idle.is_set():
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._calls.join(), remaining)
+                await asyncio.wait_for(self._writer_idle.wait(), remaining)
 
     def _log_progress(self) -> None:
         # A line whenever what is safe on disk moved: tests (and an operator at
@@ -545,6 +551,8 @@ class Daemon:
                 for call in batch:
                     self._unwritten.discard((call.pbx, call.linkedid))
                     self._calls.task_done()
+                if self._calls.empty():
+                    self._writer_idle.set()
 
     async def _write_batch(self, batch: list[FinishedCall]) -> list[Call | None]:
         """Write calls in one transaction, waiting out outages; one by one if the database refuses the batch."""
