@@ -12,7 +12,6 @@ the time the caller says the event was received.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -142,6 +141,15 @@ _CHANNEL_FIELDS = tuple(f.name for f in fields(_Channel) if f.name != "bridges")
 _DIAL_FIELDS = tuple(f.name for f in fields(_Dial))
 
 
+def _detached(value: Any) -> Any:
+    """A copy of a list or dict of strings and numbers; anything else as it is."""
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
 class CallTracker:
     """Pure: no I/O, no clock; feed it events with the time they were received."""
 
@@ -249,20 +257,29 @@ class CallTracker:
         dirty, self._dirty = self._dirty, set()
         return dirty
 
+    def is_open(self, linkedid: str) -> bool:
+        """Whether the call is in progress."""
+        return linkedid in self._calls
+
     def snapshot(self, linkedid: str) -> dict[str, Any] | None:
-        """An open call's whole state as JSON-ready data (None when not open)."""
+        """An open call's whole state as JSON-ready data (None when not open).
+
+        The live call's lists and dicts keep changing while a save waits: the
+        snapshot holds copies of them. They hold only strings and numbers, so
+        one level of copying detaches it (a deep copy cost a save several
+        times more, on the event loop).
+        """
         call = self._calls.get(linkedid)
         if call is None:
             return None
-        data = {k: getattr(call, k) for k in _CALL_FIELDS}
+        data = {k: _detached(getattr(call, k)) for k in _CALL_FIELDS}
         data["channels"] = [
-            {k: (getattr(ch, k) if k != "name" else ch.name.raw) for k in _CHANNEL_FIELDS}
+            {k: (_detached(getattr(ch, k)) if k != "name" else ch.name.raw) for k in _CHANNEL_FIELDS}
             | {"bridges": sorted(ch.bridges)}
             for ch in call.channels.values()
         ]
         data["dials"] = [{k: getattr(d, k) for k in _DIAL_FIELDS} for d in call.dials]
-        # A copy: the live call's lists keep changing while a save waits.
-        return copy.deepcopy(data)
+        return data
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Take back an open call saved by snapshot() (after a restart)."""

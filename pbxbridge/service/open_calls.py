@@ -61,14 +61,15 @@ class OpenCallStore:
                 for start in range(0, len(gone), _IN_CHUNK):
                     chunk = gone[start : start + _IN_CHUNK]
                     await session.execute(delete(OpenCall).where(OpenCall.pbx == pbx, OpenCall.linkedid.in_(chunk)))
-                # Multi-row statements: one round trip per chunk rather than one per call.
-                for start in range(0, len(upserts), _IN_CHUNK):
-                    stmt = dialect_insert(session, OpenCall.__table__).values(upserts[start : start + _IN_CHUNK])
+                if upserts:
+                    # One statement run for every row (executemany): compiled once and
+                    # cached, where a multi-row VALUES is compiled anew for each row count.
+                    stmt = dialect_insert(session, OpenCall.__table__)
                     stmt = stmt.on_conflict_do_update(
                         index_elements=["pbx", "linkedid"],
                         set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
                     )
-                    await session.execute(stmt)
+                    await session.execute(stmt, upserts)
 
     async def linkedids(self) -> set[tuple[str, str]]:
         """(pbx, linkedid) of every call saved as in progress."""
