@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.db.engine import WRITE
+from pbxbridge.db.upsert import dialect_insert
 from pbxbridge.transcription.lemmas import lemmatise
 from pbxbridge.transcription.tables import (
     DONE,
@@ -30,6 +30,8 @@ from pbxbridge.transcription.transcript import Transcript
 DEFAULT_STALE_AFTER_S = 120.0
 DEFAULT_BACKOFF_S = 60.0
 MAX_BACKOFF_S = 3600.0
+# Call ids per "IN (…)": well under every database's bound-parameter limit.
+_IN_CHUNK = 500
 
 
 def utcnow() -> datetime:
@@ -50,10 +52,6 @@ class ClaimedJob:
     worker_id: str
 
 
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-
-
 async def enqueue(session: AsyncSession, recording_ids: list[int], *, requeue: bool = False) -> int:
     """Queue recordings for transcription (once each); requeue resets done/failed ones."""
     if not recording_ids:
@@ -63,7 +61,7 @@ async def enqueue(session: AsyncSession, recording_ids: list[int], *, requeue: b
         {"recording_id": rid, "status": QUEUED, "attempts": 0, "next_attempt_at": now, "created_at": now}
         for rid in recording_ids
     ]
-    stmt = _insert(session)(TranscriptionJob).values(rows)
+    stmt = dialect_insert(session, TranscriptionJob.__table__).values(rows)
     stmt = stmt.on_conflict_do_nothing(index_elements=["recording_id"])
     result = await session.execute(stmt)
     added = result.rowcount or 0
@@ -77,19 +75,35 @@ async def enqueue(session: AsyncSession, recording_ids: list[int], *, requeue: b
     return added
 
 
-async def enqueue_for_call(
-    session: AsyncSession, call_row: Call, finished_call: FinishedCall | None = None, is_new: bool = True
-) -> None:
-    """CallWriter hook: queue every recording with sound of a call just written."""
-    # The writer may not have flushed the recordings yet; ask the database,
-    # not the (possibly unloaded) relationship, inside its transaction.
-    await session.flush()
-    ids = (
-        await session.scalars(
-            select(Recording.id).where(Recording.call_id == call_row.id, Recording.status == "ok")
-        )
-    ).all()
-    await enqueue(session, list(ids))
+class _EnqueueWritten:
+    """CallWriter hook: queue every recording with sound of the calls just written (a batch: one query)."""
+
+    async def __call__(
+        self, session: AsyncSession, call_row: Call, finished_call: FinishedCall | None = None, is_new: bool = True
+    ) -> None:
+        await self.many(session, [(call_row, finished_call, is_new)])
+
+    async def many(self, session: AsyncSession, written: Sequence[tuple[Call, FinishedCall | None, bool]]) -> None:
+        # A call with no MixMonitor file has no recording rows: nothing to ask.
+        if all(call is not None and not call.recording_files for _row, call, _new in written):
+            return
+        # The writer may not have flushed the recordings yet; ask the database,
+        # not the (possibly unloaded) relationship, inside its transaction.
+        await session.flush()
+        call_ids = sorted({row.id for row, _call, _new in written})
+        ids: list[int] = []
+        for start in range(0, len(call_ids), _IN_CHUNK):
+            ids += (
+                await session.scalars(
+                    select(Recording.id)
+                    .where(Recording.call_id.in_(call_ids[start : start + _IN_CHUNK]), Recording.status == "ok")
+                    .order_by(Recording.id)
+                )
+            ).all()
+        await enqueue(session, ids)
+
+
+enqueue_for_call = _EnqueueWritten()
 
 
 async def enqueue_all(session: AsyncSession) -> int:
