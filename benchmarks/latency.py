@@ -3,8 +3,8 @@
 Fresh-id copies of the captured traces are interleaved (each copy with its own
 clients' numbers, starting at a random moment of a one-minute window) so that about
 1,000 calls are in flight at once, and replayed at capture speed by ``pbxbridge simulate`` in its own process. The daemon
-runs here, composed as ``pbxbridge run`` composes it (listener, tracker, CallWriter
-with the KPI store updated in each call's transaction, routing, web); a reader in its
+runs here, composed as ``pbxbridge run`` composes it (listener, tracker, CallWriter,
+KPI figures following the journal in their own transactions, routing, web); a reader in its
 own process (own interpreter, event loop and connection, so it takes no turn on the
 daemon's loop) polls the journal's table every few milliseconds. (Not through the REST
 API: GET /api/calls lists by start time, and a call that began long ago lands deep in
@@ -52,6 +52,7 @@ from pbxbridge.calls.tables import Call
 from pbxbridge.config import Config, PbxConfig
 from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.kpi.definitions import day_bounds
+from pbxbridge.kpi.follower import KpiFollower
 from pbxbridge.kpi.service import KpiService
 from pbxbridge.service.heap import settle_after_start
 from pbxbridge.service.open_calls import forget_written
@@ -158,7 +159,7 @@ async def run_once(kind: str, url: str, stream: Path, events: int, speed: float,
     samples: dict[str, Sample] = {}
     with Simulator([stream], speed=speed, loop=False, fresh_ids=False) as sim:
         daemon = TimedDaemon(daemon_config(url, sim.port), samples)
-        # Composed as `pbxbridge run` composes it: the KPI store is updated in each call's transaction.
+        # Composed as `pbxbridge run` composes it: KPI figures follow the journal in transactions of their own.
         attach_domains(daemon)
         await daemon.start()
         settle_after_start()  # as `pbxbridge run` does once started
@@ -235,10 +236,15 @@ def day_of_calls(paths: list[Path], count: int, settings_zone: object) -> list[F
 
 
 def daemon_writer(url: str, factory: async_sessionmaker[AsyncSession]) -> CallWriter:
-    """A CallWriter with the hooks ``pbxbridge run`` gives it (KPI, forgetting saved open calls)."""
+    """A CallWriter with the hooks ``pbxbridge run`` gives it, and the KPI update that follows in the same step.
+
+    The daemon folds a call into the KPI store in a transaction after the journal's;
+    here both are timed together, as the work a call costs.
+    """
     daemon = Daemon(daemon_config(url))
     attach_domains(daemon)
-    return CallWriter(factory, daemon.config, after_write=[*daemon.after_write, forget_written])
+    hooks = [h for h in daemon.after_write if not isinstance(h, KpiFollower)]
+    return CallWriter(factory, daemon.config, after_write=[*hooks, daemon.kpi, forget_written])  # type: ignore[attr-defined]
 
 
 async def measure_growth(kind: str, url: str, calls: list[FinishedCall]) -> Growth:
@@ -329,8 +335,8 @@ def _latency_body(outcomes: list[Outcome], copies: int, traces: int, events: int
         (f"{copies} fresh-id copies of the {traces} shared traces, each copy with its own clients' numbers and "
          "starting at a random moment of a "
          f"{WINDOW_S:.0f}-second window, replayed at {args.speed:g}x capture speed by `pbxbridge simulate` "
-         f"(own process): {events:,} events, into the daemon composed as `pbxbridge run` composes it (KPI store "
-         "updated in each call's transaction). Latency = journal read (own process and connection, every "
+         f"(own process): {events:,} events, into the daemon composed as `pbxbridge run` composes it (KPI "
+         "figures following the journal in their own transactions). Latency = journal read (own process and connection, every "
          f"{args.poll_ms:g} ms) first returns the call - daemon received its last event. "
          f"'at >= {IN_FLIGHT_GOAL:,} up': calls that ended while at least {IN_FLIGHT_GOAL:,} calls were in "
          "flight. Target: p99 < 100 ms."),
@@ -354,7 +360,7 @@ def _growth_body(growth: list[Growth]) -> list[str]:
         (f"How the write + KPI cost of a call grows with the day's volume: a day of N calls (copies of the traced "
          "calls, 09:00-21:00, each copy its own clients) is written and its figures rebuilt, then its last "
          f"{TIMED_CALLS} calls are written one transaction each and {TIMED_BATCH * 3} more in batches of "
-         f"{TIMED_BATCH}, by a CallWriter with the hooks `pbxbridge run` gives it (KPI, transcription queue, "
+         f"{TIMED_BATCH}, by a CallWriter with the hooks `pbxbridge run` gives it and the KPI update (transcription queue, "
          "saved open calls). Median wall-clock ms per call."),
         "",
         f"| database | calls a day | ms per call, alone | ms per call, in batches of {TIMED_BATCH} |",

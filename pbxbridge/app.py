@@ -56,7 +56,7 @@ from pbxbridge.config import Config, PbxConfig
 from pbxbridge.db.engine import make_engine, session_factory, upgrade_async
 from pbxbridge.service import logging as service_logging
 from pbxbridge.service import systemd
-from pbxbridge.service.open_calls import OpenCallStore, forget_written
+from pbxbridge.service.open_calls import OpenCallState, OpenCallStore, forget_written
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,9 @@ SAVE_INTERVAL_S = 0.2
 # How long stop() may spend saving them (systemd's TimeoutStopSec is 30 s).
 STOP_SAVE_TIMEOUT_S = 10.0
 # Most calls in progress one save transaction writes: a call that finishes
-# meanwhile waits behind one such transaction at most, not behind every change.
-SAVE_CHUNK = 250
+# meanwhile waits behind one such transaction at most (some 20-40 ms), not
+# behind every change.
+SAVE_CHUNK = 100
 # Finished calls waiting for the journal go first: a periodic save waits for the
 # writer to run dry, but never longer than this past its due time.
 SAVE_DEFER_MAX_S = 1.0
@@ -167,6 +168,8 @@ class Daemon:
         self.event_subscribers: list[EventSubscriber] = []
         self.call_subscribers: list[CallSubscriber] = []
         self.after_write: list[AfterWriteHook] = []
+        # Awaited by flush() once the journal has every finished call (work that follows the journal).
+        self.flushers: list[Callable[[], Awaitable[None]]] = []
         self.components: list[Component] = []
         self.links: dict[str, PbxLink] = {}
         self.stats = DaemonStats()
@@ -288,8 +291,10 @@ class Daemon:
         log.info("pbxbridge daemon stopped")
 
     async def flush(self) -> None:
-        """Wait until every call finished so far is in the journal (or set aside)."""
+        """Wait until every call finished so far is in the journal (or set aside), and what follows it is done."""
         await self._calls.join()
+        for flusher in self.flushers:
+            await flusher()
 
     async def send_action(self, pbx: str, action: dict[str, str], as_list: bool | None = None) -> Any:
         """Send an AMI action (an Originate for click-to-call) over that PBX's session."""
@@ -315,7 +320,8 @@ class Daemon:
         return began is None or time.monotonic() - began < 2 * interval
 
     @contextlib.asynccontextmanager
-    async def _database_turn(self) -> AsyncIterator[None]:
+    async def database_turn(self) -> AsyncIterator[None]:
+        """Hold the daemon's turn at the database: writes of calls, saves and other work never overlap."""
         async with self._db_turn:
             self._db_busy_since = time.monotonic()
             try:
@@ -474,14 +480,19 @@ class Daemon:
             for start in range(0, len(pending), SAVE_CHUNK):
                 chunk = pending[start : start + SAVE_CHUNK]
                 if writer_first_until is not None:
-                    await self._writer_first(writer_first_until)
-                async with self._database_turn():
-                    # A finished call's state goes with its journal write (forget_written).
-                    states = {
-                        lid: state
-                        for lid in chunk
-                        if (state := link.tracker.snapshot(lid)) is not None or (pbx, lid) not in self._unwritten
-                    }
+                    await self.writer_first(writer_first_until)
+                # Taken before the turn, so that it is held for the write alone.
+                taken = {lid: link.tracker.snapshot(lid) for lid in chunk}
+                async with self.database_turn():
+                    # A call that finished meanwhile is saved as gone, unless its journal
+                    # write is still to come: that deletes its state (forget_written).
+                    # One still open is saved as taken; later changes mark it for the next save.
+                    states: dict[str, OpenCallState | None] = {}
+                    for lid, state in taken.items():
+                        if link.tracker.is_open(lid):
+                            states[lid] = state if state is not None else link.tracker.snapshot(lid)
+                        elif (pbx, lid) not in self._unwritten:
+                            states[lid] = None
                     try:
                         await self.open_calls.save(pbx, states)
                     except asyncio.CancelledError:
@@ -499,8 +510,11 @@ class Daemon:
         self._log_progress()
         return ok
 
-    async def _writer_first(self, until: float) -> None:
-        """Wait for the call writer to run dry, but not past ``until``."""
+    async def writer_first(self, until: float) -> None:
+        """Wait for the call writer to run dry, but not past ``until`` (a ``time.monotonic`` moment).
+
+        Other database work (saves, KPI) calls this first: finished calls reach the journal before it.
+        """
         while not self._writer_idle.is_set():
             remaining = until - time.monotonic()
             if remaining <= 0:
@@ -562,7 +576,7 @@ class Daemon:
         attempt = 0
         while True:
             try:
-                async with self._database_turn():
+                async with self.database_turn():
                     rows = await self.writer.write_many(batch)
             except asyncio.CancelledError:
                 raise
@@ -594,7 +608,7 @@ class Daemon:
         refusals = 0
         while True:
             try:
-                async with self._database_turn():
+                async with self.database_turn():
                     # The batch path, for one call: a new call is inserted without the
                     # read-back an idempotent single write does; a re-written one is refreshed.
                     (row,) = await self.writer.write_many([call])

@@ -1,4 +1,4 @@
-"""KPIs in the daemon: the CallWriter hook, live gauges, and lead-at-risk alerts polled on the PBX's clock."""
+"""KPIs in the daemon: figures following the journal, live gauges, and lead-at-risk alerts polled on the PBX's clock."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from pbxbridge.ami.frames import Frame
 from pbxbridge.kpi.alerts import LeadAtRisk
+from pbxbridge.kpi.follower import KpiFollower
 from pbxbridge.kpi.live import LiveLine
 from pbxbridge.kpi.service import KpiService
 
@@ -20,15 +21,18 @@ log = logging.getLogger(__name__)
 
 # Gauges and alerts are refreshed this often; a callback window is minutes long.
 POLL_S = 5.0
+# How long a stop may spend folding the last calls into the figures (the next start does the rest).
+STOP_APPLY_TIMEOUT_S = 5.0
 
 
 class KpiComponent:
-    """Started after the database: reopens pending callback windows, then polls gauges and alerts."""
+    """Started after the database: reopens pending callback windows, follows the journal, polls gauges and alerts."""
 
     def __init__(self, daemon: Daemon, service: KpiService, poll_s: float = POLL_S) -> None:
         self.daemon = daemon
         self.service = service
         self.poll_s = poll_s
+        self.follower = KpiFollower(service, daemon.database_turn, daemon.writer_first)
         self.line = LiveLine()
         self._task: asyncio.Task[None] | None = None
 
@@ -38,16 +42,20 @@ class KpiComponent:
         self.line.feed(pbx, event, time.monotonic(), link.last_event_at if link is not None else None)
 
     async def start(self) -> None:
-        """Read open callback windows back from the store and start polling."""
+        """Read open callback windows back from the store, catch up with the journal, start polling."""
         factory = self.daemon.session_factory
         if factory is not None:
             async with factory() as session:
                 reopened = await self.service.start(session)
             log.info("KPI: %d missed callers still waiting for a callback", reopened)
+            left = await self.follower.start(factory)
+            if left:
+                log.info("KPI: %d call(s) in the journal not yet in the figures; folding them in", left)
         self._task = asyncio.create_task(self._poll(), name="kpi-poll")
 
     async def stop(self) -> None:
-        """Stop polling."""
+        """Fold in the last calls written (for a few seconds at most), stop polling."""
+        await self.follower.stop(STOP_APPLY_TIMEOUT_S)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -84,8 +92,9 @@ def attach(daemon: Daemon) -> KpiService:
     service.watch.subscribe(log_alert)
     component = KpiComponent(daemon, service)
     daemon.kpi = service  # type: ignore[attr-defined]
-    # The service itself: a batch of calls written together updates each day's figures once.
-    daemon.after_write.append(service)
+    # The journal's transaction only notes its calls; their figures follow in the KPI's own.
+    daemon.after_write.append(component.follower)
+    daemon.flushers.append(component.follower.flush)
     daemon.event_subscribers.append(component.on_event)
     daemon.add_component(component)
     return service

@@ -28,7 +28,10 @@ class KpiService:
         return cls(KpiSettings.from_config(config))
 
     async def apply_call(self, session: AsyncSession, call_row: Any, finished_call: Any = None, is_new: bool = True) -> None:
-        """CallWriter ``after_write`` hook: update the figures inside the call's transaction."""
+        """CallWriter ``after_write`` hook: update the figures inside the call's transaction.
+
+        For scripts and tests; the daemon folds calls in after the journal (``follower.py``).
+        """
         await self.recorder.apply_call(session, call_row, finished_call, is_new)
 
     # Called as a hook, the service updates the figures for one call.

@@ -1,4 +1,4 @@
-"""Keeping the KPI store up to date: each finished call, inside its own transaction, and rebuilds."""
+"""Keeping the KPI store up to date: finished calls (in the transaction given, a batch at a time), and rebuilds."""
 
 from __future__ import annotations
 
