@@ -1,4 +1,4 @@
-"""KPI figures follow the journal: calls a stop or a crash left out of the figures are folded in at the next start."""
+"""KPI figures follow the journal: they never hold it up, and what a stop, a crash or a fault left out is folded in."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.app import Daemon
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.calls.tables import Call
-from pbxbridge.config import Config, DatabaseConfig
+from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
 from pbxbridge.db.engine import make_engine, session_factory, upgrade_async
 from pbxbridge.kpi import follower
-from pbxbridge.kpi.daemon import attach
+from pbxbridge.kpi.daemon import KpiComponent, attach
 from pbxbridge.kpi.service import KpiService
 from pbxbridge.kpi.tables import CallFactRow
 from pbxbridge.service.open_calls import forget_written
+from tests.fixtures_ami import wait_until
 from tests.fixtures_kpi import LOCAL_LAB, calls_of, day_figures, snapshot
 
 
@@ -94,3 +96,57 @@ def test_calls_left_out_of_the_figures_are_folded_in_at_the_next_start(
         if s.name == "pbxbridge_inbound_wait_seconds_count"
     ]
     assert sum(waits) == sum(c.direction == "inbound" for c in calls)
+
+
+USER, SECRET = "pbxbridge", "s3cret"
+
+
+async def _execute(db_url: str, statement: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+def test_calls_reach_the_journal_while_the_kpi_store_refuses(
+    db_url: str, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(follower, "RETRY_INITIAL_S", 0.05)
+    traces = ["03-inbound-abandoned.ami", "11-missed-then-callback.ami"]
+
+    async def go() -> tuple[int, int, int, dict[Any, dict[str, Any]]]:
+        await upgrade_async(db_url)
+        sim = AmiSimulator([shared_dir / t for t in traces], speed=0, username=USER, secret=SECRET)
+        await sim.start()
+        config = Config(
+            database=DatabaseConfig(url=db_url),
+            recordings=RecordingsConfig(root=str(shared_dir / "recordings")),
+            pbx=[PbxConfig(name="main", host="127.0.0.1", port=sim.port, username=USER, secret=SECRET)],
+        )
+        # The day figures' table is gone (a botched manual change, a lost grant): every KPI update fails.
+        await _execute(db_url, "ALTER TABLE kpi_manager_day RENAME TO kpi_manager_day_away")
+        daemon = Daemon(config, listener_options={"backoff_initial_s": 0.05, "backoff_cap_s": 0.2})
+        service = attach(daemon)
+        (component,) = [c for c in daemon.components if isinstance(c, KpiComponent)]
+        try:
+            await daemon.start()
+            await sim.wait_replayed()
+            link = daemon.links["main"]
+            await wait_until(lambda: link.events == sim.events_sent + link.listener.stats.logins)  # type: ignore[union-attr]
+            await wait_until(lambda: daemon.stats.calls_written == 3 and component.follower.failures >= 2)
+            journal, facts = await _counts(db_url)
+            pending = component.follower.pending
+            await _execute(db_url, "ALTER TABLE kpi_manager_day_away RENAME TO kpi_manager_day")
+            await asyncio.wait_for(daemon.flush(), 30)
+            return journal, facts, pending, await day_figures(db_url, service)
+        finally:
+            await daemon.stop()
+            await sim.stop()
+
+    journal, facts, pending, day = asyncio.run(go())
+    # 03 is one call, 11 a missed call and its callback: all in the journal, none in the figures yet.
+    assert (journal, facts, pending) == (3, 0, 3)
+    d = day[None]
+    assert (d["calls_in"], d["missed"], d["calls_out"], d["callbacks"]) == (2, 2, 1, 1)
