@@ -96,9 +96,9 @@ SAVE_INTERVAL_S = 0.2
 # How long stop() may spend saving them (systemd's TimeoutStopSec is 30 s).
 STOP_SAVE_TIMEOUT_S = 10.0
 # Most calls in progress one save transaction writes: a call that finishes
-# meanwhile waits behind one such transaction at most (some 20-40 ms), not
+# meanwhile waits behind one such transaction at most (some 10-40 ms), not
 # behind every change.
-SAVE_CHUNK = 100
+SAVE_CHUNK = 50
 # Finished calls waiting for the journal go first: a periodic save waits for the
 # writer to run dry, but never longer than this past its due time.
 SAVE_DEFER_MAX_S = 1.0

@@ -66,9 +66,10 @@ class KpiFollower:
         self.session_factory: async_sessionmaker[AsyncSession] | None = None
         # call id -> whether the journal wrote it for the first time (metrics count it once).
         self._pending: dict[int, bool] = {}
-        # Noted again while their batch was being folded in: folded in once more.
+        # Noted again while their batch was being folded in: folded in once more
+        # (new only if written anew since; the batch under way counts the first write).
         self._in_flight: set[int] = set()
-        self._again: set[int] = set()
+        self._again: dict[int, bool] = {}
         self._wake = asyncio.Event()
         self._caught_up = asyncio.Event()
         self._caught_up.set()
@@ -98,9 +99,10 @@ class KpiFollower:
     def _committed(self, session: Session) -> None:
         staged: dict[int, bool] = session.info.pop(_STAGED, {})
         for call_id, is_new in staged.items():
-            self._pending[call_id] = self._pending.get(call_id, False) or is_new
             if call_id in self._in_flight:
-                self._again.add(call_id)
+                self._again[call_id] = self._again.get(call_id, False) or is_new
+            else:
+                self._pending[call_id] = self._pending.get(call_id, False) or is_new
         if staged:
             self._caught_up.clear()
             self._wake.set()
@@ -193,21 +195,26 @@ class KpiFollower:
         """Calls the journal wrote while the daemon ran, in the order it wrote them."""
         batch = {call_id: self._pending[call_id] for call_id in ids}
         self._in_flight = set(ids)
-        self._again = set()
+        self._again = {}
         table = Call.__table__
         ordered = sorted(ids)
+        folded = False
         try:
             # A call deleted meanwhile (retention) has nothing left to count.
             await self._apply(
                 lambda session: session.execute(select(table).where(table.c.id.in_(ordered)).order_by(table.c.id)),
                 batch,
             )
+            folded = True
         finally:
-            self._in_flight = set()
+            again, self._in_flight, self._again = self._again, set(), {}
+            for call_id in ids:
+                if call_id in again:
+                    # Folded in: only a write since counts as new. Not folded in: the first still does.
+                    self._pending[call_id] = again[call_id] or (not folded and self._pending.get(call_id, False))
+                elif folded:
+                    self._pending.pop(call_id, None)
         self.batches += 1
-        for call_id in ids:
-            if call_id not in self._again:
-                self._pending.pop(call_id, None)
 
     async def _apply(
         self, read: Callable[[AsyncSession], Awaitable[Result[Any]]], is_new: dict[int, bool]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.model import FinishedCall
@@ -87,10 +87,14 @@ class _EnqueueWritten:
         # A call with no MixMonitor file has no recording rows: nothing to ask.
         if all(call is not None and not call.recording_files for _row, call, _new in written):
             return
-        # The writer may not have flushed the recordings yet; ask the database,
-        # not the (possibly unloaded) relationship, inside its transaction.
         await session.flush()
-        call_ids = sorted({row.id for row, _call, _new in written})
+        rows = [row for row, _call, _new in written]
+        if all("recordings" not in inspect(row).unloaded for row in rows):
+            # The writer's own rows hold their recordings, ids and all once flushed: nothing to ask.
+            await enqueue(session, sorted(r.id for row in rows for r in row.recordings if r.status == "ok"))
+            return
+        # Rows without their recordings loaded: ask the database inside the transaction.
+        call_ids = sorted({row.id for row in rows})
         ids: list[int] = []
         for start in range(0, len(call_ids), _IN_CHUNK):
             ids += (
