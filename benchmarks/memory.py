@@ -98,12 +98,14 @@ def measure(goal: int, traces: list[Trace], per_copy: int, workdir: Path, bare: 
 
 async def _child(url: str, port: int, events: int, bare: bool) -> None:
     from pbxbridge.app import Daemon, attach_domains
+    from pbxbridge.service.heap import settle_after_start
 
     config = daemon_config(url, port)
     daemon = Daemon(config)
     if not bare:
         attach_domains(daemon)
     await daemon.start()
+    settle_after_start()  # as `pbxbridge run` does once started
     print(json.dumps({"stage": "started"}), flush=True)
     link = daemon.links["main"]
     while link.events <= events:

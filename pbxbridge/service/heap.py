@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import gc
 
+# Full collections wait for this many collections of the middle generation
+# (Python's default: 10). What lives past start-up is mostly calls in progress
+# and their rows, freed by reference counting; a full walk of them paused the
+# event loop 45-85 ms every few seconds under a thousand calls.
+FULL_COLLECTION_AFTER = 100
+
 
 def settle_after_start() -> None:
     """Move everything built while starting (modules, ORM mappers, settings) out of the collector's sight.
@@ -15,3 +21,5 @@ def settle_after_start() -> None:
     """
     gc.collect()
     gc.freeze()
+    young, middle, _full = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
