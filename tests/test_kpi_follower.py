@@ -10,19 +10,20 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, text
 
-from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.app import Daemon
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.calls.tables import Call
-from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
+from pbxbridge.config import Config, DatabaseConfig
 from pbxbridge.db.engine import make_engine, session_factory, upgrade_async
 from pbxbridge.kpi import follower
-from pbxbridge.kpi.daemon import KpiComponent, attach
+from pbxbridge.kpi.daemon import attach
 from pbxbridge.kpi.service import KpiService
 from pbxbridge.kpi.tables import CallFactRow
 from pbxbridge.service.open_calls import forget_written
 from tests.fixtures_ami import wait_until
-from tests.fixtures_kpi import LOCAL_LAB, calls_of, day_figures, snapshot
+from tests.fixtures_kpi import (
+    LOCAL_LAB, all_events_in, calls_of, day_figures, kpi_daemon, simulator, snapshot,
+)
 
 
 async def _journal_only(db_url: str, shared_dir: Path) -> int:
@@ -98,9 +99,6 @@ def test_calls_left_out_of_the_figures_are_folded_in_at_the_next_start(
     assert sum(waits) == sum(c.direction == "inbound" for c in calls)
 
 
-USER, SECRET = "pbxbridge", "s3cret"
-
-
 async def _execute(db_url: str, statement: str) -> None:
     engine = make_engine(db_url)
     try:
@@ -118,23 +116,14 @@ def test_calls_reach_the_journal_while_the_kpi_store_refuses(
 
     async def go() -> tuple[int, int, int, dict[Any, dict[str, Any]]]:
         await upgrade_async(db_url)
-        sim = AmiSimulator([shared_dir / t for t in traces], speed=0, username=USER, secret=SECRET)
+        sim = simulator(shared_dir, *traces)
         await sim.start()
-        config = Config(
-            database=DatabaseConfig(url=db_url),
-            recordings=RecordingsConfig(root=str(shared_dir / "recordings")),
-            pbx=[PbxConfig(name="main", host="127.0.0.1", port=sim.port, username=USER, secret=SECRET)],
-        )
         # The day figures' table is gone (a botched manual change, a lost grant): every KPI update fails.
         await _execute(db_url, "ALTER TABLE kpi_manager_day RENAME TO kpi_manager_day_away")
-        daemon = Daemon(config, listener_options={"backoff_initial_s": 0.05, "backoff_cap_s": 0.2})
-        service = attach(daemon)
-        (component,) = [c for c in daemon.components if isinstance(c, KpiComponent)]
+        daemon, service, component = kpi_daemon(db_url, shared_dir, sim.port)
         try:
             await daemon.start()
-            await sim.wait_replayed()
-            link = daemon.links["main"]
-            await wait_until(lambda: link.events == sim.events_sent + link.listener.stats.logins)  # type: ignore[union-attr]
+            await all_events_in(daemon, sim)
             await wait_until(lambda: daemon.stats.calls_written == 3 and component.follower.failures >= 2)
             journal, facts = await _counts(db_url)
             pending = component.follower.pending

@@ -10,16 +10,8 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from pbxbridge.ami.frames import read_trace
-from pbxbridge.ami.simulator import AmiSimulator
-from pbxbridge.app import Daemon
-from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
-from pbxbridge.kpi.daemon import KpiComponent, attach
 from pbxbridge.kpi.live import LiveLine
-from tests.fixtures_ami import wait_until
-from tests.fixtures_kpi import day_figures
-
-USER, SECRET = "pbxbridge", "s3cret"
-
+from tests.fixtures_kpi import all_events_in, day_figures, kpi_daemon, simulator
 
 def waiting_over(shared_dir: Path, scenario: str) -> tuple[list[int], LiveLine]:
     """Callers waiting after each event of a captured stream."""
@@ -57,21 +49,12 @@ def test_daemon_keeps_kpis_as_calls_end(db_url: str, shared_dir: Path) -> None:
     traces = ["03-inbound-abandoned.ami", "11-missed-then-callback.ami"]
 
     async def go() -> tuple[dict[Any, dict[str, Any]], str, list[Any], list[Any]]:
-        sim = AmiSimulator([shared_dir / t for t in traces], speed=0, username=USER, secret=SECRET)
+        sim = simulator(shared_dir, *traces)
         await sim.start()
-        config = Config(
-            database=DatabaseConfig(url=db_url),
-            recordings=RecordingsConfig(root=str(shared_dir / "recordings")),
-            pbx=[PbxConfig(name="main", host="127.0.0.1", port=sim.port, username=USER, secret=SECRET)],
-        )
-        daemon = Daemon(config, listener_options={"backoff_initial_s": 0.05, "backoff_cap_s": 0.2})
-        service = attach(daemon)
-        (component,) = [c for c in daemon.components if isinstance(c, KpiComponent)]
+        daemon, service, component = kpi_daemon(db_url, shared_dir, sim.port)
         try:
             await daemon.start()
-            await sim.wait_replayed()
-            link = daemon.links["main"]
-            await wait_until(lambda: link.events == sim.events_sent + link.listener.stats.logins)  # type: ignore[union-attr]
+            await all_events_in(daemon, sim)
             await daemon.flush()
             now = time.monotonic()
             assert component.tick(now) == []
