@@ -20,6 +20,7 @@ from pbxbridge.clients.numbers import normalise_number
 from pbxbridge.clients.store import find_or_create_client
 from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.config import Config, PbxConfig
+from pbxbridge.db.chunks import chunks
 from pbxbridge.db.engine import WRITE
 from pbxbridge.db.types import utc_from_unix
 from pbxbridge.db.upsert import dialect_insert, insert_or_ignore
@@ -27,8 +28,6 @@ from pbxbridge.recordings.locate import LocatedRecording, locate_recording
 
 log = logging.getLogger(__name__)
 
-# Linkedids per "IN (…)" when looking a batch up: well under every database's bound-parameter limit.
-_IN_CHUNK = 500
 
 
 class AfterWrite(Protocol):
@@ -136,10 +135,8 @@ class CallWriter:
         wanted = {(call.pbx, call.linkedid) for call in calls}
         linkedids = sorted({linkedid for _pbx, linkedid in wanted})
         found: set[tuple[str, str]] = set()
-        for start in range(0, len(linkedids), _IN_CHUNK):
-            rows = await session.execute(
-                select(Call.pbx, Call.linkedid).where(Call.linkedid.in_(linkedids[start : start + _IN_CHUNK]))
-            )
+        for some in chunks(linkedids):
+            rows = await session.execute(select(Call.pbx, Call.linkedid).where(Call.linkedid.in_(some)))
             found.update(key for pbx, linkedid in rows if (key := (pbx, linkedid)) in wanted)
         return found
 
@@ -278,11 +275,11 @@ class CallWriter:
         """Cards that already hold the batch's numbers, looked up together (new numbers get theirs per call)."""
         numbers = sorted({n for call in calls if (n := self._client_number(call)) is not None})
         known: dict[str, Client] = {}
-        for start in range(0, len(numbers), _IN_CHUNK):
+        for some in chunks(numbers):
             rows = await session.execute(
                 select(ClientPhone.number, Client)
                 .join(Client, ClientPhone.client_id == Client.id)
-                .where(ClientPhone.number.in_(numbers[start : start + _IN_CHUNK]))
+                .where(ClientPhone.number.in_(some))
             )
             known.update((number, client) for number, client in rows)
         return known
@@ -309,8 +306,8 @@ class CallWriter:
         await session.flush()
         rows = [{"client_id": card.id, "number": number} for number, card in cards.items()]
         taken: set[str] = set()
-        for start in range(0, len(rows), _IN_CHUNK):
-            stmt = dialect_insert(session, ClientPhone.__table__).values(rows[start : start + _IN_CHUNK])
+        for some_rows in chunks(rows):
+            stmt = dialect_insert(session, ClientPhone.__table__).values(list(some_rows))
             stmt = stmt.on_conflict_do_nothing(index_elements=["number"]).returning(ClientPhone.number)
             taken.update((await session.execute(stmt)).scalars())
         lost = [card for number, card in cards.items() if number not in taken]

@@ -30,6 +30,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.clients.tables import Client
+from pbxbridge.db.chunks import chunks
 from pbxbridge.kpi.definitions import (
     FIGURE_NAMES,
     CallFact,
@@ -263,8 +264,8 @@ class DayFigures:
         """The stored facts of these calls (None: no fact stored), read as plain rows."""
         ids = sorted(set(call_ids))
         found: dict[int, CallFact | None] = dict.fromkeys(ids)
-        for start in range(0, len(ids), 500):
-            rows = await session.execute(select(_FACTS).where(_FACTS.c.call_id.in_(ids[start : start + 500])))
+        for chunk in chunks(ids):
+            rows = await session.execute(select(_FACTS).where(_FACTS.c.call_id.in_(chunk)))
             found.update((r.call_id, fact_from_row(r)) for r in rows)
         return found
 

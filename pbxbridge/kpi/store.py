@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import zip_longest
 from typing import Any
 
 from sqlalchemy import bindparam, delete, event, func, insert, select, union_all, update
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client
+from pbxbridge.db.chunks import chunks
 from pbxbridge.kpi.definitions import (
     INBOUND,
     UNANSWERED_INBOUND,
@@ -38,8 +40,6 @@ _PG_LOCK_KEY = 0x6B7069  # "kpi"
 
 _LINKED = ("callback_call_id", "callback_by", "callback_s", "lost")
 _FACTS = CallFactRow.__table__
-# Call ids per "IN (…)": well under every database's bound-parameter limit.
-_IN_CHUNK = 500
 
 
 def _unix(value: datetime | float | None) -> float | None:
@@ -214,8 +214,7 @@ class KpiRecorder:
         """The stored facts of these calls by call id, in a statement or two (absent: not stored yet)."""
         ids = sorted(set(call_ids))
         found: dict[int, CallFactRow] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
+        for chunk in chunks(ids):
             rows = await session.scalars(select(CallFactRow).where(CallFactRow.call_id.in_(chunk)))
             found.update((r.call_id, r) for r in rows)
         return found
@@ -231,9 +230,7 @@ class KpiRecorder:
         by_key: dict[str, list[Any]] = defaultdict(list)
         by_client: dict[int, list[Any]] = defaultdict(list)
         key_set, id_set = set(wanted_keys), set(wanted_ids)
-        for start in range(0, max(len(wanted_keys), len(wanted_ids)), _IN_CHUNK):
-            some_keys = wanted_keys[start : start + _IN_CHUNK]
-            some_ids = wanted_ids[start : start + _IN_CHUNK]
+        for some_keys, some_ids in zip_longest(chunks(wanted_keys), chunks(wanted_ids), fillvalue=()):
             rows = await session.execute(
                 select(_FACTS).where(_FACTS.c.client_key.in_(some_keys) | _FACTS.c.client_id.in_(some_ids))
             )
@@ -251,8 +248,7 @@ class KpiRecorder:
         ids = sorted(set(client_ids))
         cards: dict[int, Any] = {}
         leads: dict[int, LeadRow] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[start : start + _IN_CHUNK]
+        for chunk in chunks(ids):
             cards.update(
                 (c.id, c)
                 for c in await session.execute(
@@ -439,10 +435,8 @@ class KpiRecorder:
         ]
         rows = (await session.execute(union_all(*branches))).all()
         ids = sorted(call_id for call_id, _day in rows)
-        for start in range(0, len(ids), _IN_CHUNK):
-            await session.execute(
-                update(_FACTS).where(_FACTS.c.call_id.in_(ids[start : start + _IN_CHUNK])).values(lost=True)
-            )
+        for chunk in chunks(ids):
+            await session.execute(update(_FACTS).where(_FACTS.c.call_id.in_(chunk)).values(lost=True))
         changed.update(ids)
         return {day for _call_id, day in rows}
 

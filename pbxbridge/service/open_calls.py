@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.tables import Call
+from pbxbridge.db.chunks import chunks
 from pbxbridge.db.engine import WRITE
 from pbxbridge.db.upsert import dialect_insert
 from pbxbridge.service.tables import OpenCall
@@ -26,8 +27,6 @@ from pbxbridge.service.tables import OpenCall
 log = logging.getLogger(__name__)
 
 OpenCallState = dict[str, Any]
-# Linkedids per "IN (…)": well under every database's bound-parameter limit.
-_IN_CHUNK = 500
 
 
 class OpenCallStore:
@@ -58,9 +57,7 @@ class OpenCallStore:
         async with self.session_factory() as session:
             async with session.begin():
                 await session.connection(execution_options=WRITE)
-                for start in range(0, len(gone), _IN_CHUNK):
-                    chunk = gone[start : start + _IN_CHUNK]
-                    await session.execute(delete(OpenCall).where(OpenCall.pbx == pbx, OpenCall.linkedid.in_(chunk)))
+                await _delete(session, pbx, gone)
                 if upserts:
                     # One statement run for every row (executemany): compiled once and
                     # cached, where a multi-row VALUES is compiled anew for each row count.
@@ -78,6 +75,12 @@ class OpenCallStore:
             return {(pbx, lid) for pbx, lid in rows.all()}
 
 
+async def _delete(session: AsyncSession, pbx: str, linkedids: list[str]) -> None:
+    """Remove these calls of the PBX from the saved calls in progress."""
+    for chunk in chunks(linkedids):
+        await session.execute(delete(OpenCall).where(OpenCall.pbx == pbx, OpenCall.linkedid.in_(chunk)))
+
+
 class _ForgetWritten:
     """CallWriter hook: a call in the journal now is no longer in progress (a batch: one statement per PBX)."""
 
@@ -89,10 +92,7 @@ class _ForgetWritten:
         for _row, call, _is_new in written:
             by_pbx.setdefault(call.pbx, set()).add(call.linkedid)
         for pbx, linkedids in sorted(by_pbx.items()):
-            ordered = sorted(linkedids)
-            for start in range(0, len(ordered), _IN_CHUNK):
-                chunk = ordered[start : start + _IN_CHUNK]
-                await session.execute(delete(OpenCall).where(OpenCall.pbx == pbx, OpenCall.linkedid.in_(chunk)))
+            await _delete(session, pbx, sorted(linkedids))
 
 
 forget_written = _ForgetWritten()

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.tables import Call, Recording
+from pbxbridge.db.chunks import chunks
 from pbxbridge.db.engine import WRITE
 from pbxbridge.db.upsert import dialect_insert
 from pbxbridge.transcription.lemmas import lemmatise
@@ -30,8 +31,6 @@ from pbxbridge.transcription.transcript import Transcript
 DEFAULT_STALE_AFTER_S = 120.0
 DEFAULT_BACKOFF_S = 60.0
 MAX_BACKOFF_S = 3600.0
-# Call ids per "IN (…)": well under every database's bound-parameter limit.
-_IN_CHUNK = 500
 
 
 def utcnow() -> datetime:
@@ -96,11 +95,11 @@ class _EnqueueWritten:
         # Rows without their recordings loaded: ask the database inside the transaction.
         call_ids = sorted({row.id for row in rows})
         ids: list[int] = []
-        for start in range(0, len(call_ids), _IN_CHUNK):
+        for chunk in chunks(call_ids):
             ids += (
                 await session.scalars(
                     select(Recording.id)
-                    .where(Recording.call_id.in_(call_ids[start : start + _IN_CHUNK]), Recording.status == "ok")
+                    .where(Recording.call_id.in_(chunk), Recording.status == "ok")
                     .order_by(Recording.id)
                 )
             ).all()
