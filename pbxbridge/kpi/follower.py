@@ -56,13 +56,10 @@ class KpiFollower:
         service: KpiService,
         database_turn: DatabaseTurn,
         writer_first: WriterFirst,
-        *,
-        apply_every_s: float = APPLY_EVERY_S,
     ) -> None:
         self.service = service
         self.database_turn = database_turn
         self.writer_first = writer_first
-        self.apply_every_s = apply_every_s
         self.session_factory: async_sessionmaker[AsyncSession] | None = None
         # call id -> whether the journal wrote it for the first time (metrics count it once).
         self._pending: dict[int, bool] = {}
@@ -76,7 +73,6 @@ class KpiFollower:
         # Calls the KPI store lacked at start, not folded in yet: ids in (after, until].
         self._backlog: tuple[int, int] | None = None
         self._task: asyncio.Task[None] | None = None
-        self.batches = 0
         self.failures = 0
 
     # -- the CallWriter hook ---------------------------------------------------
@@ -149,7 +145,7 @@ class KpiFollower:
 
     @property
     def pending(self) -> int:
-        """Calls noted from the journal whose figures are still to be updated (and whether a catch-up runs)."""
+        """Calls noted from the journal whose figures are still to be updated (a start's catch-up aside)."""
         return len(self._pending)
 
     async def _run(self) -> None:
@@ -177,7 +173,7 @@ class KpiFollower:
                 failures = 0
                 if self._backlog is None and len(self._pending) < APPLY_BATCH:
                     # A few calls more make the next batch cost about the same.
-                    await asyncio.sleep(self.apply_every_s)
+                    await asyncio.sleep(APPLY_EVERY_S)
             if not self._pending and self._backlog is None:
                 self._caught_up.set()
 
@@ -189,7 +185,6 @@ class KpiFollower:
         )
         rows = await self._apply(lambda session: session.execute(stmt), {})
         self._backlog = (rows[-1].id, until) if len(rows) == APPLY_BATCH else None
-        self.batches += 1
 
     async def _apply_noted(self, ids: list[int]) -> None:
         """Calls the journal wrote while the daemon ran, in the order it wrote them."""
@@ -214,7 +209,6 @@ class KpiFollower:
                     self._pending[call_id] = again[call_id] or (not folded and self._pending.get(call_id, False))
                 elif folded:
                     self._pending.pop(call_id, None)
-        self.batches += 1
 
     async def _apply(
         self, read: Callable[[AsyncSession], Awaitable[Result[Any]]], is_new: dict[int, bool]
