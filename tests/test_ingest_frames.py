@@ -72,3 +72,14 @@ def test_captured_stream_in_big_reads_gives_every_event() -> None:
 def test_repeated_keys_and_loose_lines_are_kept() -> None:
     frame = parse_frame("Event: VarSet\r\nChanVariable: a=1\r\nChanVariable: b=2\r\nKey:NoSpace\r\n\r\nValue: x: y")
     assert frame == {"Event": "VarSet", "ChanVariable": "a=1\nb=2", "Key": "NoSpace", "Value": "x: y"}
+
+
+def test_a_read_ending_inside_an_oversized_frames_blank_line_keeps_the_next_frame() -> None:
+    big = b"Event: Big\r\nData: " + b"x" * 5000 + b"\r\n\r\n"
+    hangup = b"Event: Hangup\r\nUniqueid: 1.2\r\n\r\n"
+    data = b"Event: Hangup\nUniqueid: 1.1\n\n" + big + hangup
+    for split in range(1, 4):  # the read stops after "\r", "\r\n", "\r\n\r" of the blank line
+        cut = data.index(big) + len(big) - 4 + split
+        frames, (_count, _malformed, oversized) = decode_in_reads(data, [cut])
+        assert frames == [{"Event": "Hangup", "Uniqueid": "1.1"}, {"Event": "Hangup", "Uniqueid": "1.2"}]
+        assert oversized == 1

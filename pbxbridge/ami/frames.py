@@ -112,11 +112,13 @@ class FrameDecoder:
             end, sep_len = self._find_end(pos)
             if end < 0:
                 if len(buf) - pos > self.max_frame_bytes:
-                    # Drop what we have and resynchronise on the next blank line.
-                    self.stats.oversized_frames += 1
-                    self.stats.note(f"frame over {self.max_frame_bytes} bytes dropped")
+                    # Drop what we have and resynchronise on the next blank line
+                    # (a frame dropped already is not counted again as it goes on).
+                    if not self._skipping:
+                        self.stats.oversized_frames += 1
+                        self.stats.note(f"frame over {self.max_frame_bytes} bytes dropped")
                     self._skipping = True
-                    pos = len(buf)
+                    pos = len(buf) - _partial_end(buf)
                 break
             start = pos
             pos = end + sep_len
@@ -161,7 +163,7 @@ class FrameDecoder:
             stats.oversized_frames += 1
             stats.note(f"frame over {limit} bytes dropped")
             self._skipping = True
-            buf.clear()
+            del buf[: len(buf) - _partial_end(buf)]
         return out
 
     def _find_end(self, pos: int) -> tuple[int, int]:
@@ -176,6 +178,20 @@ class FrameDecoder:
         if lf < 0:
             return crlf, 4
         return lf, 2
+
+
+def _partial_end(buf: bytearray) -> int:
+    """How many bytes at the end of ``buf`` may begin a frame end the next read completes.
+
+    Kept when the rest of an oversized frame is dropped: a read that stops
+    inside the frame's blank line must not make the next frame look like the
+    dropped one's tail.
+    """
+    if buf.endswith(b"\r\n\r"):
+        return 3
+    if buf.endswith(b"\r\n"):
+        return 2
+    return 1 if buf.endswith((b"\r", b"\n")) else 0
 
 
 def read_trace(path: str | Path) -> tuple[str | None, list[Frame]]:
