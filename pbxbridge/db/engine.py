@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from pbxbridge.db.sqlite_inline import connect_inline
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Domains whose tables module joins Base.metadata on import.
@@ -47,6 +50,12 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def can_run_inline(url: str) -> bool:
+    """Whether ``make_engine(url, inline=True)`` runs statements on the event loop: a SQLite file."""
+    database = make_url(url).database if is_sqlite(url) else None
+    return bool(database) and database != ":memory:"
+
+
 def _ensure_sqlite_dir(url: str) -> None:
     # A fresh install points at var/pbxbridge.sqlite3; create var/ rather than fail.
     parsed = make_url(url)
@@ -61,14 +70,14 @@ SQLITE_BEGIN = "sqlite_begin"
 WRITE = {SQLITE_BEGIN: "IMMEDIATE"}
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any, busy_timeout_ms: int = 15_000) -> None:
     # Let SQLAlchemy, not the driver, emit BEGIN (so SAVEPOINT and IMMEDIATE work).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # Foreign keys are off by default in SQLite; a waiting writer beats "database is locked";
     # WAL lets the web pages read while the journal is written.
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA journal_mode=WAL")
     # With WAL, NORMAL syncs at checkpoints rather than every commit: a crash of the
     # process loses nothing; only the OS going down (power loss) can lose the last commits.
@@ -83,12 +92,29 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An asyncio engine for a plain sqlite:// or postgresql:// URL."""
+def make_engine(url: str, *, inline: bool = False, **kwargs: Any) -> AsyncEngine:
+    """An asyncio engine for a plain sqlite:// or postgresql:// URL.
+
+    ``inline``: on a SQLite file, statements run on the event loop rather than
+    in a thread each (``sqlite_inline``): for short write transactions only, as a
+    long query would hold up the loop. Ignored on PostgreSQL and in-memory SQLite.
+    """
     _ensure_sqlite_dir(url)
+    inline = inline and can_run_inline(url)
+    if inline:
+        database = make_url(url).database
+        assert database is not None
+        path = str(Path(database).expanduser())
+
+        async def connect() -> Any:
+            return await connect_inline(path)
+
+        kwargs["async_creator"] = connect
     engine = create_async_engine(async_url(url), **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        # An inline connection waits for no lock on the loop: its worker thread does.
+        on_connect = functools.partial(_sqlite_connect, busy_timeout_ms=0) if inline else _sqlite_connect
+        event.listen(engine.sync_engine, "connect", on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 

@@ -43,7 +43,7 @@ class KpiComponent:
 
     async def start(self) -> None:
         """Read open callback windows back from the store, catch up with the journal, start polling."""
-        factory = self.daemon.session_factory
+        factory = self.daemon.write_sessions
         if factory is not None:
             async with factory() as session:
                 reopened = await self.service.start(session)
@@ -64,7 +64,7 @@ class KpiComponent:
 
     def tick(self, monotonic: float) -> list[LeadAtRisk]:
         """One poll: set the live gauges, publish the alerts due on the PBX's clock."""
-        in_progress = sum(len(link.tracker.active_linkedids()) for link in self.daemon.links.values())
+        in_progress = sum(link.tracker.active_count() for link in self.daemon.links.values())
         self.service.metrics.set_live(in_progress, self.line.callers_waiting)
         now = self.line.clock(monotonic)
         return [] if now is None else self.service.due_alerts(now)
