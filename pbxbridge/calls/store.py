@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import lazyload
 
 from pbxbridge.calls.model import CallStatus, Direction, FinishedCall
 from pbxbridge.calls.tables import Call, CallParty, Recording
@@ -135,8 +136,9 @@ class CallWriter:
         wanted = {(call.pbx, call.linkedid) for call in calls}
         linkedids = sorted({linkedid for _pbx, linkedid in wanted})
         found: set[tuple[str, str]] = set()
+        table = Call.__table__
         for some in chunks(linkedids):
-            rows = await session.execute(select(Call.pbx, Call.linkedid).where(Call.linkedid.in_(some)))
+            rows = await session.execute(select(table.c.pbx, table.c.linkedid).where(table.c.linkedid.in_(some)))
             found.update(key for pbx, linkedid in rows if (key := (pbx, linkedid)) in wanted)
         return found
 
@@ -280,6 +282,8 @@ class CallWriter:
                 select(ClientPhone.number, Client)
                 .join(Client, ClientPhone.client_id == Client.id)
                 .where(ClientPhone.number.in_(some))
+                # A card's other numbers are not needed to write a call: no second query for them.
+                .options(lazyload(Client.phones))
             )
             known.update((number, client) for number, client in rows)
         return known

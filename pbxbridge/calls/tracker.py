@@ -225,6 +225,10 @@ class CallTracker:
     def active_linkedids(self) -> set[str]:
         return set(self._calls)
 
+    def active_count(self) -> int:
+        """How many calls are in progress (without copying their ids, as gauges ask often)."""
+        return len(self._calls)
+
     def reconcile_channels(self, listed: list[Event], seen: set[str], now: float) -> list[FinishedCall]:
         """Bring the tracker in line with a CoreShowChannels answer.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -9,6 +10,9 @@ import phonenumbers
 _NON_DIAL = re.compile(r"[\s\-().]")
 
 
+# Parsing with phonenumbers costs a fraction of a millisecond, and the same
+# numbers come back all day (a call's number is asked for several times as it is written).
+@functools.lru_cache(maxsize=8192)
 def normalise_number(raw: str | None, region: str = "RU") -> str | None:
     """E.164 ('+79161110001') for a real subscriber number; None for extensions and garbage.
 

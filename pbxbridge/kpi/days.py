@@ -108,6 +108,8 @@ class _Day:
     leads: dict[Slot, dict[int, LeadFact]] = field(default_factory=dict)  # slot -> client_id -> lead
     # Lead cards of the day nobody has called and who have not called in (client_id -> lead).
     bare_leads: dict[int, LeadFact] = field(default_factory=dict)
+    # The same by slot: a slot's tally takes its own, not a pass over the day's.
+    bare_slots: dict[Slot, list[LeadFact]] = field(default_factory=dict)
     slots: dict[Slot, PeriodTally] = field(default_factory=dict)
     hours: dict[int, PeriodTally] = field(default_factory=dict)
     # The day's kpi_manager_day rows as written, manager -> (id, figures): what the store must still hold.
@@ -251,10 +253,10 @@ class DayFigures:
             slot = self._lead_slot(lead)
             state.leads.setdefault(slot, {})[lead.client_id] = lead
             self._lead_at[lead.client_id] = (day, slot)
-        state.bare_leads = await self._leads_without_calls(session, day)
+        self._set_bare_leads(state, await self._leads_without_calls(session, day))
         await self._read_rows(session, day, state)
         self._days[day] = state
-        slots = {*state.facts, *state.leads, *(self._lead_slot(lead) for lead in state.bare_leads.values())}
+        slots = {*state.facts, *state.leads, *state.bare_slots}
         for slot in slots:
             self._tally(state, slot)
         for hour in {h for h, _part in slots}:
@@ -308,12 +310,17 @@ class DayFigures:
             touched.update(
                 self._lead_slot(lead) for cid in changed for lead in (bare.get(cid), state.bare_leads.get(cid)) if lead
             )
-            state.bare_leads = bare
+            self._set_bare_leads(state, bare)
+
+    def _set_bare_leads(self, state: _Day, bare: dict[int, LeadFact]) -> None:
+        state.bare_leads = bare
+        state.bare_slots = {}
+        for lead in bare.values():
+            state.bare_slots.setdefault(self._lead_slot(lead), []).append(lead)
 
     def _tally(self, state: _Day, slot: Slot) -> None:
         facts = list(state.facts.get(slot, {}).values())
-        leads = [*state.leads.get(slot, {}).values(),
-                 *(lead for lead in state.bare_leads.values() if self._lead_slot(lead) == slot)]
+        leads = [*state.leads.get(slot, {}).values(), *state.bare_slots.get(slot, ())]
         if facts or leads:
             state.slots[slot] = tally_period(facts, leads, self.settings)
         else:

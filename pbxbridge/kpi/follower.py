@@ -33,10 +33,11 @@ log = logging.getLogger(__name__)
 
 # Most calls one KPI transaction folds in: a call finishing meanwhile waits
 # for the journal behind one such transaction at most.
-APPLY_BATCH = 25
-# A batch at most this often while calls trickle in: a dozen calls cost a
-# KPI transaction little more than one (most of it is the day's figures).
-APPLY_EVERY_S = 0.5
+APPLY_BATCH = 50
+# A batch at most this often while calls trickle in: fifty calls cost a KPI
+# transaction little more than one (most of it is the day's figures), and on
+# SQLite every transaction is a turn the journal's writes wait behind.
+APPLY_EVERY_S = 1.0
 # A KPI batch waits for finished calls queued for the journal, no longer than this.
 APPLY_DEFER_MAX_S = 1.0
 # First pause after the KPI store refused a batch; doubled up to RETRY_CAP_S.
