@@ -14,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from pbxbridge.db.sqlite_inline import connect_inline
+from pbxbridge.db.sqlite_inline import BUSY_WAIT_MS, connect_inline
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Domains whose tables module joins Base.metadata on import.
@@ -70,7 +70,7 @@ SQLITE_BEGIN = "sqlite_begin"
 WRITE = {SQLITE_BEGIN: "IMMEDIATE"}
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any, busy_timeout_ms: int = 15_000) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any, busy_timeout_ms: int = BUSY_WAIT_MS) -> None:
     # Let SQLAlchemy, not the driver, emit BEGIN (so SAVEPOINT and IMMEDIATE work).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()

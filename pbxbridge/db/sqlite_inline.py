@@ -24,7 +24,8 @@ import aiosqlite
 
 T = TypeVar("T")
 
-# How long a statement refused as busy then waits for the lock, in the worker thread.
+# How long a SQLite writer waits for another's lock: every threaded connection,
+# and here a statement refused as busy, in the worker thread.
 BUSY_WAIT_MS = 15_000
 
 
@@ -63,10 +64,11 @@ def connect_inline(database: str) -> InlineConnection:
 
     The sqlite3 connection is opened in the worker thread and then used from
     the loop's, hence ``check_same_thread=False``; SQLAlchemy's pool hands it
-    to one session at a time.
+    to one session at a time. Its busy timeout (0) is set with the other
+    pragmas when the engine connects (``db.engine``).
     """
     def connector() -> sqlite3.Connection:
-        return sqlite3.connect(database, timeout=0, check_same_thread=False)
+        return sqlite3.connect(database, check_same_thread=False)
 
     connection = InlineConnection(connector, iter_chunk_size=64)
     # As SQLAlchemy does for its own aiosqlite connections: an idle worker never keeps the process alive.
