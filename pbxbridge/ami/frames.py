@@ -112,13 +112,8 @@ class FrameDecoder:
             end, sep_len = self._find_end(pos)
             if end < 0:
                 if len(buf) - pos > self.max_frame_bytes:
-                    # Drop what we have and resynchronise on the next blank line
-                    # (a frame dropped already is not counted again as it goes on).
-                    if not self._skipping:
-                        self.stats.oversized_frames += 1
-                        self.stats.note(f"frame over {self.max_frame_bytes} bytes dropped")
-                    self._skipping = True
-                    pos = len(buf) - _partial_end(buf)
+                    self._drop_unfinished()
+                    pos = 0
                 break
             start = pos
             pos = end + sep_len
@@ -126,8 +121,7 @@ class FrameDecoder:
                 self._skipping = False
                 continue
             if end - start > self.max_frame_bytes:
-                self.stats.oversized_frames += 1
-                self.stats.note(f"frame over {self.max_frame_bytes} bytes dropped")
+                self._note_oversized()
                 continue
             frame = parse_frame(buf[start:end].decode("utf-8", "replace"), self.stats)
             if frame:
@@ -152,19 +146,32 @@ class FrameDecoder:
         out: list[Frame] = []
         for block in blocks:
             if len(block) > limit:
-                stats.oversized_frames += 1
-                stats.note(f"frame over {limit} bytes dropped")
+                self._note_oversized()
                 continue
             frame = parse_frame(block.decode("utf-8", "replace"), stats)
             if frame:
                 out.append(frame)
         stats.frames += len(out)
         if len(buf) > limit:
-            stats.oversized_frames += 1
-            stats.note(f"frame over {limit} bytes dropped")
-            self._skipping = True
-            del buf[: len(buf) - _partial_end(buf)]
+            self._drop_unfinished()
         return out
+
+    def _note_oversized(self) -> None:
+        self.stats.oversized_frames += 1
+        self.stats.note(f"frame over {self.max_frame_bytes} bytes dropped")
+
+    def _drop_unfinished(self) -> None:
+        """The frame the buffer ends with is over the limit: drop it and skip to its end.
+
+        A frame dropped already is not counted again as more of it comes. The
+        bytes that may begin its blank line stay: a read that stopped inside it
+        must not make the next frame look like the dropped one's tail.
+        """
+        if not self._skipping:
+            self._note_oversized()
+        self._skipping = True
+        buf = self._buf
+        del buf[: len(buf) - _partial_end(buf)]
 
     def _find_end(self, pos: int) -> tuple[int, int]:
         buf = self._buf
@@ -181,12 +188,7 @@ class FrameDecoder:
 
 
 def _partial_end(buf: bytearray) -> int:
-    """How many bytes at the end of ``buf`` may begin a frame end the next read completes.
-
-    Kept when the rest of an oversized frame is dropped: a read that stops
-    inside the frame's blank line must not make the next frame look like the
-    dropped one's tail.
-    """
+    """How many bytes at the end of ``buf`` may begin a frame end the next read completes."""
     if buf.endswith(b"\r\n\r"):
         return 3
     if buf.endswith(b"\r\n"):
