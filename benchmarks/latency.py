@@ -65,6 +65,8 @@ WINDOW_S = 60.0
 # 110 copies of the 16 traces in a minute keep 1,000-1,200 calls up on the plateau.
 COPIES, QUICK_COPIES = 110, 110
 IN_FLIGHT_GOAL = 1000
+# The reader and each database's daemon run in processes of their own, sharing nothing with this one.
+SPAWN = multiprocessing.get_context("spawn")
 
 
 @dataclass(slots=True)
@@ -155,11 +157,10 @@ class JournalReader:
     """Reads the journal from another process, as a user's page would: the daemon's loop never runs it."""
 
     def __init__(self, url: str, poll_s: float) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._stop = context.Event()
-        ready = context.Event()
-        self._receive, send = context.Pipe(duplex=False)
-        self._process = context.Process(
+        self._stop = SPAWN.Event()
+        ready = SPAWN.Event()
+        self._receive, send = SPAWN.Pipe(duplex=False)
+        self._process = SPAWN.Process(
             target=_reader_main, args=(url, poll_s, self._stop, ready, send), name="journal-reader", daemon=True
         )
         self._process.start()
@@ -206,9 +207,6 @@ async def run_once(kind: str, url: str, stream: Path, events: int, speed: float,
     for linkedid, sample in samples.items():
         sample.visible_at = seen.get(linkedid)
     return Outcome(kind, events, time.perf_counter() - started, samples, daemon.peak)
-
-
-SPAWN = multiprocessing.get_context("spawn")
 
 
 def run_apart(kind: str, url: str, stream: Path, events: int, speed: float, poll_s: float) -> Outcome:
