@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pbxbridge.db.engine import WRITE
 from pbxbridge.web.users import add_user, list_users
 
 DEMO_PASSWORD = "pbxbridge-demo"
@@ -30,6 +31,9 @@ DEMO_ACCOUNTS = (
 async def ensure_demo_accounts(sessions: async_sessionmaker[AsyncSession]) -> list[DemoAccount]:
     """Create the demo sign-ins unless the database already has users; returns those created."""
     async with sessions() as session, session.begin():
+        # Reads, then writes: the write lock is taken first, or a journal write
+        # committed in between makes SQLite refuse this transaction at once.
+        await session.connection(execution_options=WRITE)
         if await list_users(session):
             return []
         for account in DEMO_ACCOUNTS:
