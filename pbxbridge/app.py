@@ -13,9 +13,12 @@ STOPPING=1 when asked to stop.
 
 Other domains attach without editing this module:
 
-* ``daemon.event_subscribers``: ``fn(pbx, event)`` for every AMI event, after
-  the call tracker has seen it (plain functions are called in stream order;
-  a coroutine function's calls are run as tasks);
+* ``daemon.event_subscribers``: ``fn(pbx, event)`` for every AMI event read,
+  after the call tracker has seen it (plain functions are called in stream
+  order; a coroutine function's calls are run as tasks); the bulk events no
+  part reads (``VarSet`` of other variables, ``CEL``, ``Cdr``: see
+  ``pbxbridge.ami.interest``) are skipped unless asked for with
+  ``daemon.interest.want_event`` or ``want_variable``;
 * ``daemon.call_subscribers``: ``fn(finished_call, call_row)`` once a call is
   in the journal;
 * ``daemon.after_write``: ``CallWriter`` hooks, run for each call inside
@@ -46,12 +49,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pbxbridge.ami.frames import Frame
+from pbxbridge.ami.interest import EventInterest
 from pbxbridge.ami.listener import AmiListener, ListenerState
 from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.replay import tracker_settings
 from pbxbridge.calls.store import AfterWriteHook, CallWriter
 from pbxbridge.calls.tables import Call
-from pbxbridge.calls.tracker import CallTracker
+from pbxbridge.calls.tracker import RECORDING_VARIABLE, CallTracker
 from pbxbridge.config import Config, PbxConfig
 from pbxbridge.db.engine import can_run_inline, make_engine, session_factory, upgrade_async
 from pbxbridge.service import logging as service_logging
@@ -119,7 +123,8 @@ class PbxLink:
     config: PbxConfig
     tracker: CallTracker
     listener: AmiListener | None = None
-    events: int = 0
+    # Events handed to the tracker (those nobody reads are counted by the listener).
+    events_read: int = 0
     # The PBX's clock as of the latest event, for closing calls that vanished.
     last_event_at: float | None = None
     # Whether this PBX stamps its events (timestampevents=yes): then frames
@@ -134,6 +139,12 @@ class PbxLink:
     restored_calls: int = 0
     # Changed calls whose save failed (the database was away): saved next time.
     unsaved: set[str] = field(default_factory=set)
+
+    @property
+    def events(self) -> int:
+        """Events received from this PBX: read, or skipped as nobody's (``EventInterest``)."""
+        skipped = self.listener.decode_stats.ignored if self.listener is not None else 0
+        return self.events_read + skipped
 
 
 @dataclass(slots=True)
@@ -172,6 +183,8 @@ class Daemon:
         self.flushers: list[Callable[[], Awaitable[None]]] = []
         self.components: list[Component] = []
         self.links: dict[str, PbxLink] = {}
+        # The AMI events nobody reads are skipped undecoded; a part that reads more asks here before start().
+        self.interest = EventInterest(variables=frozenset({RECORDING_VARIABLE}))
         self.stats = DaemonStats()
         self.engine: AsyncEngine | None = None
         self.session_factory: async_sessionmaker[AsyncSession] | None = None
@@ -393,14 +406,14 @@ class Daemon:
         async def on_connected(listener: AmiListener) -> None:
             await self._catch_up(link, listener)
 
-        options = {"on_state": self._on_listener_state, **self.listener_options}
+        options = {"on_state": self._on_listener_state, "interest": self.interest, **self.listener_options}
         return AmiListener(
             pbx.host, pbx.port, pbx.username, pbx.secret, on_event, on_connected,
             name=pbx.name, **options,
         )
 
     def _on_event(self, link: PbxLink, frame: Frame, received_at: float) -> None:
-        link.events += 1
+        link.events_read += 1
         if "Timestamp" in frame:
             link.stamps_events = True
             link.last_event_at = received_at
@@ -657,7 +670,8 @@ class Daemon:
             self.stats.subscriber_errors += 1
             log.exception("subscriber %r failed", subscriber)
             return
-        if inspect.isawaitable(result):
+        # Called for every AMI event: a plain function's None is settled without the ABC checks.
+        if result is not None and inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
             task.add_done_callback(self._subscriber_done)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from pathlib import Path
@@ -205,6 +206,34 @@ async def test_a_silent_pbx_is_detected_by_ping(shared_dir: Path, caplog: pytest
         await listener.stop()
         await sim.stop()
     assert any("no answer to Ping" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_pbx_still_sending_is_not_taken_for_gone(shared_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A busy hour: the Ping answer queues behind a burst of events and comes after the ping
+    # timeout. The PBX is alive (it keeps sending): the session must stay up, nothing lost.
+    caplog.set_level(logging.INFO, logger="pbxbridge.ami.listener")
+    sim = AmiSimulator([trace_path(shared_dir, "01-inbound-answered.ami")], speed=0, loop=True, fresh_ids=True,
+                       username=USER, secret=SECRET)
+
+    async def late(server: AmiSimulator, session: ClientSession, action: Frame) -> None:
+        await asyncio.sleep(0.4)
+        session.respond(action, "Success", Ping="Pong")
+
+    sim.action_handlers["ping"] = late
+    await sim.start()
+    collector = Collector()
+    listener = AmiListener("127.0.0.1", sim.port, USER, SECRET, collector,
+                           ping_interval_s=0.05, ping_timeout_s=0.1, **FAST)
+    try:
+        await listener.start()
+        await listener.wait_for_logins(1)
+        await asyncio.sleep(1.0)
+        assert listener.stats.logins == 1 and listener.stats.disconnects == 0
+        assert listener.state == ListenerState.LOGGED_IN
+    finally:
+        await listener.stop()
+        await sim.stop()
+    assert not any("no answer to Ping" in r.getMessage() for r in caplog.records)
 
 
 async def test_send_action_while_down_raises(shared_dir: Path) -> None:

@@ -10,6 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pbxbridge.ami.interest import EventInterest
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,8 @@ MAX_KEYS = 512
 @dataclass(slots=True)
 class DecodeStats:
     frames: int = 0
+    # Events nobody reads, skipped undecoded (see pbxbridge.ami.interest).
+    ignored: int = 0
     malformed_lines: int = 0
     oversized_frames: int = 0
     errors: list[str] = field(default_factory=list)
@@ -79,6 +85,8 @@ class FrameDecoder:
     def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         self.max_frame_bytes = max_frame_bytes
         self.stats = DecodeStats()
+        # When set, events it drops are skipped before they are decoded.
+        self.interest: EventInterest | None = None
         self._buf = bytearray()
         self._skipping = False
         self.banner: str | None = None
@@ -123,6 +131,9 @@ class FrameDecoder:
             if end - start > self.max_frame_bytes:
                 self._note_oversized()
                 continue
+            if self.interest is not None and self.interest.drops(buf[start:end]):
+                self.stats.ignored += 1
+                continue
             frame = parse_frame(buf[start:end].decode("utf-8", "replace"), self.stats)
             if frame:
                 self.stats.frames += 1
@@ -143,10 +154,14 @@ class FrameDecoder:
             del blocks[0]
         stats = self.stats
         limit = self.max_frame_bytes
+        drops = self.interest.drops if self.interest is not None else None
         out: list[Frame] = []
         for block in blocks:
             if len(block) > limit:
                 self._note_oversized()
+                continue
+            if drops is not None and drops(block):
+                stats.ignored += 1
                 continue
             frame = parse_frame(block.decode("utf-8", "replace"), stats)
             if frame:

@@ -35,6 +35,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from pbxbridge.ami.frames import DecodeStats, Frame, FrameDecoder
+from pbxbridge.ami.interest import EventInterest
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,16 @@ class LoginRefused(Exception):
     """The PBX answered Login with an error (wrong username or secret)."""
 
 
-class _FrameProtocol(AMIProtocol):
-    """panoramisk's AMI protocol reading through pbxbridge's ``FrameDecoder``."""
+# Most bytes one read takes off the socket. Every frame of a read is decoded
+# and handed on before the event loop runs anything else: a busy PBX whose
+# stream has piled up (asyncio reads up to 256 KiB at once, ~500 events) would
+# hold the loop for tens of milliseconds, and every database round trip of the
+# journal's writes waits that long for its turn. 16 KiB is some 35 events.
+READ_CHUNK_BYTES = 16 * 1024
+
+
+class _FrameProtocol(AMIProtocol, asyncio.BufferedProtocol):
+    """panoramisk's AMI protocol reading through pbxbridge's ``FrameDecoder``, a bounded read at a time."""
 
     factory: _PbxManager
 
@@ -78,6 +87,13 @@ class _FrameProtocol(AMIProtocol):
         self.decoder = FrameDecoder()
         # Bytes that came before the manager took this protocol on (see below).
         self.early = bytearray()
+        self._read_buffer = bytearray(READ_CHUNK_BYTES)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self._read_buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._read_buffer[:nbytes]))
 
     def data_received(self, data: bytes) -> None:  # type: ignore[override]
         if self.factory is None:
@@ -87,8 +103,10 @@ class _FrameProtocol(AMIProtocol):
             self.early += data
             return
         listener = self.factory.listener
+        listener.last_read_at = time.monotonic()
         # Counters live on the listener so they add up across reconnections.
         self.decoder.stats = listener.decode_stats
+        self.decoder.interest = listener.interest
         before = (listener.decode_stats.malformed_lines, listener.decode_stats.oversized_frames)
         frames = self.decoder.feed(data)
         if self.version is None and self.decoder.banner:
@@ -206,6 +224,8 @@ class AmiListener:
     time it arrived. ``on_connected(listener)`` runs after each login, while
     events already flow, to let the caller catch up with what it missed.
     ``on_state(listener)`` is called whenever ``listener.state`` changes.
+    With ``interest``, events it drops never reach ``on_event`` (they are
+    counted in ``decode_stats.ignored``).
     """
 
     def __init__(
@@ -224,6 +244,7 @@ class AmiListener:
         backoff_initial_s: float = 1.0,
         backoff_cap_s: float = 30.0,
         on_state: StateCallback | None = None,
+        interest: EventInterest | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -244,6 +265,10 @@ class AmiListener:
         self.state = ListenerState.STOPPED
         self.stats = ListenerStats()
         self.decode_stats = DecodeStats()
+        self.interest = interest
+        # When the PBX last sent anything (time.monotonic): a Ping answer queued
+        # behind a burst is late, yet the PBX is alive.
+        self.last_read_at = 0.0
         self._manager: _PbxManager | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -400,10 +425,16 @@ class AmiListener:
                             extra=self.log_fields)
                 return
             pong = asyncio.ensure_future(manager.send_action({"Action": "Ping"}))
-            done, _ = await asyncio.wait(
-                {pong, manager.lost}, timeout=self.ping_timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-            if not done:
+            while True:
+                done, _ = await asyncio.wait(
+                    {pong, manager.lost}, timeout=self.ping_timeout_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                if done:
+                    break
+                if time.monotonic() - self.last_read_at < self.ping_timeout_s:
+                    # Still reading what the PBX sent before its answer (a burst the
+                    # daemon is behind on): a peer that sends is not gone.
+                    continue
                 pong.cancel()
                 log.warning("[%s] no answer to Ping in %g s; the PBX is gone", self.name, self.ping_timeout_s,
                             extra=self.log_fields)

@@ -21,6 +21,9 @@ from typing import Any
 from pbxbridge.calls.channels import ChannelName, local_partner, parse_channel
 from pbxbridge.calls.model import CallStatus, ClosedBy, Direction, FinishedCall
 
+# The one variable the tracker reads from VarSet: the file MixMonitor records to.
+RECORDING_VARIABLE = "MIXMONITOR_FILENAME"
+
 Event = Mapping[str, str]
 
 # FreePBX's contexts for calls arriving from a trunk.
@@ -629,7 +632,7 @@ class CallTracker:
     # ----------------------------------------------------------- variables
 
     def _on_varset(self, event: Event, t: float) -> None:
-        if event.get("Variable") != "MIXMONITOR_FILENAME":
+        if event.get("Variable") != RECORDING_VARIABLE:
             return
         ch = self._channel(event, t)
         value = event.get("Value", "")

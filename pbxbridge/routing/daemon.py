@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pbxbridge.ami.frames import Frame
 from pbxbridge.config import Config
 from pbxbridge.routing.agi import FastAgiServer
-from pbxbridge.routing.click_to_call import ClickToCall, extensions_from_db
+from pbxbridge.routing.click_to_call import REQUEST_VARIABLE, ClickToCall, extensions_from_db
 from pbxbridge.routing.live import LineFeed
 from pbxbridge.routing.overflow import OverflowRouter
 from pbxbridge.routing.rules import RoutingRules, rules_from_config
@@ -97,6 +97,8 @@ def attach(daemon: Daemon) -> RoutingComponent:
     """Attach routing to the daemon (``daemon.routing`` for the web UI's click-to-call)."""
     component = RoutingComponent(daemon)
     daemon.event_subscribers.append(component.on_event)
+    # Click-to-call knows its own calls by the variable its Originate sets.
+    daemon.interest.want_variable(REQUEST_VARIABLE)
     daemon.add_component(component)
     daemon.routing = component  # type: ignore[attr-defined]
     return component
