@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -110,6 +111,34 @@ async def test_batch_is_all_or_nothing(sessions, shared_dir) -> None:
         await CallWriter(sessions, Config(), after_write=[refuse]).write_many(calls)
     assert await _count(sessions, Call) == 0
     assert await _count(sessions, Client) == 0
+
+
+async def test_a_batch_that_failed_leaves_no_manager_behind_for_the_next(sessions, shared_dir) -> None:
+    # The writer remembers managers between batches; one that a refused batch added was
+    # rolled back with it and must be asked for again, not taken from memory.
+    calls = _calls(shared_dir, ("13-burst",))
+    refusing = True
+
+    async def refuse_once(session: AsyncSession, row: Call, call: FinishedCall, is_new: bool) -> None:
+        if refusing:
+            raise ValueError("refused by a domain hook")
+
+    writer = CallWriter(sessions, Config(), after_write=[refuse_once])
+    with pytest.raises(ValueError):
+        await writer.write_many(calls)
+    async with sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(Manager))).scalar_one() == 0
+    refusing = False
+    rows = await writer.write_many(calls)
+    async with sessions() as session:
+        managers = dict((await session.execute(select(Manager.extension, Manager.id))).all())
+        stored = dict((await session.execute(select(Call.linkedid, Call.manager_id))).all())
+    assert managers
+    assert {row.linkedid: row.manager_id for row in rows} == stored
+    assert {m for m in stored.values() if m is not None} <= set(managers.values())
+    # A third batch, every manager known: the same ids, from memory.
+    again = await writer.write_many([dataclasses.replace(c, linkedid=f"{c.linkedid}-2") for c in calls])
+    assert [r.manager_id for r in again] == [r.manager_id for r in rows]
 
 
 def test_daemon_writes_the_rest_of_a_batch_when_one_call_fails(db_url: str, shared_dir: Path) -> None:

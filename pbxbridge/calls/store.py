@@ -13,7 +13,6 @@ from typing import Protocol, runtime_checkable
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import lazyload
 
 from pbxbridge.calls.model import CallStatus, Direction, FinishedCall
 from pbxbridge.calls.tables import Call, CallParty, Recording
@@ -63,11 +62,22 @@ AfterWriteHook = AfterWrite | AfterWriteMany | Callable[[AsyncSession, Call, Fin
 
 
 @dataclass(slots=True)
+class _Card:
+    """What writing a call needs of a card: its id, and whether (and since when) it is a lead."""
+
+    id: int
+    is_lead: bool
+    created_at: datetime
+
+
+@dataclass(slots=True)
 class _Lookups:
     """What one transaction already knows: manager ids by extension, cards by E.164 number."""
 
     managers: dict[str, int] = field(default_factory=dict)
-    clients: dict[str, Client] = field(default_factory=dict)
+    clients: dict[str, _Card] = field(default_factory=dict)
+    # Managers as this transaction leaves them: (id, name) by extension, kept once it commits.
+    learned: dict[str, tuple[int, str | None]] = field(default_factory=dict)
 
 
 class CallWriter:
@@ -82,17 +92,24 @@ class CallWriter:
         self.session_factory = session_factory
         self.settings = settings
         self.after_write: list[AfterWriteHook] = list(after_write)
+        # Managers (id, name) by extension as of this writer's last commit: managers are only
+        # added and named by call writers and never deleted, so a batch whose managers are all
+        # known here, named as they should be, asks the database nothing about them.
+        self._managers: dict[str, tuple[int, str | None]] = {}
 
     async def write(self, call: FinishedCall) -> Call:
         """Store one call (insert or refresh) and run the hooks, all in one transaction."""
         # Disk look-ups (possibly a walk of the archive) off the event loop and
         # before the transaction, so that no lock is held while they run.
         located = await asyncio.to_thread(self._locate_recordings, call)
+        lookups = _Lookups()
         async with self.session_factory() as session:
             async with session.begin():
                 await session.connection(execution_options=WRITE)
-                row, is_new = await self._upsert_call(session, call, located)
+                lookups.managers = await self._upsert_managers(session, [call], lookups)
+                row, is_new = await self._upsert_call(session, call, located, lookups)
                 await run_hooks(self.after_write, session, [(row, call, is_new)])
+            self._managers.update(lookups.learned)
             return row
 
     async def write_many(self, calls: Sequence[FinishedCall]) -> list[Call]:
@@ -110,10 +127,11 @@ class CallWriter:
             # A thread hop waits its turn on a busy event loop: only when there is disk to read.
             located = await asyncio.to_thread(lambda: [self._locate_recordings(call) for call in calls])
         written: list[Written] = []
+        lookups = _Lookups()
         async with self.session_factory() as session, session.begin():
             await session.connection(execution_options=WRITE)
             # Managers and known cards of the whole batch first, a statement or two each.
-            lookups = _Lookups(managers=await self._upsert_managers(session, calls))
+            lookups.managers = await self._upsert_managers(session, calls, lookups)
             lookups.clients = await self._known_clients(session, calls)
             await self._new_clients(session, calls, lookups.clients)
             stored = await self._already_written(session, calls)
@@ -129,6 +147,7 @@ class CallWriter:
             # The new calls, their parties and recordings go in a few multi-row statements.
             await session.flush()
             await run_hooks(self.after_write, session, written)
+        self._managers.update(lookups.learned)
         return [row for row, _call, _new in written]
 
     async def _already_written(self, session: AsyncSession, calls: Sequence[FinishedCall]) -> set[tuple[str, str]]:
@@ -169,7 +188,8 @@ class CallWriter:
         lookups: _Lookups | None = None,
     ) -> tuple[Call, bool]:
         if lookups is None:
-            lookups = _Lookups(managers=await self._upsert_managers(session, [call]))
+            lookups = _Lookups()
+            lookups.managers = await self._upsert_managers(session, [call], lookups)
         values = await self._call_values(session, call, lookups)
         # The same call may have been added earlier in this batch: it must be in the table first.
         await session.flush()
@@ -276,19 +296,19 @@ class CallWriter:
     async def _known_clients(self, session: AsyncSession, calls: Sequence[FinishedCall]) -> dict[str, Client]:
         """Cards that already hold the batch's numbers, looked up together (new numbers get theirs per call)."""
         numbers = sorted({n for call in calls if (n := self._client_number(call)) is not None})
-        known: dict[str, Client] = {}
+        known: dict[str, _Card] = {}
+        phones, cards = ClientPhone.__table__, Client.__table__
         for some in chunks(numbers):
+            # Plain columns, not loaded cards: a call needs a card's id and lead dating, nothing more.
             rows = await session.execute(
-                select(ClientPhone.number, Client)
-                .join(Client, ClientPhone.client_id == Client.id)
-                .where(ClientPhone.number.in_(some))
-                # A card's other numbers are not needed to write a call: no second query for them.
-                .options(lazyload(Client.phones))
+                select(phones.c.number, cards.c.id, cards.c.is_lead, cards.c.created_at)
+                .join(cards, phones.c.client_id == cards.c.id)
+                .where(phones.c.number.in_(some))
             )
-            known.update((number, client) for number, client in rows)
+            known.update((number, _Card(card_id, is_lead, created_at)) for number, card_id, is_lead, created_at in rows)
         return known
 
-    async def _new_clients(self, session: AsyncSession, calls: Sequence[FinishedCall], known: dict[str, Client]) -> None:
+    async def _new_clients(self, session: AsyncSession, calls: Sequence[FinishedCall], known: dict[str, _Card]) -> None:
         """A lead's card for each number of the batch no card holds yet, in a few multi-row statements.
 
         Each card dates from its number's earliest call in the batch. A number
@@ -305,20 +325,23 @@ class CallWriter:
             first[number] = min(first.get(number, started), started)
         if not first:
             return
-        cards = {number: Client(is_lead=True, created_at=at) for number, at in sorted(first.items())}
-        session.add_all(cards.values())
-        await session.flush()
+        dated = sorted(first.items())
+        table = Client.__table__
+        # One multi-row statement; the ids come back in the order of the rows.
+        result = await session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            [{"is_lead": True, "created_at": at} for _number, at in dated],
+        )
+        cards = {number: _Card(card_id, True, at) for (number, at), card_id in zip(dated, result.scalars(), strict=True)}
         rows = [{"client_id": card.id, "number": number} for number, card in cards.items()]
         taken: set[str] = set()
         for some_rows in chunks(rows):
             stmt = dialect_insert(session, ClientPhone.__table__).values(list(some_rows))
             stmt = stmt.on_conflict_do_nothing(index_elements=["number"]).returning(ClientPhone.number)
             taken.update((await session.execute(stmt)).scalars())
-        lost = [card for number, card in cards.items() if number not in taken]
+        lost = [card.id for number, card in cards.items() if number not in taken]
         if lost:
-            await session.execute(delete(Client).where(Client.id.in_([card.id for card in lost])))
-            for card in lost:
-                session.expunge(card)
+            await session.execute(delete(table).where(table.c.id.in_(lost)))
         known.update((number, card) for number, card in cards.items() if number in taken)
 
     def _pbx(self, name: str) -> PbxConfig:
@@ -329,16 +352,22 @@ class CallWriter:
             return PbxConfig(name=name)
 
     async def _client_id(self, session: AsyncSession, number: str, started: datetime, lookups: _Lookups) -> int:
-        client = lookups.clients.get(number)
-        if client is None:
+        card = lookups.clients.get(number)
+        if card is None:
             client, _created = await find_or_create_client(session, number, started)
-            lookups.clients[number] = client
-        elif client.is_lead and started < client.created_at:
+            # Its dating is written now: a later call of the batch moves it by a statement of its own.
+            await session.flush()
+            card = lookups.clients[number] = _Card(client.id, client.is_lead, client.created_at)
+        elif card.is_lead and started < card.created_at:
             # As find_or_create_client does: a lead's card dates from its earliest call.
-            client.created_at = started
-        return client.id
+            table = Client.__table__
+            await session.execute(update(table).where(table.c.id == card.id).values(created_at=started))
+            card.created_at = started
+        return card.id
 
-    async def _upsert_managers(self, session: AsyncSession, calls: Sequence[FinishedCall]) -> dict[str, int]:
+    async def _upsert_managers(
+        self, session: AsyncSession, calls: Sequence[FinishedCall], lookups: _Lookups
+    ) -> dict[str, int]:
         # extension -> the queue's MemberName for it, from the first call that gives one.
         extensions: dict[str, str | None] = {}
         for call in calls:
@@ -349,6 +378,9 @@ class CallWriter:
         ids: dict[str, int] = {}
         if not extensions:
             return ids
+        cached = self._managers
+        if all(ext in cached and not self._renames(ext, extensions[ext], cached[ext][1]) for ext in extensions):
+            return {ext: cached[ext][0] for ext in extensions}
         # Managers the journal knows, in one statement; only new extensions are inserted.
         known = {
             m.extension: m
@@ -365,13 +397,23 @@ class CallWriter:
                 )
                 if new_id is not None:
                     ids[ext] = new_id
+                    lookups.learned[ext] = (new_id, name)
                     continue
                 manager = (await session.execute(select(Manager).where(Manager.extension == ext))).scalar_one()
             ids[ext] = manager.id
-            # The settings name a manager for good; a queue's MemberName only fills a blank.
-            if name and manager.name != name and (configured or manager.name is None):
+            if self._renames(ext, extensions[ext], manager.name):
                 manager.name = name
+            lookups.learned[ext] = (manager.id, manager.name)
         return ids
+
+    def _renames(self, extension: str, member_name: str | None, current: str | None) -> bool:
+        """Whether a manager named ``current`` takes a new name from this call.
+
+        The settings name a manager for good; a queue's MemberName only fills a blank.
+        """
+        configured = self.settings.managers.get(extension)
+        name = configured or member_name
+        return bool(name) and current != name and (bool(configured) or current is None)
 
     def _locate_recordings(self, call: FinishedCall) -> list[LocatedRecording]:
         root = Path(self.settings.recordings.root)
