@@ -131,10 +131,11 @@ class FrameDecoder:
             if end - start > self.max_frame_bytes:
                 self._note_oversized()
                 continue
-            if self.interest is not None and self.interest.drops(buf[start:end]):
+            block = buf[start:end]
+            if self.interest is not None and self.interest.drops(block):
                 self.stats.ignored += 1
                 continue
-            frame = parse_frame(buf[start:end].decode("utf-8", "replace"), self.stats)
+            frame = parse_frame(block.decode("utf-8", "replace"), self.stats)
             if frame:
                 self.stats.frames += 1
                 out.append(frame)

@@ -87,12 +87,13 @@ class _FrameProtocol(AMIProtocol, asyncio.BufferedProtocol):
         self.decoder = FrameDecoder()
         # Bytes that came before the manager took this protocol on (see below).
         self.early = bytearray()
-        self._read_buffer = bytearray(READ_CHUNK_BYTES)
+        self._read_buffer = memoryview(bytearray(READ_CHUNK_BYTES))
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return memoryview(self._read_buffer)
+        return self._read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
+        # One copy out of the buffer the next read reuses.
         self.data_received(bytes(self._read_buffer[:nbytes]))
 
     def data_received(self, data: bytes) -> None:  # type: ignore[override]

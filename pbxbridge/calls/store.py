@@ -185,11 +185,8 @@ class CallWriter:
         session: AsyncSession,
         call: FinishedCall,
         located: list[LocatedRecording],
-        lookups: _Lookups | None = None,
+        lookups: _Lookups,
     ) -> tuple[Call, bool]:
-        if lookups is None:
-            lookups = _Lookups()
-            lookups.managers = await self._upsert_managers(session, [call], lookups)
         values = await self._call_values(session, call, lookups)
         # The same call may have been added earlier in this batch: it must be in the table first.
         await session.flush()
@@ -378,8 +375,10 @@ class CallWriter:
         ids: dict[str, int] = {}
         if not extensions:
             return ids
+        # extension -> (the name it should have, whether the settings give it)
+        wanted = {ext: self._manager_name(ext, member) for ext, member in extensions.items()}
         cached = self._managers
-        if all(ext in cached and not self._renames(ext, extensions[ext], cached[ext][1]) for ext in extensions):
+        if all(ext in cached and not _renames(cached[ext][1], *wanted[ext]) for ext in extensions):
             return {ext: cached[ext][0] for ext in extensions}
         # Managers the journal knows, in one statement; only new extensions are inserted.
         known = {
@@ -388,8 +387,7 @@ class CallWriter:
         }
         # One order for every writer, so two writers sharing managers cannot deadlock on them.
         for ext in sorted(extensions):
-            configured = self.settings.managers.get(ext)
-            name = configured or extensions[ext]
+            name, configured = wanted[ext]
             manager = known.get(ext)
             if manager is None:
                 new_id = await insert_or_ignore(
@@ -401,24 +399,28 @@ class CallWriter:
                     continue
                 manager = (await session.execute(select(Manager).where(Manager.extension == ext))).scalar_one()
             ids[ext] = manager.id
-            if self._renames(ext, extensions[ext], manager.name):
+            if _renames(manager.name, name, configured):
                 manager.name = name
             lookups.learned[ext] = (manager.id, manager.name)
         return ids
 
-    def _renames(self, extension: str, member_name: str | None, current: str | None) -> bool:
-        """Whether a manager named ``current`` takes a new name from this call.
-
-        The settings name a manager for good; a queue's MemberName only fills a blank.
-        """
+    def _manager_name(self, extension: str, member_name: str | None) -> tuple[str | None, bool]:
+        """The name a manager should have, and whether it is the settings' (else the queue's MemberName)."""
         configured = self.settings.managers.get(extension)
-        name = configured or member_name
-        return bool(name) and current != name and (bool(configured) or current is None)
+        return configured or member_name, bool(configured)
 
     def _locate_recordings(self, call: FinishedCall) -> list[LocatedRecording]:
         root = Path(self.settings.recordings.root)
         prefix = self.settings.recordings.spool_prefix
         return [locate_recording(pbx_path, root, prefix) for pbx_path in call.recording_files]
+
+
+def _renames(current: str | None, name: str | None, configured: bool) -> bool:
+    """Whether a manager named ``current`` takes ``name``.
+
+    The settings name a manager for good; a queue's MemberName only fills a blank.
+    """
+    return bool(name) and current != name and (configured or current is None)
 
 
 async def run_hooks(hooks: Sequence[AfterWriteHook], session: AsyncSession, written: Sequence[Written]) -> None:
