@@ -99,6 +99,45 @@ async def test_batch_writes_the_journal_that_single_writes_give(sessions, shared
     assert await _count(sessions, Client) == len(numbers)
 
 
+async def test_a_batch_of_new_calls_old_ones_and_a_repeat_gives_each_its_due(sessions, shared_dir) -> None:
+    """A reconnect replays calls the journal has; a batch may even hold one call twice."""
+    config = load_config(None, {"PBXBRIDGE_RECORDINGS__ROOT": str(shared_dir / "recordings")})
+    calls = _calls(shared_dir, SCENARIOS)
+    seen: list[tuple[str, bool]] = []
+
+    async def note(session: AsyncSession, row: Call, call: FinishedCall, is_new: bool) -> None:
+        assert row.linkedid == call.linkedid
+        seen.append((call.linkedid, is_new))
+
+    reference = CallWriter(sessions, config)
+    await reference.write_many(calls)
+    async with sessions() as session:
+        expected_journal = await fetch_journal(session)
+        await session.execute(Call.__table__.delete())
+        await session.execute(ClientPhone.__table__.delete())
+        await session.execute(Client.__table__.delete())
+        await session.commit()
+
+    half = len(calls) // 2
+    writer = CallWriter(sessions, config, after_write=[note])
+    await writer.write_many(calls[:half])
+    seen.clear()
+    rows = await writer.write_many([*calls, calls[-1]])
+    assert seen == [(c.linkedid, i >= half) for i, c in enumerate(calls)] + [(calls[-1].linkedid, False)]
+    assert rows[-1].id == rows[len(calls) - 1].id
+    # Each new call came back with its parties and recordings, as the journal holds them.
+    for row in rows[half:len(calls)]:
+        assert {r.pbx_path for r in row.recordings} == set(calls[rows.index(row)].recording_files)
+    assert await _count(sessions, Call) == len(calls)
+    async with sessions() as session:
+        assert _without_ids(await fetch_journal(session)) == _without_ids(expected_journal)
+
+
+def _without_ids(journal: list[dict[str, object]]) -> list[dict[str, object]]:
+    """A journal as compared across two writes: the cards' ids aside (cards are made anew)."""
+    return [{k: v for k, v in entry.items() if k != "client_id"} for entry in journal]
+
+
 async def test_batch_is_all_or_nothing(sessions, shared_dir) -> None:
     calls = _calls(shared_dir, ("13-burst",))
     bad = calls[len(calls) // 2].linkedid

@@ -222,9 +222,10 @@ def read_trace(path: str | Path) -> tuple[str | None, list[Frame]]:
 
 def encode_frame(frame: Frame) -> bytes:
     """Serialise a frame as Asterisk sends it."""
-    parts = []
-    for key, value in frame.items():
-        for v in value.split("\n"):
-            parts.append(f"{key}: {v}\r\n")
-    parts.append("\r\n")
-    return "".join(parts).encode("utf-8")
+    # A value of several lines (a multi-line Output) goes out as one header line each.
+    lines = [
+        f"{key}: {value}\r\n" if "\n" not in value else "".join([f"{key}: {v}\r\n" for v in value.split("\n")])
+        for key, value in frame.items()
+    ]
+    lines.append("\r\n")
+    return "".join(lines).encode("utf-8")

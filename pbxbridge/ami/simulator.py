@@ -186,6 +186,8 @@ class AmiSimulator:
         self._unapplied_events = 0
         # Unpaced replays: every trace's events rendered for the wire, once.
         self._wire: list[list[tuple[bytes, ...]]] | None = None
+        # Paced replays: events due and applied to the live state, not yet written (event, wire bytes).
+        self._due: list[tuple[Frame, bytes]] = []
         self.sessions: set[ClientSession] = set()
         self.events_sent = 0
         self.passes_done = 0
@@ -330,13 +332,21 @@ class AmiSimulator:
                 return
 
     async def _replay_pass_paced(self, suffix: str) -> None:
-        """One pass, event by event, each at its capture time (scaled by ``speed``)."""
+        """One pass, event by event, each at its capture time (scaled by ``speed``).
+
+        Events falling due together (a PBX emits a call's events in bursts)
+        reach each client in one write, as Asterisk's own output buffer
+        would send them; whatever is queued is written before the replay
+        waits for anything, and before a drop, pause or injection acts.
+        """
         loop = asyncio.get_running_loop()
         anchor: tuple[float, float] | None = None  # (loop time, capture time)
         for trace in self.traces:
             # Set at the trace's first stamped event, once it is really sent.
             shift: float | None = None
             for event in trace.events:
+                if not self._may_play.is_set():
+                    await self._flush_due()
                 if await self._hold():
                     anchor = None
                 ts = event_timestamp(event)
@@ -345,12 +355,16 @@ class AmiSimulator:
                         anchor = (loop.time(), ts)
                     delay = anchor[0] + (ts - anchor[1]) / self.speed - loop.time()
                     if delay > 0:
+                        await self._flush_due()
                         await asyncio.sleep(delay)
                 elif self.speed == 0:
                     # Let clients' actions in between events.
+                    await self._flush_due()
                     await asyncio.sleep(0)
                 # The last listener may have gone (or a pause come) while
                 # this event waited for its time: hold it back too.
+                if not self._may_play.is_set():
+                    await self._flush_due()
                 if await self._hold() and ts is not None:
                     anchor = (loop.time(), ts)
                 out = with_fresh_ids(event, suffix)
@@ -358,14 +372,45 @@ class AmiSimulator:
                     if shift is None:
                         shift = time.time() - ts
                     out = with_timestamp(out, ts + shift)
-                await self.emit(out)
+                self._state.apply(out)
+                self._due.append((out, encode_frame(out)))
                 self.events_sent += 1
+                if self._stop_due():
+                    await self._flush_due()
                 self._after_event()
+            await self._flush_due()
             # Traces were captured apart: the next one starts a short gap
             # after this one ends, paced from its own first event.
             anchor = None
             if self.speed > 0:
                 await asyncio.sleep(TRACE_GAP_S / self.speed)
+
+    async def _flush_due(self) -> None:
+        """Write the events queued by the paced replay, each client what its mask lets through."""
+        if not self._due:
+            return
+        due, self._due = self._due, []
+        targets = [s for s in self.sessions if s.listening]
+        everything: bytes | None = None
+        for session in targets:
+            if session.event_classes is None:
+                if everything is None:
+                    everything = b"".join(data for _event, data in due)
+                session.send_raw(everything)
+            else:
+                wanted = [data for event, data in due if session.wants(event)]
+                if wanted:
+                    session.send_raw(b"".join(wanted))
+        await self._drain(targets)
+
+    def _stop_due(self) -> bool:
+        """Whether ``_after_event`` acts at this count (an injection, the drop or a pause)."""
+        sent = self.events_sent
+        return (
+            sent in self.inject_after
+            or (self.drop_after is not None and not self._dropped and sent >= self.drop_after)
+            or (self._pause_at is not None and sent >= self._pause_at)
+        )
 
     async def _replay_pass_unpaced(self, suffix: str) -> None:
         """One pass as fast as clients read it: pre-rendered events, written a chunk at a time.

@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pbxbridge.calls.model import CallStatus, Direction, FinishedCall
 from pbxbridge.calls.tables import Call, CallParty, Recording
@@ -134,51 +136,83 @@ class CallWriter:
             lookups.managers = await self._upsert_managers(session, calls, lookups)
             lookups.clients = await self._known_clients(session, calls)
             await self._new_clients(session, calls, lookups.clients)
-            stored = await self._already_written(session, calls)
-            for call, found in zip(calls, located, strict=True):
+            # Each call's first appearance in the batch, inserted in a few multi-row statements
+            # unless the journal holds it already; those it holds (a replay, a reconnect), and
+            # calls appearing twice, are refreshed one by one after.
+            first: dict[tuple[str, str], int] = {}
+            for index, call in enumerate(calls):
+                first.setdefault((call.pbx, call.linkedid), index)
+            inserted = await self._insert_calls(
+                session, [calls[i] for i in first.values()], [located[i] for i in first.values()], lookups
+            )
+            for index, (call, found) in enumerate(zip(calls, located, strict=True)):
                 key = (call.pbx, call.linkedid)
-                if key in stored:
-                    row, is_new = await self._upsert_call(session, call, found, lookups)
+                row = inserted.get(key) if first[key] == index else None
+                if row is not None:
+                    written.append((row, call, True))
                 else:
-                    values = await self._call_values(session, call, lookups)
-                    row, is_new = self._add_call(session, call, found, values), True
-                    stored.add(key)
-                written.append((row, call, is_new))
-            # The new calls, their parties and recordings go in a few multi-row statements.
-            await session.flush()
+                    row, is_new = await self._upsert_call(session, call, found, lookups)
+                    written.append((row, call, is_new))
             await run_hooks(self.after_write, session, written)
         self._managers.update(lookups.learned)
         return [row for row, _call, _new in written]
 
-    async def _already_written(self, session: AsyncSession, calls: Sequence[FinishedCall]) -> set[tuple[str, str]]:
-        """Which of these calls the journal already holds, asked in a few statements for the batch."""
-        wanted = {(call.pbx, call.linkedid) for call in calls}
-        linkedids = sorted({linkedid for _pbx, linkedid in wanted})
-        found: set[tuple[str, str]] = set()
-        table = Call.__table__
-        for some in chunks(linkedids):
-            rows = await session.execute(select(table.c.pbx, table.c.linkedid).where(table.c.linkedid.in_(some)))
-            found.update(key for pbx, linkedid in rows if (key := (pbx, linkedid)) in wanted)
-        return found
+    async def _insert_calls(
+        self,
+        session: AsyncSession,
+        calls: Sequence[FinishedCall],
+        located: Sequence[list[LocatedRecording]],
+        lookups: _Lookups,
+    ) -> dict[tuple[str, str], Call]:
+        """Calls the journal does not hold yet, with their parties and recordings: a statement per table.
 
-    def _add_call(
-        self, session: AsyncSession, call: FinishedCall, located: list[LocatedRecording], values: dict[str, object]
-    ) -> Call:
-        """A call the journal does not hold yet: added with its parties and recordings, inserted at the next flush.
-
-        Should another writer insert the same call meanwhile, the unique key
-        refuses this one and the whole batch fails; written again alone, the
-        call takes the idempotent path of ``write``.
+        Returns the calls inserted by (pbx, linkedid); one the journal held
+        already is left out (ON CONFLICT DO NOTHING), for ``_upsert_call``.
+        ORM bulk inserts returning their rows: the calls come back as loaded
+        objects, parties and recordings set on them as loaded collections, so
+        hooks read them without asking the database again.
         """
-        # In the order the relationships load them, for hooks that read them.
-        parties = [
-            CallParty(extension=extension, role=role, position=position)
-            for role, position, extension in sorted(_parties(call), key=lambda p: (p[0], p[1]))
+        if not calls:
+            return {}
+        values = [
+            {"pbx": call.pbx, "linkedid": call.linkedid, **await self._call_values(session, call, lookups)}
+            for call in calls
         ]
-        recordings = [_recording_row(None, position, found) for position, found in enumerate(located)]
-        row = Call(pbx=call.pbx, linkedid=call.linkedid, **values, parties=parties, recordings=recordings)
-        session.add(row)
-        return row
+        # render_nulls: one statement for the batch, not one per pattern of NULL columns;
+        # lazyload: the collections are set below, not read back.
+        stmt = (
+            dialect_insert(session, Call)
+            .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
+            .returning(Call)
+            .options(lazyload(Call.parties), lazyload(Call.recordings))
+            .execution_options(render_nulls=True)
+        )
+        rows = {(row.pbx, row.linkedid): row for row in (await session.scalars(stmt, values)).all()}
+        parties: list[dict[str, object]] = []
+        recordings: list[dict[str, object]] = []
+        for call, found in zip(calls, located, strict=True):
+            row = rows.get((call.pbx, call.linkedid))
+            if row is None:
+                continue
+            # In the order the relationship loads them, for hooks that read them.
+            parties += [
+                {"call_id": row.id, "extension": extension, "role": role, "position": position}
+                for role, position, extension in sorted(_parties(call), key=lambda p: (p[0], p[1]))
+            ]
+            recordings += [_recording_values(row.id, position, one) for position, one in enumerate(found)]
+        by_call: dict[int, tuple[list[CallParty], list[Recording]]] = {row.id: ([], []) for row in rows.values()}
+        if parties:
+            stmt = insert(CallParty).returning(CallParty, sort_by_parameter_order=True).execution_options(render_nulls=True)
+            for party in (await session.scalars(stmt, parties)).all():
+                by_call[party.call_id][0].append(party)
+        if recordings:
+            stmt = insert(Recording).returning(Recording, sort_by_parameter_order=True).execution_options(render_nulls=True)
+            for recording in (await session.scalars(stmt, recordings)).all():
+                by_call[recording.call_id][1].append(recording)
+        for row in rows.values():
+            set_committed_value(row, "parties", by_call[row.id][0])
+            set_committed_value(row, "recordings", by_call[row.id][1])
+        return rows
 
     async def _upsert_call(
         self,
@@ -236,7 +270,7 @@ class CallWriter:
             rows = await session.execute(select(Recording).where(Recording.call_id == call_id))
             existing = {r.position: r for r in rows.scalars()}
         for position, found in enumerate(located):
-            fresh = _recording_row(call_id, position, found)
+            fresh = Recording(**_recording_values(call_id, position, found))
             row = existing.pop(position, None)
             if row is not None and row.pbx_path == found.pbx_path:
                 for column in ("path", "status", "format", "channels", "sample_rate", "duration_s", "size_bytes"):
@@ -433,21 +467,19 @@ async def run_hooks(hooks: Sequence[AfterWriteHook], session: AsyncSession, writ
             await hook(session, row, call, is_new)
 
 
-def _recording_row(call_id: int | None, position: int, found: LocatedRecording) -> Recording:
-    # Without a call id, the row takes its call's once added to Call.recordings.
-    ids = {} if call_id is None else {"call_id": call_id}
-    return Recording(
-        **ids,
-        position=position,
-        pbx_path=found.pbx_path,
-        path=found.path,
-        status=str(found.status),
-        format=found.format,
-        channels=found.channels,
-        sample_rate=found.sample_rate,
-        duration_s=found.duration_s,
-        size_bytes=found.size_bytes,
-    )
+def _recording_values(call_id: int, position: int, found: LocatedRecording) -> dict[str, object]:
+    return {
+        "call_id": call_id,
+        "position": position,
+        "pbx_path": found.pbx_path,
+        "path": found.path,
+        "status": str(found.status),
+        "format": found.format,
+        "channels": found.channels,
+        "sample_rate": found.sample_rate,
+        "duration_s": found.duration_s,
+        "size_bytes": found.size_bytes,
+    }
 
 
 def _parties(call: FinishedCall) -> list[tuple[str, int, str]]:

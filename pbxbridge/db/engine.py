@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
@@ -92,6 +94,20 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def read_json(text: str | bytes) -> Any:
+    """A JSON column's value as read back.
+
+    orjson parses several times faster than the standard library, which counts
+    where every hit of a search brings a recording's word timings. JSON it
+    refuses (the NaN the standard library writes for a float nan) is read by
+    the standard library, as it was written.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def make_engine(url: str, *, inline: bool = False, **kwargs: Any) -> AsyncEngine:
     """An asyncio engine for a plain sqlite:// or postgresql:// URL.
 
@@ -110,6 +126,7 @@ def make_engine(url: str, *, inline: bool = False, **kwargs: Any) -> AsyncEngine
             return await connect_inline(path)
 
         kwargs["async_creator"] = connect
+    kwargs.setdefault("json_deserializer", read_json)
     engine = create_async_engine(async_url(url), **kwargs)
     if engine.dialect.name == "sqlite":
         # An inline connection waits for no lock on the loop: its worker thread does.

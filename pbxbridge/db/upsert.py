@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 
-def dialect_insert(session: AsyncSession, table: Table) -> Insert:
-    """The session's dialect's INSERT, which knows ON CONFLICT."""
+def dialect_insert(session: AsyncSession, table: Table | type[Any]) -> Insert:
+    """The session's dialect's INSERT (of a table or a mapped class), which knows ON CONFLICT."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)

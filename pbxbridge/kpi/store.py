@@ -194,9 +194,18 @@ class KpiRecorder:
         callbacks: dict[str, list[tuple[CallFact, float]]] = {}
         # Every fact of the batch's clients in a statement or two, rather than a few per call.
         by_key, by_client = await self._facts_of(session, keys, clients)
+        relinked: list[dict[str, Any]] = []
         for key in sorted(keys):
-            days |= await self._relink_client(
-                session, key, clock, callbacks.setdefault(key, []), changed, by_key.get(key, [])
+            days |= self._relink_client(
+                key, clock, callbacks.setdefault(key, []), changed, by_key.get(key, []), relinked
+            )
+        if relinked:
+            # Every client's changed facts in one executemany, not a round trip per client.
+            await session.execute(
+                update(_FACTS)
+                .where(_FACTS.c.call_id == bindparam("b_call_id"))
+                .values({n: bindparam(n) for n in _LINKED}),
+                relinked,
             )
         cards, leads = await self._load_leads(session, clients)
         lead_facts: dict[int, LeadFact | None] = {}
@@ -348,21 +357,23 @@ class KpiRecorder:
         self._clock_value = None
         self.days.forget()
 
-    async def _relink_client(
+    def _relink_client(
         self,
-        session: AsyncSession,
         key: str,
         clock: float,
         new_callbacks: list[tuple[CallFact, float]],
         changed: set[int],
         rows: Sequence[Any],
+        updates: list[dict[str, Any]],
     ) -> set[date]:
-        """Re-find callbacks of one client's missed calls (``rows``: its stored facts); return the days changed."""
-        # Plain rows, and only the changed ones written back: a client may have many calls.
+        """Re-find callbacks of one client's missed calls (``rows``: its stored facts); return the days changed.
+
+        The facts that changed are added to ``updates`` (plain rows, and only the changed
+        ones: a client may have many calls), for the caller to write back.
+        """
         facts = [fact_from_row(r) for r in rows]
         link_callbacks(facts, self.settings, clock)
         days: set[date] = set()
-        updates: list[dict[str, Any]] = []
         for row, fact in zip(rows, facts, strict=True):
             before = tuple(getattr(row, n) for n in _LINKED)
             after = tuple(getattr(fact, n) for n in _LINKED)
@@ -373,13 +384,6 @@ class KpiRecorder:
             changed.add(fact.call_id)
             if fact.callback_call_id is not None and fact.callback_call_id != before[0] and fact.callback_s is not None:
                 new_callbacks.append((fact, fact.callback_s))
-        if updates:
-            await session.execute(
-                update(_FACTS)
-                .where(_FACTS.c.call_id == bindparam("b_call_id"))
-                .values({n: bindparam(n) for n in _LINKED}),
-                updates,
-            )
         return days
 
     async def _refresh_lead(

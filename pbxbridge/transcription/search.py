@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, union_all
+from sqlalchemy import Row, Select, and_, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import True_
@@ -145,6 +147,8 @@ class _Marks:
     def __init__(self, wanted: frozenset[str]) -> None:
         self.wanted = wanted
         self.known: dict[str, bool] = {}
+        # Tokens (as written) known to be query words.
+        self.said: set[str] = set()
 
     def matches(self, word: str) -> bool:
         """Whether a word as written (one token or a recogniser's word with punctuation) is a query word."""
@@ -152,12 +156,32 @@ class _Marks:
         if hit is None:
             parts = words_of(word)
             hit = self.known[word] = any(lemma(p) in self.wanted for p in parts)
+            if hit and len(parts) == 1 and parts[0] == word:
+                self.said.add(word)
         return hit
 
-    def mark(self, match: re.Match[str]) -> str:
-        """A token of the text, bracketed if it is a query word."""
-        word = match.group(0)
-        return f"{MARK_OPEN}{word}{MARK_CLOSE}" if self.matches(word) else word
+    def marked(self, text_: str) -> str:
+        """The text with every query word bracketed."""
+        tokens = set(WORD_RE.findall(text_))
+        for token in tokens.difference(self.known):
+            self.matches(token)
+        said = tokens & self.said
+        if not said:
+            return text_
+        # The text's query words as one pattern: the substitution then runs in the
+        # regex engine, not a Python call per token of every hit.
+        return _token_pattern(frozenset(said)).sub(_MARKED, text_)
+
+
+# The substitution template: the matched token between the marks.
+_MARKED = f"{MARK_OPEN}\\g<0>{MARK_CLOSE}"
+
+
+@lru_cache(maxsize=256)
+def _token_pattern(tokens: frozenset[str]) -> re.Pattern[str]:
+    """Whole tokens (as WORD_RE cuts a text) that are one of ``tokens``, longest first."""
+    alternatives = "|".join(re.escape(t) for t in sorted(tokens, key=lambda t: (-len(t), t)))
+    return re.compile(f"(?<![0-9a-zа-яё])(?:{alternatives})(?![0-9a-zа-яё])", re.IGNORECASE)
 
 
 def locate(words: list[dict[str, Any]], text_: str, query: str, start_s: float) -> tuple[float, str]:
@@ -176,7 +200,7 @@ def _locate(words: list[dict[str, Any]], text_: str, marks: _Marks, start_s: flo
         if marks.matches(str(w.get("word", ""))):
             offset = float(w["start"])
             break
-    return offset, WORD_RE.sub(marks.mark, text_)
+    return offset, marks.marked(text_)
 
 
 def _hit(row: Any, **extra: Any) -> Hit:
@@ -216,6 +240,11 @@ async def _count_upto(session: AsyncSession, forms: list[str], most: int) -> int
         if total >= most:
             break
     return total
+
+
+async def _rows(session: AsyncSession, stmt: Any) -> Sequence[Row[Any]]:
+    """A column query's rows, run on the session's connection: no ORM loading to pay per row."""
+    return (await (await session.connection()).execute(stmt)).all()
 
 
 _CALL_FILTERS = ("manager", "client", "direction", "status", "min_duration_s", "max_duration_s", "calls")
@@ -298,7 +327,7 @@ async def _walked_ids(
     after: tuple[datetime, int] | None = None
     batch = FIRST_WALK_CALLS
     while len(picked) < filters.limit:
-        rows = (await session.execute(_postings(forms[driver], others, filters, after, batch))).all()
+        rows = await _rows(session, _postings(forms[driver], others, filters, after, batch))
         if not rows:
             break
         # All the calls' segments, for hits where the words are said apart and for their order.
@@ -319,7 +348,7 @@ async def _one_word_ids(session: AsyncSession, forms: list[str], filters: Search
     the rest of the last call's (a call's hits are ordered by recording and time,
     which the index does not know): more hits than the page, cut once ordered.
     """
-    rows = (await session.execute(_postings(forms, [], filters, None, filters.limit))).all()
+    rows = await _rows(session, _postings(forms, [], filters, None, filters.limit))
     picked = [r.segment_id for r in rows]
     if len(rows) == filters.limit:
         last = rows[-1]
@@ -351,7 +380,7 @@ async def _segments_in_order(session: AsyncSession, calls: list[int]) -> list[An
         TranscriptSegment.lemmas, TranscriptSegment.start_s, Recording.position,
     ).join(Recording, Recording.id == TranscriptSegment.recording_id).where(TranscriptSegment.call_id.in_(calls))
     rank = {call_id: i for i, call_id in enumerate(calls)}
-    rows = (await session.execute(stmt)).all()
+    rows = await _rows(session, stmt)
     return sorted(rows, key=lambda r: (rank[r.call_id], r.position, r.start_s))
 
 
@@ -382,7 +411,7 @@ async def _hits_of(session: AsyncSession, segment_ids: list[int], wanted: frozen
     stmt = _segments_of_calls([]).where(TranscriptSegment.id.in_(segment_ids)).order_by(*_ORDER)
     hits = []
     marks = _Marks(wanted)
-    for row in (await session.execute(stmt)).all():
+    for row in await _rows(session, stmt):
         # Only the hits returned are lemmatised for their snippets.
         offset, snippet = _locate(row.words or [], row.text, marks, row.start_s)
         hits.append(_hit(
@@ -432,7 +461,7 @@ async def _transcript_calls(
     after: tuple[datetime, int] | None = None
     batch = max(FIRST_WALK_CALLS, most)
     while len(calls) < most:
-        rows = (await session.execute(_postings(forms[driver], others, filters, after, batch))).all()
+        rows = await _rows(session, _postings(forms[driver], others, filters, after, batch))
         if not rows:
             break
         found = list(dict.fromkeys(r.call_id for r in rows))
@@ -558,7 +587,7 @@ async def _client_hits(session: AsyncSession, query: str, filters: SearchFilters
     stmt = stmt.select_from(Call).outerjoin(Client, Client.id == Call.client_id).where(cond)
     stmt = _call_filters(stmt, filters).order_by(Call.started_at.desc(), Call.id.desc()).limit(filters.limit)
     hits = []
-    for row in (await session.execute(stmt)).all():
+    for row in await _rows(session, stmt):
         label = row.client_number if matched == "client_number" else row.client_name
         hits.append(_hit(
             row, recording_id=row.recording_id, recording=row.recording, segment_id=None, speaker=None,
