@@ -325,7 +325,9 @@ async def _walked_ids(
     others = [f for i, f in enumerate(forms) if i != driver]
     picked: list[int] = []
     after: tuple[datetime, int] | None = None
-    batch = FIRST_WALK_CALLS
+    # An entry walked is a call holding every word, a hit or more but for the rare call whose
+    # words are in different recordings: a page of hits seldom needs more entries than its size.
+    batch = min(FIRST_WALK_CALLS, filters.limit)
     while len(picked) < filters.limit:
         rows = await _rows(session, _postings(forms[driver], others, filters, after, batch))
         if not rows:
