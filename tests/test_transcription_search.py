@@ -32,7 +32,8 @@ from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client
 from pbxbridge.config import PbxConfig
 from pbxbridge.transcription.queue import claim, complete
-from pbxbridge.transcription.search import SearchFilters, search
+from pbxbridge.transcription.lemmas import lemmatise
+from pbxbridge.transcription.search import SearchFilters, _locate, _Marks, _wanted, search
 from pbxbridge.transcription.tables import TranscriptSegment
 from pbxbridge.transcription.transcript import Segment, Transcript, Word
 from pbxbridge.transcription.worker import EngineHolder, WorkerSettings, run_worker
@@ -181,6 +182,35 @@ async def test_discount_in_any_form_plays_from_the_word(
         assert [(h.linkedid, h.offset_s, h.speaker) for h in hits] == [(speech_recordings()[0].linkedid, 12.4, "client")]
         assert hits[0].snippet == "Да, а [скидку] дадите?"
     assert await search(sessions, "наценка") == []
+
+
+async def test_every_form_said_is_marked_and_play_starts_at_the_first(
+    sessions: async_sessionmaker[AsyncSession], shared_dir: Path
+) -> None:
+    # The recogniser's words need not be the text's one for one: "Да, а" came as one word.
+    await write_scenarios(sessions, shared_dir / "recordings", ["01-inbound-answered"])
+    job = await claim(sessions, "w1")
+    assert job is not None
+    said = [("Да, а", 12.0, 12.4), ("скидку", 12.4, 12.9), ("дадите?", 12.9, 13.4), ("Со", 13.4, 13.6),
+            ("скидкой.", 13.6, 14.2)]
+    words = tuple(Word(s, e, w) for w, s, e in said)
+    segment = Segment(12.0, 14.2, "Да, а скидку дадите? Со скидкой.", "client", words)
+    assert await complete(sessions, job, Transcript((segment,), "ru", 30.0))
+
+    (hit,) = await search(sessions, "скидки")
+    assert (hit.offset_s, hit.snippet) == (12.4, "Да, а [скидку] дадите? Со [скидкой].")
+
+
+def test_a_hit_whose_words_do_not_follow_its_text_plays_from_the_first_word_said() -> None:
+    # Stored lemmas give the marks; where the recogniser's words are out of step with the text
+    # (a word the text lacks), play starts at the first of them that is a query word all the same.
+    text = "Да, а скидку дадите?"
+    words = [{"start": 11.0, "word": "Алло"}, {"start": 12.0, "word": "Да,"}, {"start": 12.3, "word": "а"},
+             {"start": 12.4, "word": "скидку"}, {"start": 12.9, "word": "дадите?"}]
+    marks = _Marks(_wanted("скидка"))
+    assert _locate(words, text, marks, 10.0, lemmatise(text)) == (12.4, "Да, а [скидку] дадите?")
+    # Lemmas that do not line up with the text (stored by another version) are not trusted.
+    assert _locate(words, text, marks, 10.0, "да а") == (12.4, "Да, а [скидку] дадите?")
 
 
 async def test_cli_backfill_transcribes_with_a_progress_bar(

@@ -194,13 +194,53 @@ def _wanted(query: str) -> frozenset[str]:
     return frozenset().union(*(lemma_candidates(w) | {lemma(w)} for w in words_of(query)))
 
 
-def _locate(words: list[dict[str, Any]], text_: str, marks: _Marks, start_s: float) -> tuple[float, str]:
-    offset = start_s
+def _locate(
+    words: list[dict[str, Any]], text_: str, marks: _Marks, start_s: float, lemmas: str | None = None
+) -> tuple[float, str]:
+    """Where the first query word starts, and the text with every query word marked.
+
+    ``lemmas``, the segment's stored lemmas, are its text's words in order as
+    lemmatised when it was written: they tell which words are the query's
+    without running the analyser on every distinct word of every hit (hundreds
+    of words a page). Where they do not line up with the text, each spelling
+    is lemmatised instead.
+    """
+    tokens = list(WORD_RE.finditer(text_))
+    stored = lemmas.split() if lemmas else []
+    if not tokens or len(stored) != len(tokens):
+        return _locate_by_spelling(words, text_, marks, start_s)
+    said = [i for i, form in enumerate(stored) if form in marks.wanted]
+    if not said:
+        return start_s, text_
+    parts: list[str] = []
+    last = 0
+    for i in said:
+        token = tokens[i]
+        parts += (text_[last:token.start()], MARK_OPEN, token.group(0), MARK_CLOSE)
+        last = token.end()
+    parts.append(text_[last:])
+    # The recogniser's word holding the first query word: as many words of the text before it.
+    seen = 0
+    for w in words:
+        spelling = str(w.get("word", ""))
+        seen += len(WORD_RE.findall(spelling))
+        if seen > said[0]:
+            if marks.matches(spelling):
+                return float(w["start"]), "".join(parts)
+            break
+    # The words do not follow the text: the first word that is a query word.
+    return _first_word_start(words, marks, start_s), "".join(parts)
+
+
+def _locate_by_spelling(words: list[dict[str, Any]], text_: str, marks: _Marks, start_s: float) -> tuple[float, str]:
+    return _first_word_start(words, marks, start_s), marks.marked(text_)
+
+
+def _first_word_start(words: list[dict[str, Any]], marks: _Marks, start_s: float) -> float:
     for w in words:
         if marks.matches(str(w.get("word", ""))):
-            offset = float(w["start"])
-            break
-    return offset, marks.marked(text_)
+            return float(w["start"])
+    return start_s
 
 
 def _hit(row: Any, **extra: Any) -> Hit:
@@ -410,12 +450,11 @@ async def _hits_of(session: AsyncSession, segment_ids: list[int], wanted: frozen
     """Full hits of the picked segments, in search order."""
     if not segment_ids:
         return []
-    stmt = _segments_of_calls([]).where(TranscriptSegment.id.in_(segment_ids)).order_by(*_ORDER)
+    stmt = _segments_of_calls([TranscriptSegment.lemmas]).where(TranscriptSegment.id.in_(segment_ids)).order_by(*_ORDER)
     hits = []
     marks = _Marks(wanted)
     for row in await _rows(session, stmt):
-        # Only the hits returned are lemmatised for their snippets.
-        offset, snippet = _locate(row.words or [], row.text, marks, row.start_s)
+        offset, snippet = _locate(row.words or [], row.text, marks, row.start_s, row.lemmas)
         hits.append(_hit(
             row, recording_id=row.recording_id, recording=row.recording, segment_id=row.segment_id,
             speaker=row.speaker, offset_s=round(offset, 2), snippet=snippet, matched="transcript",
