@@ -73,6 +73,8 @@ def main() -> int:
     parser.add_argument("--shared", type=Path, default=shared_traces_dir())
     parser.add_argument("--model", default="", help="model directory (default: the bundled Whisper base)")
     parser.add_argument("--compute-types", nargs="+", default=["int8", "float32"])
+    parser.add_argument("--beams", nargs="+", type=int, default=[5, 1],
+                        help="beam sizes; the first for every compute type, the others for the first type only")
     parser.add_argument("--workers", nargs="*", type=int, default=[1, 2])
     parser.add_argument("--openai-checkpoint", default="", help="also time openai-whisper with this .pt file")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md as it is")
@@ -85,15 +87,20 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     print(f"{len(files)} recordings, {audio:.1f} s of audio; {cpu_model()}, {cores} cores; load {load_before:.1f}")
     rows = []
-    for compute_type in args.compute_types:
-        settings = EngineSettings(model=args.model, compute_type=compute_type, threads=cores)
+    # The settings' default beam for every compute type; a narrower beam (faster, a little
+    # less accurate) for the first type only.
+    runs = [(c, args.beams[0]) for c in args.compute_types] + [(args.compute_types[0], b) for b in args.beams[1:]]
+    for compute_type, beam in runs:
+        settings = EngineSettings(model=args.model, compute_type=compute_type, threads=cores, beam_size=beam)
         loaded, spent, cpu = measure(settings, files)
-        rows.append(("faster-whisper", model_name, compute_type, cores, loaded, spent / audio, cpu / audio))
-        print(f"faster-whisper {compute_type:8} load {loaded:5.1f} s  RTF {spent / audio:.3f}  CPU s per audio s {cpu / audio:.3f}")
+        rows.append(("faster-whisper", model_name, compute_type, beam, cores, loaded, spent / audio, cpu / audio))
+        print(f"faster-whisper {compute_type:8} beam {beam}  load {loaded:5.1f} s  RTF {spent / audio:.3f}  "
+              f"CPU s per audio s {cpu / audio:.3f}")
     if args.openai_checkpoint:
         settings = EngineSettings(engine="openai-whisper", model=args.openai_checkpoint, threads=cores)
         loaded, spent, cpu = measure(settings, files)
-        rows.append(("openai-whisper", Path(args.openai_checkpoint).name, "float32", cores, loaded, spent / audio, cpu / audio))
+        rows.append(("openai-whisper", Path(args.openai_checkpoint).name, "float32", settings.beam_size, cores, loaded,
+                     spent / audio, cpu / audio))
         print(f"openai-whisper float32  load {loaded:5.1f} s  RTF {spent / audio:.3f}  CPU s per audio s {cpu / audio:.3f}")
     flows = []
     for workers in args.workers:
@@ -110,9 +117,9 @@ def main() -> int:
             "",
             # CPU seconds per audio second hardly depend on other load; divided by
             # the threads it is the RTF an idle host of this CPU would reach.
-            "| engine | model | compute type | threads | load s | RTF (wall) | CPU s per audio s |",
-            "|---|---|---|---|---|---|---|",
-            *(f"| {e} | {m} | {c} | {t} | {lo:.1f} | {r:.3f} | {cp:.3f} |" for e, m, c, t, lo, r, cp in rows),
+            "| engine | model | compute type | beam | threads | load s | RTF (wall) | CPU s per audio s |",
+            "|---|---|---|---|---|---|---|---|",
+            *(f"| {e} | {m} | {c} | {b} | {t} | {lo:.1f} | {r:.3f} | {cp:.3f} |" for e, m, c, b, t, lo, r, cp in rows),
             "",
             *(
                 ["| workers | threads each | audio s per wall s | minutes of calls per hour |", "|---|---|---|---|"]

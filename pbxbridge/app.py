@@ -47,6 +47,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import configure_mappers
 
 from pbxbridge.ami.frames import Frame
 from pbxbridge.ami.interest import EventInterest
@@ -228,6 +229,9 @@ class Daemon:
             url = self.config.database.url
             self._set_status("migrating the database")
             await upgrade_async(url)
+            # Every domain's tables are imported by now: their mappings are worked out here,
+            # once (some 40 ms), rather than by whichever call happens to be written first.
+            configure_mappers()
             self.engine = make_engine(url)
             self.session_factory = session_factory(self.engine)
             # The daemon's own writes (journal, saves, KPI) are short transactions:
