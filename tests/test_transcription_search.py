@@ -164,18 +164,24 @@ async def test_cli_search_and_transcript_print_json_lines(
     assert _cli("transcript", "no-such-call", "--db", db_url).returncode == 1
 
 
-async def test_discount_in_any_form_plays_from_the_word(
-    sessions: async_sessionmaker[AsyncSession], shared_dir: Path
+async def _client_says(
+    sessions: async_sessionmaker[AsyncSession], shared_dir: Path, text: str, said: list[tuple[str, float, float]]
 ) -> None:
-    # A sales conversation's words as the engine would hand them over, stored
-    # through the queue like any transcript.
+    """The first call's recording transcribed as one client segment: (word, start, end) as the engine
+    would hand them over, stored through the queue like any transcript."""
     await write_scenarios(sessions, shared_dir / "recordings", ["01-inbound-answered"])
     job = await claim(sessions, "w1")
     assert job is not None
-    said = [("Да,", 12.0, 12.3), ("а", 12.3, 12.4), ("скидку", 12.4, 12.9), ("дадите?", 12.9, 13.4)]
     words = tuple(Word(s, e, w) for w, s, e in said)
-    segment = Segment(12.0, 13.4, "Да, а скидку дадите?", "client", words)
+    segment = Segment(said[0][1], said[-1][2], text, "client", words)
     assert await complete(sessions, job, Transcript((segment,), "ru", 30.0))
+
+
+async def test_discount_in_any_form_plays_from_the_word(
+    sessions: async_sessionmaker[AsyncSession], shared_dir: Path
+) -> None:
+    said = [("Да,", 12.0, 12.3), ("а", 12.3, 12.4), ("скидку", 12.4, 12.9), ("дадите?", 12.9, 13.4)]
+    await _client_says(sessions, shared_dir, "Да, а скидку дадите?", said)
 
     for query in ("скидка", "скидки", "СКИДКОЙ"):
         hits = await search(sessions, query)
@@ -188,14 +194,9 @@ async def test_every_form_said_is_marked_and_play_starts_at_the_first(
     sessions: async_sessionmaker[AsyncSession], shared_dir: Path
 ) -> None:
     # The recogniser's words need not be the text's one for one: "Да, а" came as one word.
-    await write_scenarios(sessions, shared_dir / "recordings", ["01-inbound-answered"])
-    job = await claim(sessions, "w1")
-    assert job is not None
     said = [("Да, а", 12.0, 12.4), ("скидку", 12.4, 12.9), ("дадите?", 12.9, 13.4), ("Со", 13.4, 13.6),
             ("скидкой.", 13.6, 14.2)]
-    words = tuple(Word(s, e, w) for w, s, e in said)
-    segment = Segment(12.0, 14.2, "Да, а скидку дадите? Со скидкой.", "client", words)
-    assert await complete(sessions, job, Transcript((segment,), "ru", 30.0))
+    await _client_says(sessions, shared_dir, "Да, а скидку дадите? Со скидкой.", said)
 
     (hit,) = await search(sessions, "скидки")
     assert (hit.offset_s, hit.snippet) == (12.4, "Да, а [скидку] дадите? Со [скидкой].")
