@@ -345,8 +345,6 @@ class AmiSimulator:
             # Set at the trace's first stamped event, once it is really sent.
             shift: float | None = None
             for event in trace.events:
-                if not self._may_play.is_set():
-                    await self._flush_due()
                 if await self._hold():
                     anchor = None
                 ts = event_timestamp(event)
@@ -363,8 +361,6 @@ class AmiSimulator:
                     await asyncio.sleep(0)
                 # The last listener may have gone (or a pause come) while
                 # this event waited for its time: hold it back too.
-                if not self._may_play.is_set():
-                    await self._flush_due()
                 if await self._hold() and ts is not None:
                     anchor = (loop.time(), ts)
                 out = with_fresh_ids(event, suffix)
@@ -390,18 +386,23 @@ class AmiSimulator:
         if not self._due:
             return
         due, self._due = self._due, []
+        await self._drain(self._send_events([data for _event, data in due], [event for event, _data in due]))
+
+    def _send_events(self, rendered: list[bytes], events: list[Frame]) -> list[ClientSession]:
+        """Write rendered events to every listening client, in one write each, what its mask lets
+        through; returns the clients written to."""
         targets = [s for s in self.sessions if s.listening]
         everything: bytes | None = None
         for session in targets:
             if session.event_classes is None:
                 if everything is None:
-                    everything = b"".join(data for _event, data in due)
+                    everything = b"".join(rendered)
                 session.send_raw(everything)
             else:
-                wanted = [data for event, data in due if session.wants(event)]
+                wanted = [b for b, e in zip(rendered, events) if session.wants(e)]
                 if wanted:
                     session.send_raw(b"".join(wanted))
-        await self._drain(targets)
+        return targets
 
     def _stop_due(self) -> bool:
         """Whether ``_after_event`` acts at this count (an injection, the drop or a pause)."""
@@ -432,17 +433,7 @@ class AmiSimulator:
                 self._unapplied_events += end - i
                 if self._unapplied_events > MAX_UNAPPLIED_EVENTS:
                     self._apply_unapplied()
-                targets = [s for s in self.sessions if s.listening]
-                everything: bytes | None = None
-                for session in targets:
-                    if session.event_classes is None:
-                        if everything is None:
-                            everything = b"".join(rendered)
-                        session.send_raw(everything)
-                    else:
-                        wanted = [b for b, e in zip(rendered, trace.events[i:end]) if session.wants(e)]
-                        if wanted:
-                            session.send_raw(b"".join(wanted))
+                targets = self._send_events(rendered, trace.events[i:end])
                 self.events_sent += end - i
                 i = end
                 self._after_event()
@@ -469,9 +460,13 @@ class AmiSimulator:
                 self._state.apply(with_fresh_ids(event, suffix))
 
     async def _hold(self) -> bool:
-        """Wait for a listening client if asked to; True if the replay waited."""
+        """Wait for a listening client if asked to; True if the replay waited.
+
+        What the paced replay has queued goes out first: nothing waits unsent.
+        """
         if self._may_play.is_set():
             return False
+        await self._flush_due()
         await self._may_play.wait()
         return True
 
