@@ -48,6 +48,9 @@ class RecordingsConfig:
     root: str = "recordings"
     # The directory MixMonitor writes under on the PBX; stripped from its paths.
     spool_prefix: str = "/var/spool/asterisk/monitor"
+    # Where the PBX's voicemail spool (/var/spool/asterisk/voicemail) is mounted or
+    # synced: a message a caller left is attached to the call from there.
+    voicemail_root: str = "/var/spool/asterisk/voicemail"
 
 
 @dataclass(slots=True)

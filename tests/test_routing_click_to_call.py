@@ -13,7 +13,7 @@ from sqlalchemy import select
 from pbxbridge.ami.frames import Frame
 from pbxbridge.ami.listener import AmiListener, ListenerState
 from pbxbridge.ami.simulator import AmiSimulator
-from pbxbridge.calls.model import CallStatus, Direction, FinishedCall
+from pbxbridge.calls.model import CallStatus, Direction, FailureReason, FinishedCall
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.calls.tables import Call
 from pbxbridge.calls.tracker import CallTracker, TrackerSettings
@@ -21,10 +21,12 @@ from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.config import ClickToCallConfig, Config
 from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.routing.click_to_call import (
+    FAIL_FAST_S,
     AmiUnavailable,
     ClickToCall,
     ExtensionBusy,
     InvalidNumber,
+    OriginateFailed,
     RequestStatus,
     UnknownExtension,
     extensions_from_db,
@@ -53,7 +55,13 @@ class Bench:
 @pytest.fixture
 async def bench(shared_dir: Path) -> AsyncIterator[Bench]:
     simulator = AmiSimulator([], speed=0, username=USER, secret=SECRET)
-    originate = OriginateSimulation(traces_dir=shared_dir, busy_numbers={"79162220003"})
+    originate = OriginateSimulation(
+        traces_dir=shared_dir,
+        busy_numbers={"79162220003"},
+        unanswered_extensions={"203"},
+        rejecting_extensions={"205"},
+        unreachable_extensions={"298"},
+    )
     originate.install(simulator)
     await simulator.start()
     lines = LineStates()
@@ -149,6 +157,30 @@ async def test_client_busy_ends_as_a_busy_outbound_call(bench: Bench) -> None:
     assert call.manager == "202"
     resolved = bench.clicks.request(request.request_id)
     assert resolved is not None and resolved.linkedid == call.linkedid
+
+
+@pytest.mark.parametrize(("extension", "reason"), [("203", FailureReason.MANAGER_NO_ANSWER),
+                                                   ("205", FailureReason.MANAGER_REJECTED)])
+async def test_manager_not_picking_up_is_his_failed_call_to_that_client(
+    bench: Bench, extension: str, reason: FailureReason
+) -> None:
+    # The simulator plays pjsip-03 cut where the manager's handset rings (sim_originate.manager_leg_fails).
+    await bench.clicks.call(extension, "+79162220001")
+    await asyncio.wait_for(bench.got_call.wait(), 10)
+    [call] = bench.finished
+    assert call.direction is Direction.OUTBOUND
+    assert (call.manager, call.client_number) == (extension, "79162220001")
+    assert (call.status, call.failure_reason) == (CallStatus.FAILED, reason)
+
+
+async def test_originate_failing_at_once_is_an_error_for_who_clicked(bench: Bench) -> None:
+    # The daemon's own click-to-call waits this briefly for Asterisk to say it failed.
+    bench.clicks = ClickToCall(bench.listener.send_action, bench.lines, ClickToCallConfig(), fail_fast_s=FAIL_FAST_S)
+    with pytest.raises(OriginateFailed, match="298"):
+        await bench.clicks.call("298", "+79162220001")
+    await asyncio.wait_for(bench.originate.wait_played(), 10)
+    # Asterisk made no channel: no call of any kind is journaled for it.
+    assert bench.finished == [] and bench.tracker.active_count() == 0
 
 
 async def test_second_click_while_the_manager_talks_is_refused(bench: Bench, shared_dir: Path) -> None:

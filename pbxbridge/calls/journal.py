@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.calls.tables import Call
+from pbxbridge.recordings.kinds import RecordingKind
 from pbxbridge.recordings.locate import RecordingStatus
 
 
@@ -21,7 +22,13 @@ def iso_utc(value: datetime | None) -> str | None:
 
 def journal_entry(call: Call) -> dict[str, Any]:
     """One call as a journal object (public field names)."""
-    with_sound = [r.path for r in call.recordings if r.status == RecordingStatus.OK and r.path]
+    with_sound = [
+        r.path for r in call.recordings if r.status == RecordingStatus.OK and r.path and r.kind == RecordingKind.CALL
+    ]
+    messages = [
+        r.path for r in call.recordings
+        if r.status == RecordingStatus.OK and r.path and r.kind == RecordingKind.VOICEMAIL
+    ]
     return {
         "pbx": call.pbx,
         "linkedid": call.linkedid,
@@ -43,8 +50,12 @@ def journal_entry(call: Call) -> dict[str, Any]:
         "wait_s": call.wait_s,
         "talk_s": call.talk_s,
         "originated": call.originated,
+        "failure_reason": call.failure_reason,
         "recording": with_sound[0] if with_sound else None,
         "recordings": with_sound,
+        "voicemail": call.voicemail,
+        # The message the caller left, relative to the voicemail root, when it was found.
+        "voicemail_message": messages[0] if messages else None,
     }
 
 

@@ -23,6 +23,19 @@ class CallStatus(StrEnum):
     FAILED = "failed"
 
 
+class FailureReason(StrEnum):
+    """Why an outbound call did not become a conversation (the status says what, this says who)."""
+
+    # Click-to-call: the manager's own handset rang first and nobody picked it up.
+    MANAGER_NO_ANSWER = "manager_no_answer"
+    # Click-to-call: the manager's handset refused the call (busy, declined, unreachable).
+    MANAGER_REJECTED = "manager_rejected"
+    CLIENT_BUSY = "client_busy"
+    CLIENT_NO_ANSWER = "client_no_answer"
+    # The PBX could not place the call at all (no route, trunk down, bad channel).
+    NOT_PLACED = "not_placed"
+
+
 class ClosedBy(StrEnum):
     """How the tracker learned that a call was over."""
 
@@ -72,6 +85,12 @@ class FinishedCall:
     closed_by: ClosedBy = ClosedBy.HANGUP
     # Names of queues' members as the PBX announced them (extension -> name).
     member_names: dict[str, str] = field(default_factory=dict)
+    # An outbound call that did not become a conversation: whose side it stopped on.
+    failure_reason: FailureReason | None = None
+    # The caller reached voicemail; ``voicemail_file`` is the message Asterisk
+    # wrote (``VM_MESSAGEFILE``, without extension) when one was left.
+    voicemail: bool = False
+    voicemail_file: str | None = None
 
     @property
     def wait_s(self) -> float:

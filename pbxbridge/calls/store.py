@@ -27,6 +27,7 @@ from pbxbridge.db.engine import WRITE
 from pbxbridge.db.types import utc_from_unix
 from pbxbridge.db.upsert import dialect_insert, insert_or_ignore
 from pbxbridge.recordings.locate import LocatedRecording, locate_recording
+from pbxbridge.recordings.voicemail import locate_voicemail
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class CallWriter:
         if not calls:
             return []
         located: list[list[LocatedRecording]] = [[] for _call in calls]
-        if any(call.recording_files for call in calls):
+        if any(call.recording_files or call.voicemail_file for call in calls):
             # A thread hop waits its turn on a busy event loop: only when there is disk to read.
             located = await asyncio.to_thread(lambda: [self._locate_recordings(call) for call in calls])
         written: list[Written] = []
@@ -312,6 +313,8 @@ class CallWriter:
             "talk_s": round(call.talk_s, 3),
             "originated": call.originated,
             "closed_by": str(call.closed_by),
+            "failure_reason": str(call.failure_reason) if call.failure_reason else None,
+            "voicemail": call.voicemail,
         }
 
     def _client_number(self, call: FinishedCall) -> str | None:
@@ -444,9 +447,20 @@ class CallWriter:
         return configured or member_name, bool(configured)
 
     def _locate_recordings(self, call: FinishedCall) -> list[LocatedRecording]:
-        root = Path(self.settings.recordings.root)
-        prefix = self.settings.recordings.spool_prefix
-        return [locate_recording(pbx_path, root, prefix) for pbx_path in call.recording_files]
+        settings = self.settings.recordings
+        root = Path(settings.root)
+        found = [locate_recording(pbx_path, root, settings.spool_prefix) for pbx_path in call.recording_files]
+        if call.voicemail_file:
+            found.append(
+                locate_voicemail(
+                    call.voicemail_file,
+                    settings.voicemail_root,
+                    caller=call.client_number,
+                    started_at=call.started_at,
+                    ended_at=call.ended_at,
+                )
+            )
+        return found
 
 
 def _renames(current: str | None, name: str | None, configured: bool) -> bool:
@@ -479,6 +493,7 @@ def _recording_values(call_id: int, position: int, found: LocatedRecording) -> d
         "sample_rate": found.sample_rate,
         "duration_s": found.duration_s,
         "size_bytes": found.size_bytes,
+        "kind": found.kind,
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pbxbridge.db.base import Base
@@ -46,6 +46,10 @@ class Call(Base):
     talk_s: Mapped[float] = mapped_column(Float)
     originated: Mapped[bool] = mapped_column(Boolean, default=False)
     closed_by: Mapped[str] = mapped_column(String(16))
+    # An outbound call that did not become a conversation: whose side it stopped on (FailureReason).
+    failure_reason: Mapped[str | None] = mapped_column(String(24))
+    # The caller was sent to voicemail (the message, when found, is a recording of kind "voicemail").
+    voicemail: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     parties: Mapped[list[CallParty]] = relationship(
         back_populates="call", lazy="selectin", order_by="(CallParty.role, CallParty.position)"
@@ -79,8 +83,11 @@ class Recording(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # "call" (MixMonitor, under the recordings root) or "voicemail" (a message the
+    # caller left, under the voicemail root): see pbxbridge.recordings.kinds.
+    kind: Mapped[str] = mapped_column(String(16), default="call", server_default="call")
     pbx_path: Mapped[str] = mapped_column(String(1024))
-    # Relative to the recordings root; None when the file was not found.
+    # Relative to its kind's root; None when the file was not found.
     path: Mapped[str | None] = mapped_column(String(1024))
     status: Mapped[str] = mapped_column(String(16))
     format: Mapped[str | None] = mapped_column(String(16))

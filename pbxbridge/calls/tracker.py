@@ -19,10 +19,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pbxbridge.calls.channels import ChannelName, local_partner, parse_channel
-from pbxbridge.calls.model import CallStatus, ClosedBy, Direction, FinishedCall
+from pbxbridge.calls.model import CallStatus, ClosedBy, Direction, FailureReason, FinishedCall
 
-# The one variable the tracker reads from VarSet: the file MixMonitor records to.
+# The file MixMonitor records to.
 RECORDING_VARIABLE = "MIXMONITOR_FILENAME"
+# app_voicemail's own record of a message left: the file it wrote (no extension).
+VOICEMAIL_FILE_VARIABLE = "VM_MESSAGEFILE"
+# Every variable whose VarSet the tracker reads (the daemon lets these through its event filter).
+TRACKER_VARIABLES = frozenset({RECORDING_VARIABLE, VOICEMAIL_FILE_VARIABLE})
 
 Event = Mapping[str, str]
 
@@ -62,6 +66,19 @@ MAX_CHANNELS_PER_CALL = 500
 MAX_BRIDGES = 100_000
 # Dial outcomes in which the handset never alerted anyone.
 _REFUSALS = frozenset({"BUSY", "CONGESTION", "CHANUNAVAIL"})
+# A click-to-call whose first leg (the manager's handset) failed is over before
+# Asterisk's OriginateResponse says which number it was for; the call waits for
+# it this long (in event time) before it is given out without the number.
+ORIGINATE_WAIT_S = 5.0
+# Warnings about bad input kept until taken (a hostile stream must not grow them).
+MAX_WARNINGS = 1000
+# OriginateResponse Reason codes (Asterisk's control frame types) for the manager's leg.
+_ORIGINATE_REFUSED = frozenset({"1", "5", "8"})  # hung up, busy, congestion
+_ORIGINATE_NO_ANSWER = frozenset({"3"})
+# What the caller's wait stood at while they were still waiting for a manager.
+_STILL_WAITING = frozenset({"queue", "ringing", "abandoned", "CANCEL"})
+# A transfer's destination that is a phone number, not an extension.
+_PHONE_NUMBER = re.compile(r"^\+?\d{5,}$")
 _INTERFACE_EXT = re.compile(r"^[A-Za-z0-9_]+/(?P<ext>[^@/-]+)")
 
 
@@ -100,6 +117,8 @@ class _Channel:
     # (HangupRequest), False when Asterisk itself ended it (SoftHangupRequest).
     remote_hangup: bool | None = None
     in_queue: str | None = None
+    # The dialplan application the channel ran last (Newexten).
+    app: str = ""
 
 
 @dataclass(slots=True)
@@ -135,6 +154,21 @@ class _Call:
     wait_outcome: str | None = None
     originated: bool = False
     member_names: dict[str, str] = field(default_factory=dict)
+    # Whether the caller's channel was ended by the far end (True: the caller
+    # hung up) or by Asterisk (False: the dialplan or a time-out), and where
+    # the wait stood at that moment.
+    caller_hung_up: bool | None = None
+    wait_at_hangup: str | None = None
+    # The caller reached voicemail, and the message file when one was left.
+    voicemail: bool = False
+    voicemail_file: str | None = None
+    # Click-to-call: how Asterisk's dial of the manager's handset (the
+    # Originate's first leg) ended, and what its OriginateResponse said.
+    originate_status: str | None = None
+    originate_exten: str | None = None
+    originate_reason: str | None = None
+    # Ringing channels picked up from another handset: channel uid -> the extension that picked up.
+    pickups: dict[str, str] = field(default_factory=dict)
 
 
 _CALL_FIELDS = tuple(
@@ -171,7 +205,7 @@ class CallTracker:
             "Newstate": self._on_newstate,
             "NewCallerid": self._on_snapshot,
             "NewConnectedLine": self._on_snapshot,
-            "Newexten": self._on_snapshot,
+            "Newexten": self._on_newexten,
             "DialBegin": self._on_dial_begin,
             "DialState": self._on_dial_state,
             "DialEnd": self._on_dial_end,
@@ -189,11 +223,17 @@ class CallTracker:
             "HangupRequest": self._on_hangup_request,
             "SoftHangupRequest": self._on_hangup_request,
             "Rename": self._on_rename,
+            "Pickup": self._on_pickup,
         }
         self._done: list[FinishedCall] = []
         # Calls changed since take_dirty(): what a persisted snapshot must rewrite.
         self._dirty: set[str] = set()
         self._ext_cache: dict[str, str | None] = {}
+        # Calls over but for the OriginateResponse that names their number (see ORIGINATE_WAIT_S).
+        self._held: dict[str, tuple[_Call, float]] = {}
+        # Linkedids taken into another call (a consultation, a pickup) -> that call's linkedid.
+        self._merged: OrderedDict[str, str] = OrderedDict()
+        self._warnings: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------------ API
 
@@ -210,10 +250,40 @@ class CallTracker:
             if handler is not None:
                 handler(event, t)
             finished = []
+        if self._held:
+            self._release_due(t)
         if self._done:
             finished = self._done + finished
             self._done = []
         return finished
+
+    def release_held(self, now: float) -> list[FinishedCall]:
+        """Give out held calls whose wait is over by ``now`` (event time; ``inf`` for all)."""
+        self._release_due(now)
+        done, self._done = self._done, []
+        return done
+
+    def end_of_stream(self, now: float) -> list[FinishedCall]:
+        """The stream is over (a capture's end): every call still open or held is given out.
+
+        A call still up at the end of a capture was cut, not finished: it is
+        closed at the last event heard of it, as after a reconnect, and named
+        in a warning.
+        """
+        out = self.release_held(float("inf"))
+        for call in list(self._calls.values()):
+            self._warn(call.linkedid, "the stream ended while the call was in progress; closed at its last event")
+            out.append(self._finish(call, ClosedBy.RECONCILE))
+        return out
+
+    def take_warnings(self) -> list[tuple[str, str]]:
+        """(linkedid, what was wrong) for bad input seen since the last call."""
+        warnings, self._warnings = self._warnings, []
+        return warnings
+
+    def _warn(self, linkedid: str, message: str) -> None:
+        if len(self._warnings) < MAX_WARNINGS:
+            self._warnings.append((linkedid, message))
 
     def reconcile(self, live_linkedids: set[str], now: float) -> list[FinishedCall]:
         """Close calls Asterisk no longer has (after a restart or reconnect).
@@ -293,10 +363,11 @@ class CallTracker:
         linkedid = str(data["linkedid"])
         if linkedid in self._calls or linkedid in self._finished:
             return
-        call = _Call(**{k: data[k] for k in _CALL_FIELDS})
+        # Snapshots saved by an older version lack newer fields: those keep their defaults.
+        call = _Call(**{k: data[k] for k in _CALL_FIELDS if k in data})
         call.dials = [_Dial(**d) for d in data.get("dials", [])]
         for raw in data.get("channels", []):
-            fields = {k: raw[k] for k in _CHANNEL_FIELDS if k != "name"}
+            fields = {k: raw[k] for k in _CHANNEL_FIELDS if k != "name" and k in raw}
             ch = _Channel(name=parse_channel(raw["name"]), **fields)
             ch.bridges = set(raw.get("bridges", []))
             call.channels[ch.uid] = ch
@@ -342,6 +413,7 @@ class CallTracker:
             if not create:
                 return None
             linkedid = event.get(prefix + "Linkedid") or uid
+            linkedid = self._merged.get(linkedid, linkedid)
             name = event.get(prefix + "Channel")
             if not name or linkedid in self._finished:
                 return None
@@ -388,6 +460,17 @@ class CallTracker:
 
     def _on_snapshot(self, event: Event, t: float) -> None:
         self._channel(event, t)
+
+    def _on_newexten(self, event: Event, t: float) -> None:
+        ch = self._channel(event, t)
+        app = event.get("Application")
+        if ch is None or not app:
+            return
+        ch.app = app
+        if app == "VoiceMail":
+            call = self._by_uid[ch.uid]
+            if ch.uid == call.origin:
+                call.voicemail = True
 
     def _on_newchannel(self, event: Event, t: float) -> None:
         ch = self._channel(event, t)
@@ -457,9 +540,15 @@ class CallTracker:
     def _on_dial_end(self, event: Event, t: float) -> None:
         dest = self._channel(event, t, "Dest")
         caller = self._channel(event, t)
-        if dest is None or caller is None:
+        if dest is None:
             return
         status = event.get("DialStatus", "")
+        if caller is None:
+            # Asterisk's own dial of an Originate's first leg: the manager's handset on a click-to-call.
+            dest_call = self._by_uid[dest.uid]
+            if dest.uid == dest_call.origin and status:
+                dest_call.originate_status = status
+            return
         call = self._by_uid[caller.uid]
         for dial in reversed(call.dials):
             if dial.caller == caller.uid and dial.dest == dest.uid and dial.status is None:
@@ -516,9 +605,12 @@ class CallTracker:
             call.wait_outcome = "queue_timeout"
 
     def _on_queue_abandon(self, event: Event, t: float) -> None:
+        # app_queue sends this when the queue times out too (then QUEUESTATUS=TIMEOUT
+        # and the dialplan goes on): only a caller who already hung up gave up.
         ch = self._channel(event, t)
         if ch is not None:
-            self._by_uid[ch.uid].wait_outcome = "abandoned"
+            gave_up = ch.remote_hangup is True
+            self._by_uid[ch.uid].wait_outcome = "abandoned" if gave_up else "queue_timeout"
 
     def _on_agent_called(self, event: Event, t: float) -> None:
         ch = self._channel(event, t)
@@ -570,7 +662,8 @@ class CallTracker:
         """Record a handset talking to this call's client."""
         if not self._is_client_side(call, mine):
             return
-        ext = self._handset_ext(peer)
+        peer_call = self._by_uid.get(peer.uid, call)
+        ext = self._picked(peer_call, peer) or self._handset_ext(peer)
         if ext is not None:
             call.bridged_handsets.append(ext)
 
@@ -593,8 +686,12 @@ class CallTracker:
     # ------------------------------------------------------------ transfers
 
     def _on_blind_transfer(self, event: Event, t: float) -> None:
+        # The target is an extension, or an outside number (a manager forwarding
+        # the client to a mobile): both are where the client went.
         target = event.get("Extension", "")
-        if event.get("Result", "Success") != "Success" or not self._ext_re.match(target):
+        if event.get("Result", "Success") != "Success":
+            return
+        if not self._ext_re.match(target) and not _PHONE_NUMBER.match(target):
             return
         for key in ("TransfereeUniqueid", "TransfererUniqueid"):
             call = self._call_of(event.get(key))
@@ -609,21 +706,71 @@ class CallTracker:
             call.last_event_at = max(call.last_event_at, t)
 
     def _on_attended_transfer(self, event: Event, t: float) -> None:
+        """The consulted colleague takes the client.
+
+        The consultation is a leg of the client's call: with Atxfer it already
+        shares the call's linkedid; a handset's own transfer (SIP REFER) made
+        it a call of its own, which becomes part of the client's call here.
+        """
         if event.get("Result", "Success") != "Success":
             return
         target_uid = event.get("TransferTargetUniqueid")
         target_call = self._call_of(target_uid)
-        ext = None
-        if target_call is not None and target_uid:
-            ext = self._handset_ext(target_call.channels[target_uid])
-        if ext is None:
+        if target_call is None or not target_uid:
             return
+        target = target_call.channels[target_uid]
+        ext = self._resolve_handset(target_call, target) or self._handset_ext(target)
+        if ext is None and target.caller_num and self._ext_re.match(target.caller_num):
+            ext = target.caller_num
         for key in ("TransfereeUniqueid", "OrigTransfererUniqueid"):
             call = self._call_of(event.get(key))
-            if call is not None and call is not target_call:
+            if call is None:
+                continue
+            self._merge(call, target_call)
+            self._merge(call, self._call_of(event.get("SecondTransfererUniqueid")))
+            if ext is not None:
                 call.transferred_to.append(ext)
-                call.last_event_at = max(call.last_event_at, t)
-                return
+            call.last_event_at = max(call.last_event_at, t)
+            return
+
+    def _on_pickup(self, event: Event, t: float) -> None:
+        """A handset picked up a colleague's ringing line: it answered the call.
+
+        The picking channel dialled a feature code (``*8``, ``**<ext>``) and so
+        started a call of its own; that is a leg of the call it picked up.
+        """
+        picker = self._channel(event, t)
+        target = self._channel(event, t, "Target", create=False)
+        if picker is None or target is None:
+            return
+        call = self._by_uid[target.uid]
+        ext = self._handset_ext(picker)
+        if ext is None and picker.caller_num and self._ext_re.match(picker.caller_num):
+            ext = picker.caller_num
+        if ext is not None:
+            call.pickups[target.uid] = ext
+        self._merge(call, self._by_uid[picker.uid])
+        call.last_event_at = max(call.last_event_at, t)
+
+    def _merge(self, call: _Call, other: _Call | None) -> None:
+        """Take another linkedid's channels into ``call``: they were a leg of it."""
+        if other is None or other is call:
+            return
+        for uid, ch in other.channels.items():
+            call.channels[uid] = ch
+            self._by_uid[uid] = call
+        call.open_channels += other.open_channels
+        call.dials.extend(other.dials)
+        call.recording_files.extend(f for f in other.recording_files if f not in call.recording_files)
+        call.pickups.update(other.pickups)
+        call.last_event_at = max(call.last_event_at, other.last_event_at)
+        self._calls.pop(other.linkedid, None)
+        self._merged[other.linkedid] = call.linkedid
+        if len(self._merged) > FINISHED_MEMORY:
+            self._merged.popitem(last=False)
+        # Its saved in-progress state must go; the call it joined carries it now.
+        self._dirty.add(other.linkedid)
+        self._dirty.add(call.linkedid)
 
     def _call_by_name(self, name: str | None) -> _Call | None:
         uid = self._uid_by_name.get(name or "")
@@ -632,22 +779,30 @@ class CallTracker:
     # ----------------------------------------------------------- variables
 
     def _on_varset(self, event: Event, t: float) -> None:
-        if event.get("Variable") != RECORDING_VARIABLE:
+        variable = event.get("Variable")
+        if variable not in TRACKER_VARIABLES:
             return
         ch = self._channel(event, t)
         value = event.get("Value", "")
         if ch is None or not value:
             return
-        files = self._by_uid[ch.uid].recording_files
-        if value not in files:
-            files.append(value)
+        call = self._by_uid[ch.uid]
+        if variable == VOICEMAIL_FILE_VARIABLE:
+            call.voicemail = True
+            call.voicemail_file = value
+            return
+        if value not in call.recording_files:
+            call.recording_files.append(value)
 
     def _on_originate_response(self, event: Event, t: float) -> None:
         ch = self._channel(event, t, create=False)
         if ch is None:
+            self._originate_answered_late(event)
             return
         call = self._by_uid[ch.uid]
         if ch.uid == call.origin:
+            if event.get("Response", "Success") != "Success":
+                self._note_originate(call, ch, event)
             call.originated = True
             context, exten = event.get("Context", ""), event.get("Exten", "")
             if context:
@@ -656,14 +811,42 @@ class CallTracker:
                 if exten and exten not in _UNKNOWN_NUMBERS:
                     ch.first_exten.setdefault(context, exten)
 
+    def _originate_answered_late(self, event: Event) -> None:
+        """An OriginateResponse for a click-to-call already over: it names the client's number."""
+        uid = event.get("Uniqueid", "")
+        requested = event.get("Channel", "")
+        for linkedid, (call, ended_at) in self._held.items():
+            origin = call.channels.get(call.origin or "")
+            if origin is None:
+                continue
+            if uid != origin.uid and not (requested and _names_requested(origin.name.raw, requested)):
+                continue
+            self._note_originate(call, origin, event)
+            del self._held[linkedid]
+            self._done.append(self._build(call, ClosedBy.HANGUP, ended_at))
+            return
+
+    def _note_originate(self, call: _Call, origin: _Channel, event: Event) -> None:
+        """What a failed Originate's response says: the number it was for, and why it failed."""
+        exten = event.get("Exten", "")
+        if exten and exten.lower() not in _UNKNOWN_NUMBERS:
+            call.originate_exten = exten
+            origin.first_exten.setdefault("@originate", exten)
+        call.originate_reason = event.get("Reason") or None
+
     def _on_hangup_request(self, event: Event, t: float) -> None:
         ch = self._channel(event, t, create=False)
         if ch is not None and ch.remote_hangup is None:
             ch.remote_hangup = event.get("Event") == "HangupRequest"
+            call = self._by_uid[ch.uid]
+            if ch.uid == call.origin and call.caller_hung_up is None:
+                call.caller_hung_up = ch.remote_hangup
+                call.wait_at_hangup = call.wait_outcome
 
     def _on_hangup(self, event: Event, t: float) -> list[FinishedCall]:
         ch = self._channel(event, t, create=False)
         if ch is None or ch.hung_up:
+            self._warn_hangup(event, ch)
             return []
         ch.hung_up = True
         call = self._by_uid[ch.uid]
@@ -671,11 +854,45 @@ class CallTracker:
         self._uid_by_name.pop(ch.name.raw, None)
         if call.open_channels > 0:
             return []
+        if self._awaits_originate_response(call):
+            self._retire(call)
+            self._held[call.linkedid] = (call, t)
+            return []
         return [self._finish(call, ClosedBy.HANGUP, ended_at=t)]
+
+    def _warn_hangup(self, event: Event, ch: _Channel | None) -> None:
+        linkedid = event.get("Linkedid") or event.get("Uniqueid") or "?"
+        name = event.get("Channel", "?")
+        if ch is not None:
+            self._warn(ch.linkedid, f"a second Hangup for channel {name}; ignored")
+        elif self._merged.get(linkedid, linkedid) in self._finished:
+            self._warn(linkedid, f"a Hangup for channel {name} after its call ended; ignored")
+        else:
+            self._warn(linkedid, f"a Hangup for channel {name}, never seen before; ignored")
+
+    def _awaits_originate_response(self, call: _Call) -> bool:
+        """A click-to-call over before the manager's handset answered, its number not yet known."""
+        if not call.originated or call.originate_exten is not None or call.answered_at is not None:
+            return False
+        origin = call.channels.get(call.origin or "")
+        if origin is None or any(c in self._inbound for c in origin.contexts):
+            return False
+        return call.originate_status != "ANSWER" and not self._last_dial(call, origin.uid)
+
+    def _release_due(self, now: float) -> None:
+        for linkedid, (call, ended_at) in list(self._held.items()):
+            if now - ended_at >= ORIGINATE_WAIT_S:
+                del self._held[linkedid]
+                self._done.append(self._build(call, ClosedBy.HANGUP, ended_at))
 
     # -------------------------------------------------------------- finish
 
     def _finish(self, call: _Call, closed_by: ClosedBy, ended_at: float | None = None) -> FinishedCall:
+        self._retire(call)
+        return self._build(call, closed_by, ended_at if ended_at is not None else call.last_event_at)
+
+    def _retire(self, call: _Call) -> None:
+        """Forget an ended call's channels and bridges; late events about it are ignored."""
         self._calls.pop(call.linkedid, None)
         # Still reported by take_dirty(): its saved snapshot must go.
         self._dirty.add(call.linkedid)
@@ -688,7 +905,6 @@ class CallTracker:
         self._finished[call.linkedid] = None
         if len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)
-        return self._build(call, closed_by, ended_at if ended_at is not None else call.last_event_at)
 
     def _build(self, call: _Call, closed_by: ClosedBy, ended_at: float) -> FinishedCall:
         direction = self._direction(call)
@@ -727,6 +943,9 @@ class CallTracker:
             originated=call.originated and direction is not Direction.INBOUND,
             closed_by=closed_by,
             member_names=dict(call.member_names),
+            failure_reason=self._failure_reason(call, direction, status),
+            voicemail=call.voicemail and direction is Direction.INBOUND,
+            voicemail_file=call.voicemail_file if direction is Direction.INBOUND else None,
         )
 
     # ----------------------------------------------------------- judgement
@@ -740,7 +959,9 @@ class CallTracker:
                 return Direction.INBOUND
             if context in self._internal:
                 return self._outbound_or_internal(call, origin)
-        if self._handset_ext(origin) is not None:
+        if call.originated or self._handset_ext(origin) is not None:
+            # A click-to-call whose first leg never reached the dialplan is
+            # still the manager's call out, never a caller's call in.
             return self._outbound_or_internal(call, origin)
         return Direction.INBOUND
 
@@ -775,7 +996,24 @@ class CallTracker:
         }.get(last.status or "", CallStatus.FAILED if last.status else CallStatus.NO_ANSWER)
 
     def _unanswered_inbound(self, call: _Call, origin: _Channel | None) -> CallStatus:
-        """Abandoned when the caller gave up while waiting; missed when the PBX gave up."""
+        """Abandoned when the caller gave up while waiting; missed when the PBX gave up.
+
+        Asterisk says which: the caller's channel is ended by the far end
+        (HangupRequest) when the caller hangs up, by Asterisk itself
+        (SoftHangupRequest) when the dialplan hangs up; and where the wait
+        stood then (in a queue, ringing handsets, or past a queue's time-out).
+        """
+        if call.voicemail:
+            # Sent to leave a message: the company did not answer, whoever hung up.
+            return CallStatus.MISSED
+        if call.caller_hung_up is False:
+            return CallStatus.MISSED
+        if call.caller_hung_up:
+            waiting = call.wait_at_hangup
+            # Never offered to anyone yet (an IVR menu) counts as giving up too;
+            # hanging up on what followed the PBX's giving up (an announcement) does not.
+            return CallStatus.ABANDONED if waiting is None or waiting in _STILL_WAITING else CallStatus.MISSED
+        # No hangup request was heard (a stream cut short): judge by the wait alone.
         outcome = call.wait_outcome
         if outcome in ("queue", "abandoned", "ringing", "CANCEL"):
             return CallStatus.ABANDONED
@@ -791,6 +1029,32 @@ class CallTracker:
             if partner is not None and partner.hung_up and origin.remote_hangup is None:
                 return CallStatus.ABANDONED
         return CallStatus.MISSED
+
+    def _failure_reason(self, call: _Call, direction: Direction, status: CallStatus) -> FailureReason | None:
+        """Whose side an unanswered call out stopped on: the manager's handset or the client."""
+        if direction is Direction.INBOUND or status is CallStatus.ANSWERED:
+            return None
+        if call.originated and call.originate_status != "ANSWER":
+            origin = call.channels.get(call.origin or "")
+            if origin is None or self._last_dial(call, origin.uid) is None:
+                return self._manager_leg_failure(call)
+        if direction is not Direction.OUTBOUND:
+            return None
+        return {
+            CallStatus.BUSY: FailureReason.CLIENT_BUSY,
+            CallStatus.NO_ANSWER: FailureReason.CLIENT_NO_ANSWER,
+        }.get(status, FailureReason.NOT_PLACED)
+
+    def _manager_leg_failure(self, call: _Call) -> FailureReason:
+        status, reason = call.originate_status, call.originate_reason
+        if status in _REFUSALS or reason in _ORIGINATE_REFUSED:
+            return FailureReason.MANAGER_REJECTED
+        if status in ("NOANSWER", "CANCEL") or reason in _ORIGINATE_NO_ANSWER:
+            return FailureReason.MANAGER_NO_ANSWER
+        if status is None and reason == "0":
+            # Asterisk could not even ring the handset (unknown device, no route).
+            return FailureReason.NOT_PLACED
+        return FailureReason.MANAGER_NO_ANSWER
 
     def _last_dial(self, call: _Call, caller_uid: str) -> _Dial | None:
         for dial in reversed(call.dials):
@@ -837,6 +1101,9 @@ class CallTracker:
         seen = 0
         while ch.name.is_local and seen < 8:
             seen += 1
+            picked = self._picked(call, ch)
+            if picked is not None:
+                return picked
             partner = self._local_partner(call, ch)
             if partner is None:
                 break
@@ -848,7 +1115,18 @@ class CallTracker:
             if not answered:
                 break
             ch = answered[-1]
-        return self._handset_ext(ch)
+        return self._picked(call, ch) or self._handset_ext(ch)
+
+    def _picked(self, call: _Call, ch: _Channel) -> str | None:
+        """The extension that picked up this ringing channel (or the other end of its Local pipe)."""
+        if not call.pickups:
+            return None
+        ext = call.pickups.get(ch.uid)
+        if ext is None and ch.name.is_local:
+            partner = self._local_partner(call, ch)
+            if partner is not None:
+                ext = call.pickups.get(partner.uid)
+        return ext
 
     def _handset_ext(self, ch: _Channel | None) -> str | None:
         if ch is None:
@@ -960,7 +1238,7 @@ class CallTracker:
                 exten = origin.first_exten.get(context)
                 if exten:
                     return exten
-        return origin.first_exten.get("@dial")
+        return origin.first_exten.get("@dial") or origin.first_exten.get("@originate")
 
     def _did(self, origin: _Channel) -> str | None:
         for context in origin.contexts:
@@ -979,6 +1257,16 @@ class CallTracker:
                     return ext
         origin = call.channels.get(call.origin or "")
         return self._dialed(origin) if origin else None
+
+
+def _names_requested(channel: str, requested: str) -> bool:
+    """Whether ``channel`` is one Asterisk made for an Originate of ``requested``.
+
+    A failed Originate's response names the channel as requested
+    (``PJSIP/205``, ``Local/205@from-internal``); the channel itself carries a
+    sequence number after it (``PJSIP/205-0000000a``, ``...-0000000a;1``).
+    """
+    return channel.startswith(requested + "-") or channel == requested
 
 
 def _event_time(event: Event, received_at: float) -> float:

@@ -142,7 +142,7 @@ async def _backfill(config: Config, args: argparse.Namespace) -> int:
                 ids = (
                     await session.scalars(
                         select(Recording.id).join(Call, Call.id == Recording.call_id).where(
-                            Call.linkedid.in_(args.linkedids), Recording.status == "ok"
+                            Call.linkedid.in_(args.linkedids), Recording.status == "ok", Recording.kind == "call"
                         )
                     )
                 ).all()

@@ -35,6 +35,8 @@ class LocatedRecording:
     sample_rate: int | None = None
     duration_s: float | None = None
     size_bytes: int | None = None
+    # RecordingKind: "call" (MixMonitor) or "voicemail" (a message the caller left).
+    kind: str = "call"
 
 
 def resolve_path(pbx_path: str, root: Path, spool_prefix: str) -> Path | None:

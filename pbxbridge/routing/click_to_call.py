@@ -40,6 +40,10 @@ MAX_REQUESTS = 1000
 # Channels remembered to tie an OriginateResponse's Uniqueid to its linkedid.
 MAX_CHANNELS = 5000
 AMI_TIMEOUT_S = 10.0
+# How long a click waits for Asterisk to say the Originate failed outright (no such
+# device, handset unreachable or refusing) before answering "ringing": a manager
+# who clicked hears of the failure instead of waiting for a handset that never rings.
+FAIL_FAST_S = 1.0
 # OriginateResponse Reason codes (enum ast_control_frame_type) worth naming.
 ORIGINATE_REASONS = {
     "0": "failed",
@@ -77,6 +81,10 @@ class AmiUnavailable(ClickToCallError):
 
 class OriginateRejected(ClickToCallError):
     """Asterisk refused the Originate (permissions, bad channel)."""
+
+
+class OriginateFailed(ClickToCallError):
+    """Asterisk took the Originate but could not ring the manager's handset (it said so at once)."""
 
 
 class RequestStatus(StrEnum):
@@ -140,8 +148,10 @@ class ClickToCall:
         known_extensions: KnownExtensions | None = None,
         region: str = "RU",
         dial_format: DialFormat | str = DialFormat.E164_DIGITS,
+        fail_fast_s: float = 0.0,
     ) -> None:
         self.send_action = send_action
+        self.fail_fast_s = fail_fast_s
         self.lines = lines
         self.settings = settings or ClickToCallConfig()
         self.known_extensions = known_extensions
@@ -150,6 +160,8 @@ class ClickToCall:
         self._pending = _Pending()
         # Set when a request gets its linkedid or fails; feed() runs synchronously in the loop.
         self._settled_events: dict[str, asyncio.Event] = {}
+        # Set when Asterisk answers the Originate (OriginateResponse: placed or failed).
+        self._answered_events: dict[str, asyncio.Event] = {}
 
     def originate_action(self, request_id: str, extension: str, dialled: str, name: str = "") -> Frame:
         """The Originate action for a request (exposed for reading and testing)."""
@@ -202,7 +214,25 @@ class ClickToCall:
         if response.lower() != "success":
             self._forget(request_id)
             raise OriginateRejected(message or f"Asterisk answered {response or 'nothing'}")
+        if self.fail_fast_s > 0:
+            outcome = await self._first_answer(request_id, self.fail_fast_s)
+            if outcome.status is RequestStatus.FAILED:
+                raise OriginateFailed(
+                    f"the PBX could not ring extension {extension}: {outcome.reason or 'failed'}"
+                )
         return request
+
+    async def _first_answer(self, request_id: str, timeout: float) -> CallRequest:
+        """The request once Asterisk answered its Originate, or as it stands after ``timeout``."""
+        answered = self._answered_events.setdefault(request_id, asyncio.Event())
+        current = self.request(request_id)
+        if current is not None and current.status is RequestStatus.QUEUED:
+            try:
+                await asyncio.wait_for(answered.wait(), timeout)
+            except TimeoutError:
+                pass
+        found = self.request(request_id)
+        return found if found is not None else CallRequest(request_id, "", "", "", "")
 
     def request(self, request_id: str) -> CallRequest | None:
         """What became of a request, if it is still remembered."""
@@ -257,6 +287,8 @@ class ClickToCall:
         self._pending.requests[request_id] = updated
         if updated.linkedid is not None or updated.status is RequestStatus.FAILED:
             self._settled_events.setdefault(request_id, asyncio.Event()).set()
+        if updated.status is not RequestStatus.QUEUED:
+            self._answered_events.setdefault(request_id, asyncio.Event()).set()
 
     def _remember(self, request: CallRequest) -> None:
         pending = self._pending
@@ -266,12 +298,14 @@ class ClickToCall:
             old_id, old = pending.requests.popitem(last=False)
             pending.by_action.pop(old.action_id, None)
             self._settled_events.pop(old_id, None)
+            self._answered_events.pop(old_id, None)
 
     def _forget(self, request_id: str) -> None:
         request = self._pending.requests.pop(request_id, None)
         if request is not None:
             self._pending.by_action.pop(request.action_id, None)
         self._settled_events.pop(request_id, None)
+        self._answered_events.pop(request_id, None)
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

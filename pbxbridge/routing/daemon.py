@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pbxbridge.ami.frames import Frame
 from pbxbridge.config import Config
 from pbxbridge.routing.agi import FastAgiServer
-from pbxbridge.routing.click_to_call import REQUEST_VARIABLE, ClickToCall, extensions_from_db
+from pbxbridge.routing.click_to_call import FAIL_FAST_S, REQUEST_VARIABLE, ClickToCall, extensions_from_db
 from pbxbridge.routing.live import LineFeed
 from pbxbridge.routing.overflow import OverflowRouter
 from pbxbridge.routing.rules import RoutingRules, rules_from_config
@@ -63,6 +63,7 @@ class RoutingComponent:
                 config.click_to_call,
                 known_extensions=extensions_from_db(sessions),
                 region=config.phone.default_region,
+                fail_fast_s=FAIL_FAST_S,
             )
         agi = FastAgiServer({"route": self.router.handle}, config.routing.agi_host, config.routing.agi_port)
         try:

@@ -143,6 +143,51 @@ def rewrite(
     return out
 
 
+def manager_leg_fails(events: list[Frame], dial_status: str, reason: str) -> list[Frame]:
+    """A click-to-call whose manager's handset did not pick up (``NOANSWER``) or refused it (``BUSY``).
+
+    Made of the captured call's own events: those of the handset's channel up
+    to its answer (it never goes Up), its dial ending with ``dial_status``
+    instead of ANSWER, its Hangup (still in the Originate's ``s`` extension:
+    the dialplan never ran) and the OriginateResponse saying Failure with
+    ``reason``, Asterisk's control frame code (3 no answer, 5 busy, 1 hung up).
+    """
+    first = next(e for e in events if e.get("Event") == "Newchannel")
+    handset, uid = first["Channel"], first["Uniqueid"]
+    answered = next(
+        i for i, e in enumerate(events) if e.get("Event") == "DialEnd" and e.get("DestChannel") == handset
+    )
+    stamp = event_timestamp(events[answered]) or 0.0
+    head = [e for e in events[:answered] if _about(e, uid) and e.get("ChannelStateDesc") != "Up"]
+    dial_end = {**events[answered], "DialStatus": dial_status}
+    last_hangup = next(e for e in reversed(events) if e.get("Event") == "Hangup" and e.get("Uniqueid") == uid)
+    hangup = with_timestamp(
+        {**last_hangup, "Exten": first.get("Exten", "s"), "ChannelState": "5", "ChannelStateDesc": "Ringing"},
+        stamp + 0.01,
+    )
+    captured_response = next(e for e in events if e.get("Event") == "OriginateResponse")
+    response = with_timestamp({**captured_response, "Response": "Failure", "Reason": reason}, stamp + 0.02)
+    return [*head, dial_end, hangup, response]
+
+
+def unreachable_response(events: list[Frame], action: Frame) -> list[Frame]:
+    """What Asterisk sends when it cannot even create the handset's channel: only a failed
+    OriginateResponse naming the channel as requested, with no uniqueid (shaped on the captured one)."""
+    captured_response = next(e for e in events if e.get("Event") == "OriginateResponse")
+    frame = {
+        **captured_response,
+        "Response": "Failure",
+        "Reason": "0",
+        "Channel": _header(action, "Channel") or "",
+        "Uniqueid": "<null>",
+    }
+    return [with_timestamp(frame, time.time())]
+
+
+def _about(event: Frame, uid: str) -> bool:
+    return any(value == uid for key, value in event.items() if key.endswith("Uniqueid"))
+
+
 @dataclass(slots=True)
 class OriginateSimulation:
     """An ``originate`` action handler for AmiSimulator, with what it received."""
@@ -150,6 +195,11 @@ class OriginateSimulation:
     traces_dir: Path = field(default_factory=packaged_traces_dir)
     # Client numbers (digits, any form the Originate used) that answer busy.
     busy_numbers: Collection[str] = ()
+    # Managers' extensions whose handsets ring and are not picked up, or refuse the call.
+    unanswered_extensions: Collection[str] = ()
+    rejecting_extensions: Collection[str] = ()
+    # Extensions Asterisk cannot ring at all (no such device): the Originate fails at once.
+    unreachable_extensions: Collection[str] = ()
     # Managers' names by extension, to replace the captured manager's name (an extension not
     # listed is named by its number rather than by the captured manager's name).
     names: Mapping[str, str] = field(default_factory=lambda: dict(LAB_NAMES))
@@ -191,6 +241,12 @@ class OriginateSimulation:
             minter=_IdMinter(self._sequence),
             manager_name=self.names.get(extension, extension),
         )
+        if extension in self.unreachable_extensions:
+            events = unreachable_response(events, action)
+        elif extension in self.unanswered_extensions:
+            events = manager_leg_fails(events, "NOANSWER", "3")
+        elif extension in self.rejecting_extensions:
+            events = manager_leg_fails(events, "BUSY", "5")
         task = asyncio.create_task(self._play(server, events), name=f"originate-{extension}-{exten}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

@@ -95,7 +95,13 @@ async def _recordings(
             await session.execute(
                 select(Recording.id, Recording.path, Recording.size_bytes, Call.id, Call.pbx, Call.linkedid)
                 .join(Call, Recording.call_id == Call.id)
-                .where(Call.started_at < before, Recording.status != DELETED, Recording.path.is_not(None))
+                # Voicemail messages are the PBX's own spool: its retention, not ours.
+                .where(
+                    Call.started_at < before,
+                    Recording.status != DELETED,
+                    Recording.path.is_not(None),
+                    Recording.kind == "call",
+                )
                 .order_by(Call.started_at, Recording.id)
             )
         ).all()

@@ -15,6 +15,7 @@ from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.db.chunks import chunks
 from pbxbridge.db.engine import WRITE
 from pbxbridge.db.upsert import dialect_insert
+from pbxbridge.recordings.kinds import RecordingKind
 from pbxbridge.transcription.lemmas import lemmatise
 from pbxbridge.transcription.tables import (
     DONE,
@@ -31,6 +32,15 @@ from pbxbridge.transcription.transcript import Transcript
 DEFAULT_STALE_AFTER_S = 120.0
 DEFAULT_BACKOFF_S = 60.0
 MAX_BACKOFF_S = 3600.0
+
+
+# Conversations are transcribed; voicemail messages live in the PBX's spool, which
+# the transcription workers do not read.
+CALL_KIND = str(RecordingKind.CALL)
+
+
+def _transcribable(recording: Recording) -> bool:
+    return recording.status == "ok" and recording.kind == CALL_KIND
 
 
 def utcnow() -> datetime:
@@ -90,7 +100,7 @@ class _EnqueueWritten:
         rows = [row for row, _call, _new in written]
         if all("recordings" not in inspect(row).unloaded for row in rows):
             # The writer's own rows hold their recordings, ids and all once flushed: nothing to ask.
-            await enqueue(session, sorted(r.id for row in rows for r in row.recordings if r.status == "ok"))
+            await enqueue(session, sorted(r.id for row in rows for r in row.recordings if _transcribable(r)))
             return
         # Rows without their recordings loaded: ask the database inside the transaction.
         call_ids = sorted({row.id for row in rows})
@@ -99,7 +109,7 @@ class _EnqueueWritten:
             ids += (
                 await session.scalars(
                     select(Recording.id)
-                    .where(Recording.call_id.in_(chunk), Recording.status == "ok")
+                    .where(Recording.call_id.in_(chunk), Recording.status == "ok", Recording.kind == CALL_KIND)
                     .order_by(Recording.id)
                 )
             ).all()
@@ -115,7 +125,7 @@ async def enqueue_all(session: AsyncSession) -> int:
         await session.scalars(
             select(Recording.id)
             .outerjoin(TranscriptionJob, TranscriptionJob.recording_id == Recording.id)
-            .where(Recording.status == "ok", TranscriptionJob.id.is_(None))
+            .where(Recording.status == "ok", Recording.kind == CALL_KIND, TranscriptionJob.id.is_(None))
             .order_by(Recording.id)
         )
     ).all()

@@ -606,7 +606,7 @@ async def _client_hits(session: AsyncSession, query: str, filters: SearchFilters
         # SQLite has no LATERAL: one correlated subquery per column.
         return (
             select(col)
-            .where(Recording.call_id == Call.id, Recording.status == "ok")
+            .where(Recording.call_id == Call.id, Recording.status == "ok", Recording.kind == "call")
             .order_by(Recording.position)
             .limit(1)
             .correlate(Call)

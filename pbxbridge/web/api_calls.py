@@ -90,7 +90,7 @@ def call_item(
     item["duration_s"] = round((call.wait_s or 0) + (call.talk_s or 0), 1)
     item["has_transcript"] = call.id in transcribed
     item["playable"] = [
-        {"id": r.id, "path": r.path, "duration_s": r.duration_s, "channels": r.channels,
+        {"id": r.id, "kind": r.kind, "path": r.path, "duration_s": r.duration_s, "channels": r.channels,
          "audio_url": f"/api/recordings/{r.id}/audio"}
         for r in call.recordings if r.status == "ok" and r.path
     ]

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from pbxbridge.calls.tables import Recording
+from pbxbridge.recordings.kinds import kind_root
 from pbxbridge.web.access import CALL_ROLES, load_call, require_user
 from pbxbridge.web.audit import record
 from pbxbridge.web.context import ctx, write_session
@@ -20,7 +21,7 @@ LISTEN_DEDUP_S = 600.0
 
 
 def recording_file(root: Path, relative: str) -> Path | None:
-    """The recording's file, if it is a file inside the recordings root."""
+    """The recording's file, if it is a file inside its root (recordings or voicemail)."""
     if "\x00" in relative:
         # No file system call takes a NUL; a row holding one is not a file of ours.
         return None
@@ -43,9 +44,9 @@ async def audio(request: web.Request) -> web.StreamResponse:
         await load_call(db, user, rec.call_id)
         if rec.status != "ok" or not rec.path:
             raise api_error(404, "this recording holds no sound")
-        path = recording_file(context.recordings_root, rec.path)
+        path = recording_file(kind_root(rec.kind, context.config.recordings), rec.path)
         if path is None:
-            raise api_error(404, "the recording's file is not under the recordings root")
+            raise api_error(404, "the recording's file is not under its root")
     key = (user.id, recording_id)
     now = context.clock()
     if now - context.listens.get(key, -LISTEN_DEDUP_S) >= LISTEN_DEDUP_S:

@@ -136,7 +136,7 @@ def _digits(value: str) -> str:
 
 def has_recording() -> ColumnElement[bool]:
     """Call has a recording with sound."""
-    return exists().where(Recording.call_id == Call.id, Recording.status == "ok")
+    return exists().where(Recording.call_id == Call.id, Recording.status == "ok", Recording.kind == "call")
 
 
 def has_transcript() -> ColumnElement[bool]:

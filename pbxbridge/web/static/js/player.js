@@ -8,6 +8,14 @@
   const params = new URLSearchParams(location.search);
   const startAt = Number(params.get("t") || 0);
   let wave = null;
+  // Whose side an unanswered call out stopped on (the journal's failure_reason).
+  const FAILURE_REASONS = {
+    manager_no_answer: "the manager did not pick up",
+    manager_rejected: "the manager's handset refused the call",
+    client_busy: "the client was busy",
+    client_no_answer: "the client did not answer",
+    not_placed: "the call could not be placed",
+  };
 
   function facts(call) {
     const rows = [
@@ -18,7 +26,10 @@
         (call.client && call.client.name) || call.client_number || "card") : (call.client_number || "—")],
       ["Number", call.client_number || "—"],
       ["Manager", managerLabel(call.manager, call.manager_name)],
-      call.final_manager && call.final_manager !== call.manager ? ["Transferred to", call.final_manager] : null,
+      (call.transferred_to || []).length ? ["Transferred to", call.transferred_to.join(", ")]
+        : call.final_manager && call.final_manager !== call.manager ? ["Transferred to", call.final_manager] : null,
+      call.failure_reason ? ["Why", FAILURE_REASONS[call.failure_reason] || call.failure_reason] : null,
+      call.voicemail ? ["Voicemail", call.voicemail_message ? "message left" : "reached, no message found"] : null,
       ["Rang", (call.rang || []).join(", ") || "—"],
       ["Queues", (call.queues || []).join(", ") || "—"],
       ["Wait", fmtDuration(call.wait_s)],
@@ -134,7 +145,8 @@
       el("div", { class: "call-layout" },
         el("aside", { class: "card" }, facts(call),
           call.playable.length > 1 ? el("div", { class: "recs" }, "Recordings: ",
-            call.playable.map((r, i) => el("a", { href: `?rec=${r.id}`, class: r === recording ? "active" : "" }, `#${i + 1}`)))
+            call.playable.map((r, i) => el("a", { href: `?rec=${r.id}`, class: r === recording ? "active" : "" },
+              r.kind === "voicemail" ? "voicemail" : `#${i + 1}`)))
             : null),
         recording ? player(call, recording, segments)
           : el("section", { class: "card" }, el("p", { class: "muted" }, "This call has no recording with sound."))));
