@@ -105,6 +105,8 @@ def test_attended_transfer_lists_the_colleague_in_one_call(shared_dir: Path) -> 
 def test_unanswered_consultation_is_no_transfer(shared_dir: Path) -> None:
     call = only(run(events_of(shared_dir / "15-attended-transfer-unanswered.ami")))
     assert (call.manager, call.final_manager, call.transferred_to) == ("203", "203", ())
+    # 204's handset rang for 203's question, not with the client's call: no missed offer for 204.
+    assert call.rang == ("203",)
 
 
 def test_consultation_made_as_a_call_of_its_own_joins_the_clients_call(shared_dir: Path) -> None:

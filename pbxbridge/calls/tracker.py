@@ -1174,10 +1174,41 @@ class CallTracker:
                 continue
             if ch.name.is_local and self._fronts_a_device(call, ch):
                 continue
+            if self._consultation(call, ch):
+                continue
             at = self._ring_key_time(call, ch)
             if ext not in first or at < first[ext]:
                 first[ext] = at
         return _order_rings(first)
+
+    def _consultation(self, call: _Call, ch: _Channel) -> bool:
+        """A handset rung by a manager consulting a colleague, not offered the client's call.
+
+        Followed back through its dials and Local pipes, the ring starts at a
+        leg nobody dialled that is not the caller's: one a transfer made
+        (Atxfer's Local channel, a handset's own consultation call).
+        """
+        origin = call.channels.get(call.origin or "")
+        own = {call.origin}
+        if origin is not None and (partner := self._local_partner(call, origin)) is not None:
+            own.add(partner.uid)
+        seen: set[str] = set()
+        while ch.uid not in seen:
+            seen.add(ch.uid)
+            if ch.uid in own or ch.dialled_by in own:
+                return False
+            if ch.dialled_by is None:
+                partner = self._local_partner(call, ch) if ch.name.is_local else None
+                if partner is not None and partner.dialled_by is not None and partner.uid not in seen:
+                    ch = partner
+                    continue
+                # Dialled by nobody: an Originate's first leg was dialled (by Asterisk), a transfer's was not.
+                return ch.dialled_at is None and bool(seen - {ch.uid} or ch.name.is_local)
+            dialler = call.channels.get(ch.dialled_by)
+            if dialler is None:
+                return False
+            ch = dialler
+        return False
 
     def _fronts_a_device(self, call: _Call, ch: _Channel) -> bool:
         """A Local pipe whose far end dialled a real handset: count the handset."""
