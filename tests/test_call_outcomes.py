@@ -10,25 +10,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from pbxbridge.ami.frames import Frame
-from pbxbridge.calls.model import CallStatus, ClosedBy, Direction, FailureReason, FinishedCall
+from pbxbridge.calls.model import (
+    CallStatus,
+    ClosedBy,
+    Direction,
+    FailureReason,
+)
 from pbxbridge.calls.tracker import ORIGINATE_WAIT_S, CallTracker
 from pbxbridge.routing.sim_originate import manager_leg_fails
-from tests.trace_edits import about, channel_event, drop, events_of, index_of, relink, rename, uid_of
-
-
-def run(events: list[Frame], tracker: CallTracker | None = None) -> list[FinishedCall]:
-    tracker = tracker or CallTracker()
-    out: list[FinishedCall] = []
-    for frame in events:
-        out += tracker.feed(frame, 0.0)
-    last = float(events[-1]["Timestamp"])
-    return out + tracker.end_of_stream(last)
-
-
-def only(calls: list[FinishedCall]) -> FinishedCall:
-    assert len(calls) == 1, [(c.linkedid, c.direction, c.client_number, c.status) for c in calls]
-    return calls[0]
-
+from tests.trace_edits import (
+    about,
+    channel_event,
+    drop,
+    events_of,
+    index_of,
+    only,
+    relink,
+    rename,
+    run,
+    uid_of,
+)
 
 # -- the PBX ended it, or the caller gave up ------------------------------------------
 

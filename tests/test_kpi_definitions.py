@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,8 @@ from pbxbridge.kpi.definitions import (
     period_figures,
     queue_figures,
 )
+from pbxbridge.routing.sim_originate import manager_leg_fails
+from tests.trace_edits import events_of, only, run
 
 SETTINGS = KpiSettings()
 
@@ -200,3 +204,30 @@ def test_business_day_is_local(expected: dict[str, Any]) -> None:
     assert sorted(hourly) == [0, 23]
     assert hourly[23][DEPARTMENT]["calls_in"] == 1 and hourly[0][DEPARTMENT]["calls_in"] == 1
     assert daily[DEPARTMENT]["calls_in"] == 2
+
+
+def test_a_click_to_call_the_manager_did_not_pick_up_is_no_callback(expected: dict[str, Any], shared_dir: Path) -> None:
+    """11-missed-then-callback, with a click-to-call in between whose manager's handset did not
+    answer (the tracker's own call from pjsip-03 cut at the ring, moved onto this client)."""
+    missed, callback = scenario_facts(expected, "11-missed-then-callback")
+    failed_call = only(run(manager_leg_fails(events_of(shared_dir / "pjsip-03-click-to-call-busy.ami"), "NOANSWER", "3")))
+    assert failed_call.status is CallStatus.FAILED
+    failed_call = replace(failed_call, started_at=missed.ended_at + 5, ended_at=missed.ended_at + 20)
+    failed = fact_from_finished(failed_call, 99, missed.client_id)
+    facts = [missed, failed, callback]
+    link_callbacks(facts, SETTINGS, clock=callback.ended_at)
+    # The client's phone never rang on the failed attempt: the callback is 202's real call.
+    assert missed.callback_call_id == callback.call_id and missed.callback_by == "202"
+    day = period_figures(facts, [], SETTINGS)
+    assert day["205"]["calls_out"] == 0 and day[DEPARTMENT]["calls_out"] == 1
+    lead = lead_fact(100, created_at=missed.started_at, calls=facts)
+    assert lead is not None and lead.first_attempt_by == "202"
+
+
+def test_a_transfer_to_an_outside_number_is_nobodys_figure(expected: dict[str, Any]) -> None:
+    (call,) = scenario_facts(expected, "12-blind-transfer")
+    call.rang = ("203",)
+    call.transferred_to = ("89161234567",)
+    day = period_figures([call], [], SETTINGS)
+    assert "89161234567" not in day
+    assert day["203"]["answered"] == 1 and day[DEPARTMENT]["transferred_in"] == 1

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pbxbridge.cli.main import main
 from pbxbridge.kpi.definitions import FIGURES
 from pbxbridge.kpi.service import KpiService
-from tests.fixtures_kpi import LOCAL_LAB, PJSIP_LAB, calls_of, push
+from tests.fixtures_kpi import LOCAL_LAB, PJSIP_LAB, calls_of, push, scripted, total
 
 REQUIRED = (
     "date", "manager", "calls_in", "calls_out", "answered", "missed", "talk_s",
@@ -28,7 +29,12 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return capsys.readouterr().out
 
 
-def test_kpi_command_json_and_csv(db_url: str, shared_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kpi_command_json_and_csv(
+    db_url: str, shared_dir: Path, expected: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    callback = scripted(expected, "11-missed-then-callback", "callback_after_s")
+    to_lead = total(scripted(expected, "11-missed-then-callback", "wait_s"), callback)
+    talk = scripted(expected, "01-inbound-answered", "talk_s")
     asyncio.run(push(db_url, calls_of(shared_dir, "01-inbound-answered", "11-missed-then-callback"), KpiService()))
     day = ("--from", "2026-11-26", "--to", "2026-11-26", "--db", db_url)
 
@@ -41,14 +47,14 @@ def test_kpi_command_json_and_csv(db_url: str, shared_dir: Path, capsys: pytest.
     assert department["manager"] is None and department["date"] == "2026-11-26"
     managers = [r["manager"] for r in rows[:-1]]
     assert managers == sorted(managers) and {"202", "203"} <= set(managers)
-    # 01 answered by 203 (talk 24..29); 11: abandoned, called back by 202 after 23..28 s.
+    # 01 answered by 203; 11: abandoned, called back by 202.
     assert (department["calls_in"], department["answered"], department["missed"]) == (2, 1, 1)
     assert department["calls_out"] == 1 and department["lost_leads"] == 0
-    assert 23 <= department["callback_s_median"] <= 28
-    assert 32 <= department["speed_to_lead_s_median"] <= 39
+    assert callback[0] <= department["callback_s_median"] <= callback[1]
+    assert to_lead[0] <= department["speed_to_lead_s_median"] <= to_lead[1]
     by_manager = {r["manager"]: r for r in rows}
-    assert by_manager["203"]["answered"] == 1 and 24 <= by_manager["203"]["talk_s"] <= 29
-    assert by_manager["202"]["calls_out"] == 1 and 23 <= by_manager["202"]["callback_s_median"] <= 28
+    assert by_manager["203"]["answered"] == 1 and talk[0] <= by_manager["203"]["talk_s"] <= talk[1]
+    assert by_manager["202"]["calls_out"] == 1 and callback[0] <= by_manager["202"]["callback_s_median"] <= callback[1]
 
     table = list(csv.DictReader(io.StringIO(run_cli(capsys, "kpi", *day, "--csv"))))
     assert [r["manager"] for r in table] == [r["manager"] or "" for r in rows]
@@ -73,7 +79,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-async def test_metrics_text(db_url: str, shared_dir: Path) -> None:
+async def test_metrics_text(db_url: str, shared_dir: Path, expected: dict[str, Any]) -> None:
     service = KpiService()
     calls = calls_of(shared_dir, *LOCAL_LAB, *PJSIP_LAB, "11-missed-then-callback")
     await push(db_url, calls, service)
@@ -92,10 +98,13 @@ async def test_metrics_text(db_url: str, shared_dir: Path) -> None:
     # Callers nobody answered: 03, 05 and 11's first call, all hung up themselves.
     assert got[("pbxbridge_inbound_unanswered_total", (("status", "abandoned"),))] == 3
     assert got[("pbxbridge_inbound_wait_seconds_count", (("outcome", "answered"),))] == 4
-    # Answered waits 2..5, 10..14, 14..18 and 3..6 s: all four within the 20 s bucket.
+    # The four answered callers' scripted waits are all within the 20 s bucket.
+    queued = ("01-inbound-answered", "02-inbound-second-agent", "04-inbound-overflow", "pjsip-01-inbound-ringall")
+    assert all(scripted(expected, s, "wait_s")[1] <= 20 for s in queued)
     assert got[("pbxbridge_inbound_wait_seconds_bucket", (("le", "20.0"), ("outcome", "answered")))] == 4
     assert got[("pbxbridge_callback_seconds_count", ())] == 1
-    assert 23 <= got[("pbxbridge_callback_seconds_sum", ())] <= 28
+    low, high = scripted(expected, "11-missed-then-callback", "callback_after_s")
+    assert low <= got[("pbxbridge_callback_seconds_sum", ())] <= high
     assert got[("pbxbridge_calls_in_progress", ())] == 3 and got[("pbxbridge_callers_waiting", ())] == 1
 
     # A replay of the same calls is no new call: the counters stay.

@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from pbxbridge.ami.frames import Frame, read_trace
+from pbxbridge.calls.model import FinishedCall
+from pbxbridge.calls.tracker import CallTracker
+
 
 def events_of(path: Path) -> list[Frame]:
     """A capture's events (the login answer left out), as editable dicts."""
@@ -67,3 +70,19 @@ def channel_event(template: Frame, **changes: str) -> Frame:
     frame = dict(template)
     frame.update(changes)
     return frame
+
+
+def run(events: list[Frame], tracker: CallTracker | None = None) -> list[FinishedCall]:
+    """Every call the tracker makes of these events, those still open at their end included."""
+    tracker = tracker or CallTracker()
+    out: list[FinishedCall] = []
+    for frame in events:
+        out += tracker.feed(frame, 0.0)
+    last = float(events[-1]["Timestamp"])
+    return out + tracker.end_of_stream(last)
+
+
+def only(calls: list[FinishedCall]) -> FinishedCall:
+    """The one call there must be."""
+    assert len(calls) == 1, [(c.linkedid, c.direction, c.client_number, c.status) for c in calls]
+    return calls[0]

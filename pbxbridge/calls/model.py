@@ -6,6 +6,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 
+# Extensions are short (FreePBX's are 2-5 digits, the tracker's default
+# pattern); a transfer target longer than that, or written with '+', is a
+# phone number outside the office (a manager forwarding a client to a mobile).
+MAX_EXTENSION_DIGITS = 5
+
+
+def is_outside_number(target: str) -> bool:
+    """Whether a transfer target is a phone number rather than a colleague's extension."""
+    digits = target.removeprefix("+")
+    return digits.isdigit() and (len(digits) > MAX_EXTENSION_DIGITS or target.startswith("+"))
+
+
 class Direction(StrEnum):
     INBOUND = "inbound"
     OUTBOUND = "outbound"

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from pbxbridge.calls.model import CallStatus, Direction, FinishedCall
+from pbxbridge.calls.model import CallStatus, Direction, FinishedCall, is_outside_number
 from pbxbridge.calls.tables import Call, CallParty, Recording
 from pbxbridge.clients.numbers import normalise_number
 from pbxbridge.clients.store import find_or_create_client
@@ -506,7 +506,10 @@ def _parties(call: FinishedCall) -> list[tuple[str, int, str]]:
                 parties.append(("answered", 0, call.manager))
         else:
             parties.append(("placed", 0, call.manager))
-    parties += [("transferred_to", i, ext) for i, ext in enumerate(call.transferred_to)]
+    # An outside number the client was forwarded to is on the call, not one of its parties.
+    parties += [
+        ("transferred_to", i, ext) for i, ext in enumerate(call.transferred_to) if not is_outside_number(ext)
+    ]
     if call.direction == Direction.INTERNAL and call.callee:
         parties.append(("called", 0, call.callee))
     return parties

@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pbxbridge.calls.model import is_outside_number
+
 # The key under which department totals are stored; a manager's extension
 # is never empty, and a NULL would not take part in a unique key.
 DEPARTMENT = ""
@@ -23,6 +25,7 @@ INTERNAL = "internal"
 ANSWERED = "answered"
 # A caller nobody answered: hung up in the queue or dropped by the PBX.
 UNANSWERED_INBOUND = frozenset({"missed", "abandoned"})
+FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,22 @@ class CallFact:
         """An inbound caller nobody answered: one to call back."""
         return self.direction == INBOUND and self.status in UNANSWERED_INBOUND
 
+    @property
+    def dialled_client(self) -> bool:
+        """An outbound call that rang out to the client, answered or not.
+
+        A ``failed`` one never got that far (the manager's own handset did not
+        pick up the click-to-call, or the PBX could not place it): it is no
+        attempt to reach the client, so no callback, no speed to lead, no
+        outbound call in the figures (docs/CALLS.md).
+        """
+        return self.direction == OUTBOUND and self.status != FAILED
+
+    @property
+    def colleagues_transferred_to(self) -> tuple[str, ...]:
+        """Managers the call was transferred to (an outside number is nobody's figure)."""
+        return tuple(t for t in self.transferred_to if not is_outside_number(t))
+
 
 def client_key(client_id: int | None, client_number: str | None) -> str | None:
     """Identify a client by card when there is one, else by number."""
@@ -274,9 +293,7 @@ def link_callbacks(facts: Iterable[CallFact], settings: KpiSettings, clock: floa
     wall clock): a window is closed once the calls have moved past it.
     """
     calls = list(facts)
-    outbound = sorted(
-        (f for f in calls if f.direction == OUTBOUND), key=lambda f: (f.started_at, f.call_id)
-    )
+    outbound = sorted((f for f in calls if f.dialled_client), key=lambda f: (f.started_at, f.call_id))
     for fact in calls:
         if not fact.unanswered_inbound:
             continue
@@ -333,7 +350,7 @@ def lead_fact(client_id: int, created_at: float, calls: Iterable[CallFact]) -> L
     ordered = sorted(calls, key=lambda f: (f.started_at, f.call_id))
     first_inbound = next((f.started_at for f in ordered if f.direction == INBOUND), None)
     arrived = created_at if first_inbound is None else min(created_at, first_inbound)
-    outbound = [f for f in ordered if f.direction == OUTBOUND]
+    outbound = [f for f in ordered if f.dialled_client]
     if outbound and outbound[0].started_at <= arrived:
         return None
     lead = LeadFact(client_id=client_id, arrived_at=arrived)
@@ -358,7 +375,7 @@ def _involved(fact: CallFact) -> set[str]:
         people.add(fact.manager)
     if fact.direction == INBOUND:
         people.update(fact.rang)
-        people.update(fact.transferred_to)
+        people.update(fact.colleagues_transferred_to)
     if fact.direction == INTERNAL and fact.callee:
         people.add(fact.callee)
     return people
@@ -424,11 +441,12 @@ def _add_call(t: _Tally, ext: str, f: CallFact) -> None:
                 t.lost_leads += f.lost is True
                 t.callbacks_pending += f.lost is None
     elif f.direction == OUTBOUND and f.manager == ext:
-        t.calls_out += 1
         t.worked(f)
-        if f.answered:
-            t.outbound_answered += 1
-            t.talked(f)
+        if f.dialled_client:
+            t.calls_out += 1
+            if f.answered:
+                t.outbound_answered += 1
+                t.talked(f)
     elif f.direction == INTERNAL and ext in (f.manager, f.callee):
         t.calls_internal += 1
         if f.manager == ext or f.answered:
@@ -472,11 +490,12 @@ def _tally_department(facts: Sequence[CallFact], leads: Sequence[LeadFact]) -> _
                 t.lost_leads += f.lost is True
                 t.callbacks_pending += f.lost is None
         elif f.direction == OUTBOUND:
-            t.calls_out += 1
             t.worked(f)
-            if f.answered:
-                t.outbound_answered += 1
-                t.talked(f)
+            if f.dialled_client:
+                t.calls_out += 1
+                if f.answered:
+                    t.outbound_answered += 1
+                    t.talked(f)
         elif f.direction == INTERNAL:
             t.calls_internal += 1
             t.worked(f)
