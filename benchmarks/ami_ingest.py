@@ -11,13 +11,17 @@ trace volume; a size under 10x lasts a fraction of a second and is run 3 times, 
 * panoramisk alone: panoramisk's Manager with one handler that does nothing;
 * pipeline: the Daemon (listener, tracker, CallWriter) writing every finished call to
   SQLite, then to PostgreSQL, timed until the last call is committed;
+* replay: ``pbxbridge replay`` of the same capture (the Daemon fed from the file, every
+  domain attached, as the command runs it), timed until the last call is committed and
+  until the KPI figures hold every call too;
 * the bare decoder: FrameDecoder splitting the same bytes into dicts, no socket.
 Then, without a socket, the CPU cost per event of panoramisk's parser against ours
 (each under cProfile too); the CallWriter alone writing the calls of a pipeline run in
 the batches the daemon made (its share of the end-to-end time); and a cProfile of the
-SQLite pipeline.
+SQLite pipeline. The replay rows and the figures they are set beside get a section of
+their own (``--replay-only`` measures and writes only those: panoramisk, pipeline, replay).
 
-    python benchmarks/ami_ingest.py [--quick] [--sizes 1 10 100] [--no-write]
+    python benchmarks/ami_ingest.py [--quick] [--sizes 1 10 100] [--replay-only] [--no-write]
 """
 
 from __future__ import annotations
@@ -47,9 +51,9 @@ from _common import (
 from pbxbridge.ami.frames import Frame, FrameDecoder, encode_frame
 from pbxbridge.ami.listener import AmiListener, _FrameProtocol
 from pbxbridge.ami.traces import load_trace, wire_template, with_fresh_ids
-from pbxbridge.app import Daemon
+from pbxbridge.app import Daemon, attach_domains
 from pbxbridge.calls.model import FinishedCall
-from pbxbridge.calls.replay import tracker_settings
+from pbxbridge.calls.replay import replay_into, replay_pbx, tracker_settings
 from pbxbridge.calls.tracker import CallTracker
 from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
 
@@ -70,6 +74,8 @@ class Run:
     batches: list[int] = field(default_factory=list)
     # Pipeline only: CPU seconds the measured process used in the timed span (all its threads).
     cpu_seconds: float = 0.0
+    # Replay only: seconds until what follows the journal (the KPI figures) holds every call too.
+    settled_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -164,6 +170,34 @@ async def pipeline(url: str, port: int, target: int, profile: cProfile.Profile |
         await daemon.stop()
     # The first event (FullyBooted) was not timed; everything after it was.
     return Run(target, elapsed, calls, ingested, batches, cpu)
+
+
+async def replay(url: str, stream: Path, target: int) -> Run:
+    """Events per second through ``pbxbridge replay``: the capture read from disk into the daemon's pipeline.
+
+    The steps of ``pbxbridge.cli.core.replay`` (a daemon that is not live, every domain
+    attached, the capture fed, flushed), the clock running from the first read: until
+    the last call is committed (``seconds``, as the pipeline's), and until the KPI
+    figures hold every call too (``settled_seconds``).
+    """
+    daemon = Daemon(bench_config(url, 9), live=False)
+    attach_domains(daemon)
+    await daemon.start()
+    batches = _count_batches(daemon)
+    try:
+        clock = Stopwatch()
+        cpu_started = time.process_time()
+        await replay_into(daemon, [stream], replay_pbx(daemon.config))
+        ingested = clock()
+        await daemon.flush_journal()
+        elapsed = clock()
+        cpu = time.process_time() - cpu_started
+        await daemon.flush()
+        settled = clock()
+        calls = daemon.stats.calls_written
+    finally:
+        await daemon.stop()
+    return Run(target, elapsed, calls, ingested, batches, cpu, settled)
 
 
 def bench_config(url: str, port: int) -> Config:
@@ -385,6 +419,8 @@ async def warm_up(paths: list[Path], workdir: Path, kinds: list[str]) -> None:
     for kind in kinds:
         with scratch_database(kind, workdir) as db, Simulator([stream], loop=False, fresh_ids=False) as sim:
             await pipeline(db.url, sim.port, target)
+        with scratch_database(kind, workdir) as db:
+            await replay(db.url, stream, target)
 
 
 # A run shorter than this many passes lasts a fraction of a second: scheduling and a
@@ -397,7 +433,7 @@ def _median(runs: list[Run]) -> Run:
 
 
 async def measure_size(paths: list[Path], per_pass: int, passes: int, workdir: Path,
-                       kinds: list[str]) -> dict[str, Run]:
+                       kinds: list[str], replay_only: bool = False) -> dict[str, Run]:
     """Every measurement for one size, each against a fresh simulator (a short size: the median of a few)."""
     stream = workdir / f"passes-{passes}.ami"
     target = write_passes(paths, passes, stream)
@@ -405,9 +441,10 @@ async def measure_size(paths: list[Path], per_pass: int, passes: int, workdir: P
     repeats = RUNS_OF_SHORT if passes < SHORT_PASSES else 1
     note = f" (median of {repeats})" if repeats > 1 else ""
     runs: dict[str, Run] = {}
-    with Simulator([stream], loop=False, fresh_ids=False) as sim:
-        runs["source"] = await source_ceiling(sim.port, target)
-    print(f"  {passes:>4}x  source (simulator ceiling)   {runs['source'].rate:>9,.0f} ev/s", flush=True)
+    if not replay_only:
+        with Simulator([stream], loop=False, fresh_ids=False) as sim:
+            runs["source"] = await source_ceiling(sim.port, target)
+        print(f"  {passes:>4}x  source (simulator ceiling)   {runs['source'].rate:>9,.0f} ev/s", flush=True)
     tries = []
     for _ in range(repeats):
         with Simulator([stream], loop=False, fresh_ids=False) as sim:
@@ -424,6 +461,18 @@ async def measure_size(paths: list[Path], per_pass: int, passes: int, workdir: P
               f"({r.events:,} events, {r.calls:,} calls in {r.seconds:.1f} s, events in after "
               f"{r.ingest_seconds:.1f} s = {r.events / r.ingest_seconds:,.0f} ev/s; CPU {r.cpu_seconds:.1f} s; "
               f"{r.rate / runs['panoramisk'].rate:.2f}x panoramisk){note}", flush=True)
+    for kind in kinds:
+        tries = []
+        for _ in range(repeats):
+            with scratch_database(kind, workdir) as db:
+                tries.append(await replay(db.url, stream, target))
+        r = runs[f"replay-{kind}"] = _median(tries)
+        print(f"  {passes:>4}x  replay -> {kind:<10}          {r.rate:>9,.0f} ev/s  "
+              f"({r.calls:,} calls in {r.seconds:.1f} s in {len(r.batches)} transactions, events in after "
+              f"{r.ingest_seconds:.1f} s; KPI figures after {r.settled_seconds:.1f} s = "
+              f"{r.events / r.settled_seconds:,.0f} ev/s; CPU {r.cpu_seconds:.1f} s; "
+              f"{r.rate / runs[kind].rate:.2f}x the pipeline, {r.rate / runs['panoramisk'].rate:.2f}x panoramisk)"
+              f"{note}", flush=True)
     return runs
 
 
@@ -441,6 +490,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1x and 10x only")
     parser.add_argument("--sizes", nargs="+", type=int, help="multiples of the trace volume (default 1 10 100)")
+    parser.add_argument("--replay-only", action="store_true",
+                        help="panoramisk, the pipeline and the replay only; write the replay section alone")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -449,6 +500,11 @@ def main() -> int:
     paths = trace_paths()
     per_pass = events_per_pass(paths)
     print(f"{len(paths)} traces, {per_pass:,} events per pass")
+    if args.replay_only:
+        compared = replay_comparison(paths, per_pass, sizes, kinds)
+        if not args.no_write:
+            write_replay_section(sizes, per_pass, compared)
+        return 0
 
     decoder_runs = {n: bare_decoder(paths, n) for n in sizes}
     for n, r in decoder_runs.items():
@@ -493,7 +549,59 @@ def main() -> int:
         write_section("ami_ingest", "AMI ingest (benchmarks/ami_ingest.py)",
                       _report(sizes, per_pass, decoder_runs, results, profiled_size, costs, parser_profiles,
                               writers, profile_text))
+        write_replay_section(sizes, per_pass, results)
     return 0
+
+
+def replay_comparison(paths: list[Path], per_pass: int, sizes: list[int], kinds: list[str]) -> dict[int, dict[str, Run]]:
+    """Panoramisk, the pipeline and the replay at each size, nothing else (``--replay-only``)."""
+    results: dict[int, dict[str, Run]] = {}
+    with tempfile.TemporaryDirectory(prefix="pbxbridge-bench-") as tmp:
+        workdir = Path(tmp)
+        asyncio.run(warm_up(paths, workdir, kinds))
+        for n in sizes:
+            results[n] = asyncio.run(measure_size(paths, per_pass, n, workdir, kinds, replay_only=True))
+    return results
+
+
+def write_replay_section(sizes: list[int], per_pass: int, results: dict[int, dict[str, Run]]) -> None:
+    """The replay rows beside the pipeline and panoramisk of the same run, in a section of their own."""
+    names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    lines = [
+        ("`pbxbridge replay` of the capture the pipeline was fed (the same N passes with fresh ids, "
+         f"{per_pass:,} events per pass), read from disk into the daemon's own pipeline: a Daemon that is not "
+         "live, every domain attached (KPI figures following the journal, transcription jobs), the calls "
+         "written by its call writer in its batches. 'pipeline' is the daemon fed over TCP by `pbxbridge "
+         "simulate --speed 0`, no domain attached, and 'panoramisk' panoramisk alone with a no-op handler, "
+         "both from the same run and timed as in the section above. 'to journal' is timed from the first read "
+         "until the last call is committed, as the pipeline is; the KPI follower's folding runs meanwhile on "
+         "the same event loop and is counted in it. 'to KPI figures' runs until the KPI store holds every call too: the follower "
+         "folds calls in 50 at a time once the journal has them and pauses a second whenever fewer than 50 are "
+         "left (its trickle pause, made for a live daemon), so a replay pays that second at least once, at its "
+         "end; and as every pass repeats the same 30 clients on the same two days, each of its batches "
+         "rereads more of their calls the more passes there are. Events/s count the capture's events (those "
+         "skipped undecoded included, as for the pipeline); 'per CPU s' is events over the CPU time the "
+         "measured process used until the journal held every call: the rate with a core to itself, whatever "
+         f"else ran on the machine. Under {SHORT_PASSES}x, each figure is the median of {RUNS_OF_SHORT} runs."),
+        "",
+        ("| size | database | calls | panoramisk ev/s | pipeline ev/s | pipeline ev per CPU s "
+         "| replay to journal ev/s | replay ev per CPU s | transactions | replay to KPI figures ev/s "
+         "| replay / pipeline | replay / panoramisk | pipeline / panoramisk |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n in sizes:
+        r = results[n]
+        pano = r["panoramisk"].rate
+        for kind, name in names.items():
+            daemon, rep = r[kind], r[f"replay-{kind}"]
+            lines.append(
+                f"| {n}x | {name} | {rep.calls:,} | {pano:,.0f} | {daemon.rate:,.0f} "
+                f"| {daemon.events / daemon.cpu_seconds:,.0f} | {rep.rate:,.0f} | {rep.events / rep.cpu_seconds:,.0f} "
+                f"| {len(rep.batches)} | {rep.events / rep.settled_seconds:,.0f} | {rep.rate / daemon.rate:.2f} "
+                f"| {rep.rate / pano:.2f} | {daemon.rate / pano:.2f} |"
+            )
+    write_section("ami_ingest_replay", "AMI ingest: `pbxbridge replay` beside the daemon (benchmarks/ami_ingest.py)",
+                  "\n".join(lines))
 
 
 def _batches(sizes: list[int]) -> str:

@@ -31,6 +31,13 @@ Other domains attach without editing this module:
 
 ``daemon.send_action(pbx, action)`` sends an AMI action (an Originate) over a
 PBX's session; ``daemon.links[pbx]`` holds that PBX's tracker and listener.
+
+``Daemon(config, live=False)`` is the same pipeline fed from captured streams
+(``pbxbridge replay``, ``pbxbridge.calls.replay.replay_into``) instead of AMI
+listeners: the same writer, ``after_write`` hooks, call subscribers and
+flushers, and the components that follow the journal; no listener, no saved
+calls in progress, no systemd, and none of the components that serve the
+world outside (``SERVING_DOMAINS``).
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ import importlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,7 +63,7 @@ from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.replay import tracker_settings
 from pbxbridge.calls.store import AfterWriteHook, CallWriter
 from pbxbridge.calls.tables import Call
-from pbxbridge.calls.tracker import RECORDING_VARIABLE, CallTracker
+from pbxbridge.calls.tracker import TRACKER_VARIABLES, CallTracker
 from pbxbridge.config import Config, PbxConfig
 from pbxbridge.db.engine import can_run_inline, make_engine, session_factory, upgrade_async
 from pbxbridge.service import logging as service_logging
@@ -75,6 +82,12 @@ DOMAIN_MODULES = (
     "pbxbridge.routing.daemon",
     "pbxbridge.web.daemon",
 )
+# Domains whose components serve the world outside the journal: the web app,
+# the FastAGI server, transcription worker processes. A daemon that is not
+# live (a replay) attaches their hooks but starts none of these: it ends when
+# its captures do, and would only take ports (or load a model) that the
+# daemon running beside it holds.
+SERVING_DOMAINS = frozenset({"pbxbridge.web.daemon", "pbxbridge.routing.daemon", "pbxbridge.transcription.daemon"})
 
 # Database errors worth waiting out: the server restarting, the network, a lock.
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
@@ -107,6 +120,13 @@ SAVE_CHUNK = 20
 # Finished calls waiting for the journal go first: a periodic save waits for the
 # writer to run dry, but never longer than this past its due time.
 SAVE_DEFER_MAX_S = 1.0
+# How often calls the tracker holds back (a click-to-call waiting for its
+# OriginateResponse) are looked at on the PBX's clock: when the PBX falls
+# silent, no event moves that clock, so the daemon moves it with the wall's.
+HELD_CHECK_INTERVAL_S = 0.2
+# A captured stream is read faster than its calls are written: reading waits
+# for the writer once this many finished calls are queued (some KB each).
+REPLAY_QUEUE_MAX = 10 * WRITE_BATCH_MAX
 
 
 class Component(Protocol):
@@ -119,7 +139,7 @@ class Component(Protocol):
 
 @dataclass(slots=True)
 class PbxLink:
-    """One PBX: its settings, its call tracker and its AMI listener."""
+    """One PBX: its settings, its call tracker and its AMI listener (none for a captured stream)."""
 
     config: PbxConfig
     tracker: CallTracker
@@ -128,6 +148,8 @@ class PbxLink:
     events_read: int = 0
     # The PBX's clock as of the latest event, for closing calls that vanished.
     last_event_at: float | None = None
+    # When (time.monotonic) that event was read: the PBX's clock runs on from there while it is silent.
+    last_event_read: float | None = None
     # Whether this PBX stamps its events (timestampevents=yes): then frames
     # without a stamp (login greetings, list answers) do not move its clock.
     stamps_events: bool = False
@@ -170,8 +192,11 @@ class Daemon:
         listener_options: dict[str, Any] | None = None,
         retry_initial_s: float = 0.5,
         save_interval_s: float = SAVE_INTERVAL_S,
+        live: bool = True,
     ) -> None:
         self.config = config
+        # False: fed from captured streams (replay_session), not by AMI listeners.
+        self.live = live
         self.save_interval_s = save_interval_s
         # First pause before writing a call again after the database failed.
         self.retry_initial_s = retry_initial_s
@@ -183,9 +208,11 @@ class Daemon:
         # Awaited by flush() once the journal has every finished call (work that follows the journal).
         self.flushers: list[Callable[[], Awaitable[None]]] = []
         self.components: list[Component] = []
+        # Components of SERVING_DOMAINS: not started unless live.
+        self.serving: list[Component] = []
         self.links: dict[str, PbxLink] = {}
         # The AMI events nobody reads are skipped undecoded; a part that reads more asks here before start().
-        self.interest = EventInterest(variables=frozenset({RECORDING_VARIABLE}))
+        self.interest = EventInterest(variables=TRACKER_VARIABLES)
         self.stats = DaemonStats()
         self.engine: AsyncEngine | None = None
         self.session_factory: async_sessionmaker[AsyncSession] | None = None
@@ -197,6 +224,7 @@ class Daemon:
         self._calls: asyncio.Queue[FinishedCall] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._saver_task: asyncio.Task[None] | None = None
+        self._holder_task: asyncio.Task[None] | None = None
         self._service_tasks: list[asyncio.Task[None]] = []
         self._started_components: list[Component] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -238,37 +266,48 @@ class Daemon:
             # on SQLite they run on the loop, not a thread hop per statement.
             self.write_engine = make_engine(url, inline=True) if can_run_inline(url) else self.engine
             self.write_sessions = session_factory(self.write_engine)
-            self.open_calls = OpenCallStore(self.write_sessions)
+            # Calls in progress are a live PBX's: a replay neither takes them back nor saves its own.
+            self.open_calls = OpenCallStore(self.write_sessions) if self.live else None
             self.writer = CallWriter(
                 self.write_sessions, self.config, after_write=[*self.after_write, forget_written]
             )
             self._writer_task = asyncio.create_task(self._write_calls(), name="call-writer")
             for component in self.components:
+                if not self.live and any(component is serving for serving in self.serving):
+                    continue
                 await component.start()
                 self._started_components.append(component)
-            for pbx in self.config.pbx:
-                link = PbxLink(pbx, CallTracker(tracker_settings(pbx)))
-                self.links[pbx.name] = link
-                await self._restore_open_calls(link)
-            self._saver_task = asyncio.create_task(self._save_periodically(), name="open-call-saver")
-            self._service_tasks.append(asyncio.create_task(self._announce_ready(), name="sd-notify-ready"))
-            interval = systemd.watchdog_interval()
-            if interval:
-                self._service_tasks.append(
-                    asyncio.create_task(self._watchdog(interval), name="sd-watchdog")
-                )
-            for link in self.links.values():
-                link.listener = self._listener_for(link)
-                await link.listener.start()
-            log.info("pbxbridge daemon started: %d PBX(es), database %s",
-                     len(self.links), self.engine.url.render_as_string(hide_password=True))
+            if self.live:
+                await self._follow_pbxes()
+            log.info("pbxbridge daemon started: %s, database %s",
+                     f"{len(self.links)} PBX(es)" if self.live else "fed from captured streams",
+                     self.engine.url.render_as_string(hide_password=True))
         except BaseException:
             await self.stop()
             raise
 
+    async def _follow_pbxes(self) -> None:
+        """One tracker per PBX, given back its calls in progress; the periodic tasks; one AMI listener per PBX."""
+        for pbx in self.config.pbx:
+            link = PbxLink(pbx, CallTracker(tracker_settings(pbx)))
+            self.links[pbx.name] = link
+            await self._restore_open_calls(link)
+        self._saver_task = asyncio.create_task(self._save_periodically(), name="open-call-saver")
+        self._holder_task = asyncio.create_task(self._release_held_periodically(), name="held-call-release")
+        self._service_tasks.append(asyncio.create_task(self._announce_ready(), name="sd-notify-ready"))
+        interval = systemd.watchdog_interval()
+        if interval:
+            self._service_tasks.append(
+                asyncio.create_task(self._watchdog(interval), name="sd-watchdog")
+            )
+        for link in self.links.values():
+            link.listener = self._listener_for(link)
+            await link.listener.start()
+
     async def stop(self) -> None:
         """Stop listening, write what is queued, save calls in progress, stop components, close the database."""
-        _tell_systemd(systemd.stopping)
+        if self.live:
+            _tell_systemd(systemd.stopping)
         for task in self._service_tasks:
             task.cancel()
         for task in self._service_tasks:
@@ -278,11 +317,12 @@ class Daemon:
         for link in self.links.values():
             if link.listener is not None:
                 await link.listener.stop()
-        if self._saver_task is not None:
-            self._saver_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._saver_task
-            self._saver_task = None
+        for periodic in (self._saver_task, self._holder_task):
+            if periodic is not None:
+                periodic.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await periodic
+        self._saver_task = self._holder_task = None
         if self._writer_task is not None:
             try:
                 await asyncio.wait_for(self._calls.join(), STOP_FLUSH_TIMEOUT_S)
@@ -319,9 +359,13 @@ class Daemon:
 
     async def flush(self) -> None:
         """Wait until every call finished so far is in the journal (or set aside), and what follows it is done."""
-        await self._calls.join()
+        await self.flush_journal()
         for flusher in self.flushers:
             await flusher()
+
+    async def flush_journal(self) -> None:
+        """Wait until every call finished so far is in the journal (or set aside)."""
+        await self._calls.join()
 
     async def send_action(self, pbx: str, action: dict[str, str], as_list: bool | None = None) -> Any:
         """Send an AMI action (an Originate for click-to-call) over that PBX's session."""
@@ -337,7 +381,7 @@ class Daemon:
 
     def healthy(self) -> bool:
         """Whether the call writer and the saver run, and no database write is stuck."""
-        for task in (self._writer_task, self._saver_task):
+        for task in (self._writer_task, self._saver_task) if self.live else (self._writer_task,):
             if task is None or task.done():
                 return False
         interval = systemd.watchdog_interval() or SAVE_INTERVAL_S
@@ -421,16 +465,34 @@ class Daemon:
         if "Timestamp" in frame:
             link.stamps_events = True
             link.last_event_at = received_at
+            link.last_event_read = time.monotonic()
         elif not link.stamps_events:
             link.last_event_at = received_at
+            link.last_event_read = time.monotonic()
         if link.seen_while_asking is not None:
             linkedid = frame.get("Linkedid") or frame.get("LinkedID")
             if linkedid:
                 link.seen_while_asking.add(linkedid)
-        for call in link.tracker.feed(frame, received_at):
+        tracker = link.tracker
+        for call in tracker.feed(frame, received_at):
             self._finished(call)
+        warnings = tracker.take_warnings()
+        if warnings:
+            _log_warnings(link, warnings)
         for subscriber in self.event_subscribers:
             self._notify(subscriber, link.config.name, frame)
+
+    async def _release_held_periodically(self) -> None:
+        # A held call waits on the PBX's clock, which only events move: a PBX
+        # that falls silent would hold it for good. Its clock runs on with the wall's.
+        while True:
+            await asyncio.sleep(HELD_CHECK_INTERVAL_S)
+            now = time.monotonic()
+            for link in self.links.values():
+                if link.last_event_at is None or link.last_event_read is None:
+                    continue
+                for call in link.tracker.release_held(link.last_event_at + (now - link.last_event_read)):
+                    self._finished(call)
 
     async def _catch_up(self, link: PbxLink, listener: AmiListener) -> None:
         """After a (re)login: take on channels missed, close the calls the PBX no longer has."""
@@ -456,6 +518,69 @@ class Daemon:
         link.catch_ups += 1
         for call in closed:
             self._finished(call)
+
+    # -- captured streams (live=False) ------------------------------------------
+
+    def replay_session(self, pbx: PbxConfig) -> PbxLink:
+        """A session fed from a captured stream: a tracker of its own, as each capture is one AMI session."""
+        return PbxLink(pbx, CallTracker(tracker_settings(pbx)))
+
+    def feed_replayed(self, session: PbxLink, frames: Iterable[Frame]) -> None:
+        """One read of a captured stream: each event to the session's tracker at its Timestamp.
+
+        An event without one is taken at the previous event's time: a capture
+        has no wall clock worth reading. Frames that are no event (the capturing
+        session's own Login answer) are left out. No event subscriber is fed:
+        they follow what a PBX has up now (line states, the wallboard, the
+        KPIs' live gauges and alerts), which a capture's past events do not tell.
+        """
+        tracker = session.tracker
+        now = session.last_event_at or 0.0
+        fed = 0
+        for frame in frames:
+            if "Event" not in frame:
+                continue
+            stamp = frame.get("Timestamp")
+            if stamp is not None:
+                try:
+                    now = float(stamp)
+                except ValueError:
+                    pass
+            fed += 1
+            for call in tracker.feed(frame, now):
+                self._finished(call)
+        session.events_read += fed
+        session.last_event_at = now
+        warnings = tracker.take_warnings()
+        if warnings:
+            _log_warnings(session, warnings)
+
+    def end_replay_session(self, session: PbxLink) -> None:
+        """The capture is over: nothing more comes on its session.
+
+        Calls held for a late answer are given out; a call still up was cut
+        with the capture, and is journaled as far as it went (closed at its
+        last event, named in a warning), not lost.
+        """
+        end = session.last_event_at if session.last_event_at is not None else 0.0
+        for call in session.tracker.end_of_stream(end):
+            self._finished(call)
+        warnings = session.tracker.take_warnings()
+        if warnings:
+            _log_warnings(session, warnings)
+
+    async def make_room(self) -> None:
+        """Between reads of a captured stream: let the writer take a full batch, keep the queue bounded.
+
+        The writer takes whatever is queued when it runs: yielding only once
+        a batch is full writes the calls in the fewest transactions, and a
+        writer waiting on the database lets the reading go on meanwhile.
+        """
+        queued = self._calls.qsize()
+        if queued >= REPLAY_QUEUE_MAX:
+            await self._writer_idle.wait()
+        elif queued >= WRITE_BATCH_MAX:
+            await asyncio.sleep(0)
 
     def _finished(self, call: FinishedCall) -> None:
         self.stats.calls_finished += 1
@@ -697,9 +822,19 @@ def attach_domains(daemon: Daemon, modules: tuple[str, ...] = DOMAIN_MODULES) ->
             if exc.name == name:
                 continue
             raise
+        before = len(daemon.components)
         module.attach(daemon)
+        if name in SERVING_DOMAINS:
+            daemon.serving.extend(daemon.components[before:])
         attached.append(name)
     return attached
+
+
+def _log_warnings(link: PbxLink, warnings: list[tuple[str, str]]) -> None:
+    """What the tracker found wrong with its input (an unknown channel, a second Hangup), a line each."""
+    pbx = link.config.name
+    for linkedid, message in warnings:
+        log.warning("[%s] call %s: %s", pbx, linkedid, message, extra={"pbx": pbx, "linkedid": linkedid})
 
 
 def _transient(exc: BaseException) -> bool:

@@ -15,7 +15,7 @@ from pbxbridge.ami.frames import Frame, FrameDecoder, encode_frame
 from pbxbridge.ami.interest import EventInterest
 from pbxbridge.ami.traces import load_trace
 from pbxbridge.calls.replay import tracker_settings
-from pbxbridge.calls.tracker import RECORDING_VARIABLE, CallTracker
+from pbxbridge.calls.tracker import RECORDING_VARIABLE, TRACKER_VARIABLES, CallTracker
 from pbxbridge.config import PbxConfig
 from pbxbridge.routing.click_to_call import REQUEST_VARIABLE
 
@@ -41,7 +41,7 @@ def _decode(data: bytes, interest: EventInterest | None, read: int = 4096) -> tu
 
 
 def _daemons_interest() -> EventInterest:
-    interest = EventInterest(variables=frozenset({RECORDING_VARIABLE}))
+    interest = EventInterest(variables=TRACKER_VARIABLES)
     interest.want_variable(REQUEST_VARIABLE)
     return interest
 
@@ -49,7 +49,7 @@ def _daemons_interest() -> EventInterest:
 def _read_by_someone(frame: Frame) -> bool:
     name = frame.get("Event", "").lower()
     if name == "varset":
-        return frame.get("Variable") in (RECORDING_VARIABLE, REQUEST_VARIABLE)
+        return frame.get("Variable") in TRACKER_VARIABLES | {REQUEST_VARIABLE}
     return name not in {"cel", "cdr", "rtcpsent", "rtcpreceived", "dtmfbegin", "dtmfend"}
 
 

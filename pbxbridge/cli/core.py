@@ -12,11 +12,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from pbxbridge.app import Daemon, attach_domains
 from pbxbridge.calls.journal import fetch_journal
-from pbxbridge.calls.model import FinishedCall
-from pbxbridge.calls.replay import replay_traces
-from pbxbridge.calls.store import CallWriter
-from pbxbridge.calls.tables import Call
+from pbxbridge.calls.replay import NewCallCount, replay_into, replay_pbx
 from pbxbridge.cli.common import add_common_options, config_from_args, config_or_exit
 from pbxbridge.clients.tables import Client
 from pbxbridge.config import Config, ConfigError
@@ -77,35 +75,41 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for path in missing:
             print(f"{path}: no such file", file=sys.stderr)
         return 2
-    upgrade(config.database.url)
-    summary = asyncio.run(_replay(args.traces, config, args.pbx))
+    summary = asyncio.run(replay(args.traces, config, args.pbx))
     print(
         f"replayed {len(args.traces)} trace(s): {summary['calls']} call(s), "
         f"{summary['new']} new, {summary['again']} already in the journal; "
         f"{summary['clients']} client card(s) in total"
     )
+    if summary["failed"]:
+        print(f"{summary['failed']} call(s) could not be written (see the log)", file=sys.stderr)
+        return 1
     return 0
 
 
-async def _replay(paths: list[Path], config: Config, pbx: str | None) -> dict[str, int]:
-    calls: list[FinishedCall] = await replay_traces(paths, config, pbx)
-    engine = make_engine(config.database.url)
+async def replay(paths: list[Path], config: Config, pbx: str | None) -> dict[str, int]:
+    """The daemon's pipeline, every domain attached, fed from the captures: calls, new ones, cards, failures.
+
+    What a live PBX's calls get, replayed calls get: the journal, the KPI
+    figures, transcription jobs and any other domain's hooks, written in the
+    daemon's batches. The daemon is not live: no AMI, web, FastAGI or worker.
+    """
+    daemon = Daemon(config, live=False)
+    attach_domains(daemon)
+    new_calls = NewCallCount()
+    daemon.after_write.append(new_calls)
     try:
-        factory = session_factory(engine)
-        new = 0
-
-        async def count_new(_session: Any, _row: Call, _call: FinishedCall, is_new: bool) -> None:
-            nonlocal new
-            new += int(is_new)
-
-        writer = CallWriter(factory, config, after_write=[count_new])
-        for call in calls:
-            await writer.write(call)
-        async with factory() as session:
+        await daemon.start()
+        await replay_into(daemon, paths, replay_pbx(config, pbx))
+        await daemon.flush()
+        assert daemon.session_factory is not None
+        async with daemon.session_factory() as session:
             clients = (await session.execute(select(func.count()).select_from(Client))).scalar_one()
     finally:
-        await engine.dispose()
-    return {"calls": len(calls), "new": new, "again": len(calls) - new, "clients": clients}
+        await daemon.stop()
+    calls, failed = daemon.stats.calls_finished, daemon.stats.calls_failed
+    return {"calls": calls, "new": new_calls.new, "again": calls - new_calls.new - failed, "clients": clients,
+            "failed": failed}
 
 
 def cmd_calls(args: argparse.Namespace) -> int:
