@@ -38,15 +38,6 @@ class Trace:
                 return ts
         return None
 
-    @property
-    def last_timestamp(self) -> float | None:
-        """Time of the last event that carries one."""
-        for event in reversed(self.events):
-            ts = event_timestamp(event)
-            if ts is not None:
-                return ts
-        return None
-
 
 def load_trace(path: str | Path) -> Trace:
     """Read a ``*.ami`` capture, keeping the events the PBX broadcast."""

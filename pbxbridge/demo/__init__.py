@@ -6,7 +6,6 @@ from pathlib import Path
 
 DEMO_DIR = Path(__file__).resolve().parent
 TRACES_DIR = DEMO_DIR / "traces"
-RECORDINGS_DIR = DEMO_DIR / "recordings"
 
 
 def demo_traces() -> list[Path]:

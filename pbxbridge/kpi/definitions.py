@@ -589,12 +589,6 @@ def queue_figures(facts: Iterable[CallFact], settings: KpiSettings) -> dict[str,
     return _queue_figures(_tally_queue(facts, settings))
 
 
-def lead_figures(leads: Sequence[LeadFact]) -> dict[str, Any]:
-    """How many new leads came in and what share the department reached."""
-    reached = sum(1 for lead in leads if lead.reached)
-    return _lead_figures(len(leads), reached)
-
-
 def _lead_figures(leads: int, reached: int) -> dict[str, Any]:
     return {"new_leads": leads, "new_leads_reached": reached, "new_leads_reached_share": ratio(reached, leads)}
 

@@ -22,9 +22,6 @@ from pbxbridge.kpi.definitions import (
 )
 from pbxbridge.kpi.tables import ManagerDayRow, ManagerHourRow
 
-KEY_FIELDS = ("date", "manager", "manager_name")
-
-
 async def read_figures(
     session: AsyncSession,
     day_from: date,

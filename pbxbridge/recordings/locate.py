@@ -76,14 +76,6 @@ def _inside(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root.resolve())
 
 
-def has_sound(path: Path) -> bool:
-    """Whether the file holds audio beyond a WAV header."""
-    try:
-        return path.stat().st_size > WAV_HEADER_BYTES
-    except OSError:
-        return False
-
-
 def locate_recording(pbx_path: str, root: Path | str, spool_prefix: str) -> LocatedRecording:
     """Find the file and describe it: ok (has audio), empty (header only) or missing."""
     root = Path(root)

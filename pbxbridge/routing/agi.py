@@ -187,14 +187,6 @@ class FastAgiServer:
                 await self._server.wait_closed()
             self._server = None
 
-    async def serve_forever(self) -> None:
-        """Start, then run until cancelled."""
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
-
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:

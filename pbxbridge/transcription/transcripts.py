@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.tables import Call, Recording
-from pbxbridge.transcription.tables import TranscriptionJob, TranscriptSegment
+from pbxbridge.transcription.tables import TranscriptSegment
 
 
 async def call_transcript(
@@ -38,22 +38,4 @@ async def call_transcript(
                 "words": seg.words,
             }
             for seg, path in rows.all()
-        ]
-
-
-async def call_jobs(
-    session_factory: async_sessionmaker[AsyncSession], linkedid: str
-) -> list[dict[str, Any]]:
-    """The transcription jobs of a call's recordings: status, attempts and last error."""
-    async with session_factory() as session:
-        rows = await session.execute(
-            select(TranscriptionJob, Recording.path)
-            .join(Recording, Recording.id == TranscriptionJob.recording_id)
-            .join(Call, Call.id == Recording.call_id)
-            .where(Call.linkedid == linkedid)
-            .order_by(Recording.position)
-        )
-        return [
-            {"recording": path, "status": job.status, "attempts": job.attempts, "last_error": job.last_error}
-            for job, path in rows.all()
         ]
