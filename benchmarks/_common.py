@@ -9,8 +9,8 @@ import platform
 import re
 import secrets
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager

@@ -44,13 +44,21 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from _common import Simulator, daemon_config, percentile, scratch_database, trace_paths, write_section
+from _common import (
+    Simulator,
+    daemon_config,
+    percentile,
+    scratch_database,
+    trace_paths,
+    write_section,
+)
 from _streams import interleaved, load_traces, write_stream
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.app import Daemon, attach_domains
 from pbxbridge.calls.model import FinishedCall
+from pbxbridge.calls.open_calls import forget_written
 from pbxbridge.calls.replay import replay_trace, tracker_settings
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.config import Config, PbxConfig
@@ -59,7 +67,6 @@ from pbxbridge.kpi.definitions import day_bounds
 from pbxbridge.kpi.follower import KpiFollower
 from pbxbridge.kpi.service import KpiService
 from pbxbridge.service.heap import settle_after_start
-from pbxbridge.service.open_calls import forget_written
 
 WINDOW_S = 60.0
 # 110 copies of the 16 traces in a minute keep 1,000-1,200 calls up on the plateau.
@@ -272,8 +279,8 @@ def daemon_writer(url: str, factory: async_sessionmaker[AsyncSession]) -> CallWr
     """
     daemon = Daemon(daemon_config(url))
     attach_domains(daemon)
-    hooks = [h for h in daemon.after_write if not isinstance(h, KpiFollower)]
-    return CallWriter(factory, daemon.config, after_write=[*hooks, daemon.kpi, forget_written])  # type: ignore[attr-defined]
+    hooks = [h for h in daemon.after_write if not isinstance(getattr(h, "__self__", None), KpiFollower)]
+    return CallWriter(factory, daemon.config, after_write=[*hooks, daemon.kpi.record_written, forget_written])  # type: ignore[attr-defined]
 
 
 async def measure_growth(kind: str, url: str, calls: list[FinishedCall]) -> Growth:

@@ -25,7 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Simulator, daemon_config, rss_mb, scratch_database, trace_paths, write_section
+from _common import (
+    Simulator,
+    daemon_config,
+    rss_mb,
+    scratch_database,
+    trace_paths,
+    write_section,
+)
 from _streams import interleaved, write_stream
 
 from pbxbridge.ami.traces import Trace, event_timestamp, load_trace

@@ -19,7 +19,11 @@ from pathlib import Path
 from _common import cpu_model, shared_traces_dir, write_section
 
 from pbxbridge.recordings.audio import RecordingError, read_info
-from pbxbridge.transcription.engines import EngineSettings, make_engine, transcribe_recording
+from pbxbridge.transcription.engines import (
+    EngineSettings,
+    make_engine,
+    transcribe_recording,
+)
 
 
 def recordings(shared: Path) -> list[tuple[Path, float]]:

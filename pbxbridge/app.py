@@ -60,15 +60,20 @@ from pbxbridge.ami.frames import Frame
 from pbxbridge.ami.interest import EventInterest
 from pbxbridge.ami.listener import AmiListener, ListenerState
 from pbxbridge.calls.model import FinishedCall
+from pbxbridge.calls.open_calls import OpenCallState, OpenCallStore, forget_written
 from pbxbridge.calls.replay import tracker_settings
-from pbxbridge.calls.store import AfterWriteHook, CallWriter
+from pbxbridge.calls.store import AfterWrite, CallWriter
 from pbxbridge.calls.tables import Call
 from pbxbridge.calls.tracker import TRACKER_VARIABLES, CallTracker
 from pbxbridge.config import Config, PbxConfig
-from pbxbridge.db.engine import can_run_inline, make_engine, session_factory, upgrade_async
+from pbxbridge.db.engine import (
+    can_run_inline,
+    make_engine,
+    session_factory,
+    upgrade_async,
+)
 from pbxbridge.service import logging as service_logging
 from pbxbridge.service import systemd
-from pbxbridge.service.open_calls import OpenCallState, OpenCallStore, forget_written
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +209,7 @@ class Daemon:
         self.listener_options = dict(listener_options or {})
         self.event_subscribers: list[EventSubscriber] = []
         self.call_subscribers: list[CallSubscriber] = []
-        self.after_write: list[AfterWriteHook] = []
+        self.after_write: list[AfterWrite] = []
         # Awaited by flush() once the journal has every finished call (work that follows the journal).
         self.flushers: list[Callable[[], Awaitable[None]]] = []
         self.components: list[Component] = []

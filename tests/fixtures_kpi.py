@@ -83,7 +83,7 @@ async def push(db_url: str, calls: Iterable[FinishedCall], service: KpiService) 
     """Write calls one transaction each, the KPI hook inside, as the daemon does."""
     engine = make_engine(db_url)
     try:
-        writer = CallWriter(session_factory(engine), Config(), after_write=[service.apply_call])
+        writer = CallWriter(session_factory(engine), Config(), after_write=[service.record_written])
         for call in calls:
             await writer.write(call)
     finally:

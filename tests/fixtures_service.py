@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from pbxbridge.ami.traces import load_trace
+from pbxbridge.calls.tables import OpenCall
 from pbxbridge.db.engine import make_engine, session_factory
-from pbxbridge.service.tables import OpenCall
 
 USER, SECRET = "pbxbridge", "Am1-s3cret-Zq7"
 WAIT_S = 30.0

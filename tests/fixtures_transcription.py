@@ -22,8 +22,9 @@ from pbxbridge.calls.replay import replay_trace, tracker_settings
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.config import Config, PbxConfig, load_config
 from pbxbridge.db.engine import make_engine, session_factory
-from pbxbridge.transcription.engines import Engine, EngineSettings, make_engine as make_stt
-from pbxbridge.transcription.queue import enqueue_for_call
+from pbxbridge.transcription.engines import Engine, EngineSettings
+from pbxbridge.transcription.engines import make_engine as make_stt
+from pbxbridge.transcription.queue import enqueue_written
 from pbxbridge.transcription.transcript import Transcript
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -193,7 +194,7 @@ async def write_scenarios(
 ) -> list[Any]:
     """Replay captured scenarios into the journal, queueing recordings as the daemon does."""
     shared = shared or shared_path()
-    writer = CallWriter(factory, recordings_config(root), after_write=[enqueue_for_call])
+    writer = CallWriter(factory, recordings_config(root), after_write=[enqueue_written])
     rows = []
     for scenario in scenarios:
         for call in replay_trace(shared / f"{scenario}.ami", tracker_settings(PbxConfig())):

@@ -97,7 +97,7 @@ async def populate(config: Config, shared_dir: Path, transcript: Transcript) -> 
     try:
         factory = session_factory(engine)
         kpi = KpiService.from_config(config)
-        writer = CallWriter(factory, config, after_write=[kpi.apply_call])
+        writer = CallWriter(factory, config, after_write=[kpi.record_written])
         for call in calls:
             await writer.write(call)
         async with factory() as db:

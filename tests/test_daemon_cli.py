@@ -16,7 +16,13 @@ import pytest
 
 from pbxbridge.ami.demo_pbx import demo_wanted, start_demo_pbx
 from pbxbridge.app import Daemon
-from pbxbridge.config import Config, DatabaseConfig, DemoConfig, PbxConfig, RecordingsConfig
+from pbxbridge.config import (
+    Config,
+    DatabaseConfig,
+    DemoConfig,
+    PbxConfig,
+    RecordingsConfig,
+)
 from pbxbridge.demo.accounts import DEMO_PASSWORD
 from tests.fixtures_ami import WAIT_S, journal, replay_again, trace_path, wait_until
 from tests.fixtures_web import ApiClient

@@ -18,7 +18,13 @@ from pbxbridge.ami.traces import Trace, load_trace
 from pbxbridge.app import Daemon, PbxLink
 from pbxbridge.calls.model import ClosedBy, FinishedCall
 from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
-from tests.fixtures_ami import journal, live_linkedids, replay_again, trace_path, wait_until
+from tests.fixtures_ami import (
+    journal,
+    live_linkedids,
+    replay_again,
+    trace_path,
+    wait_until,
+)
 
 USER, SECRET = "pbxbridge", "s3cret"
 FAST = {"backoff_initial_s": 0.05, "backoff_cap_s": 0.2}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pbxbridge.ami.frames import Frame, encode_frame
 from pbxbridge.ami.simulator import AmiSimulator
-from pbxbridge.ami.traces import load_trace, with_fresh_ids, wire_template
+from pbxbridge.ami.traces import load_trace, wire_template, with_fresh_ids
 from tests.fixtures_ami import RawAmiClient, live_linkedids, trace_path
 
 USER, SECRET = "pbxbridge", "s3cret"

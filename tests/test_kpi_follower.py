@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, text
 
 from pbxbridge.app import Daemon
+from pbxbridge.calls.open_calls import forget_written
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.calls.tables import Call
 from pbxbridge.config import Config, DatabaseConfig
@@ -19,10 +20,15 @@ from pbxbridge.kpi import follower
 from pbxbridge.kpi.daemon import attach
 from pbxbridge.kpi.service import KpiService
 from pbxbridge.kpi.tables import CallFactRow
-from pbxbridge.service.open_calls import forget_written
 from tests.fixtures_ami import wait_until
 from tests.fixtures_kpi import (
-    LOCAL_LAB, all_events_in, calls_of, day_figures, kpi_daemon, simulator, snapshot,
+    LOCAL_LAB,
+    all_events_in,
+    calls_of,
+    day_figures,
+    kpi_daemon,
+    simulator,
+    snapshot,
 )
 
 

@@ -347,7 +347,7 @@ def test_burst_written_concurrently_equals_rebuild(db_url: str, shared_dir: Path
     async def write_concurrently() -> None:
         engine = make_engine(db_url)
         try:
-            writer = CallWriter(session_factory(engine), Config(), after_write=[service.apply_call])
+            writer = CallWriter(session_factory(engine), Config(), after_write=[service.record_written])
             for i in range(0, len(calls), at_once):
                 await asyncio.gather(*(writer.write(c) for c in calls[i : i + at_once]))
         finally:

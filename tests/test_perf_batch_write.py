@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from pbxbridge.app import MAX_ATTEMPTS_ON_ERROR, Daemon
 from pbxbridge.calls.journal import fetch_journal
 from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.replay import replay_trace, tracker_settings
-from pbxbridge.calls.store import CallWriter
+from pbxbridge.calls.store import CallWriter, Written
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.config import (
@@ -62,11 +62,12 @@ async def test_batch_writes_the_journal_that_single_writes_give(sessions, shared
     calls = _calls(shared_dir, SCENARIOS)
     seen: list[tuple[str, bool]] = []
 
-    async def note(session: AsyncSession, row: Call, call: FinishedCall, is_new: bool) -> None:
-        # The hook sees its own call's row, inside the batch's transaction.
-        assert row.linkedid == call.linkedid
-        assert (await session.get(Call, row.id)) is row
-        seen.append((call.linkedid, is_new))
+    async def note(session: AsyncSession, written: Sequence[Written]) -> None:
+        for row, call, is_new in written:
+            # The hook sees its own call's row, inside the batch's transaction.
+            assert row.linkedid == call.linkedid
+            assert (await session.get(Call, row.id)) is row
+            seen.append((call.linkedid, is_new))
 
     writer = CallWriter(sessions, config, after_write=[note])
     rows = await writer.write_many(calls)
@@ -105,9 +106,10 @@ async def test_a_batch_of_new_calls_old_ones_and_a_repeat_gives_each_its_due(ses
     calls = _calls(shared_dir, SCENARIOS)
     seen: list[tuple[str, bool]] = []
 
-    async def note(session: AsyncSession, row: Call, call: FinishedCall, is_new: bool) -> None:
-        assert row.linkedid == call.linkedid
-        seen.append((call.linkedid, is_new))
+    async def note(session: AsyncSession, written: Sequence[Written]) -> None:
+        for row, call, is_new in written:
+            assert row.linkedid == call.linkedid
+            seen.append((call.linkedid, is_new))
 
     reference = CallWriter(sessions, config)
     await reference.write_many(calls)
@@ -142,9 +144,10 @@ async def test_batch_is_all_or_nothing(sessions, shared_dir) -> None:
     calls = _calls(shared_dir, ("13-burst",))
     bad = calls[len(calls) // 2].linkedid
 
-    async def refuse(session: AsyncSession, row: Call, call: FinishedCall, is_new: bool) -> None:
-        if call.linkedid == bad:
-            raise ValueError("refused by a domain hook")
+    async def refuse(session: AsyncSession, written: Sequence[Written]) -> None:
+        for row, call, is_new in written:
+            if call.linkedid == bad:
+                raise ValueError("refused by a domain hook")
 
     with pytest.raises(ValueError):
         await CallWriter(sessions, Config(), after_write=[refuse]).write_many(calls)
@@ -158,9 +161,10 @@ async def test_a_batch_that_failed_leaves_no_manager_behind_for_the_next(session
     calls = _calls(shared_dir, ("13-burst",))
     refusing = True
 
-    async def refuse_once(session: AsyncSession, row: Call, call: FinishedCall, is_new: bool) -> None:
-        if refusing:
-            raise ValueError("refused by a domain hook")
+    async def refuse_once(session: AsyncSession, written: Sequence[Written]) -> None:
+        for row, call, is_new in written:
+            if refusing:
+                raise ValueError("refused by a domain hook")
 
     writer = CallWriter(sessions, Config(), after_write=[refuse_once])
     with pytest.raises(ValueError):
@@ -198,14 +202,15 @@ def test_daemon_writes_the_rest_of_a_batch_when_one_call_fails(db_url: str, shar
         daemon = Daemon(config, listener_options=FAST, retry_initial_s=0.01)
         all_finished = asyncio.Event()
 
-        async def gate(session: AsyncSession, row: Call, call: FinishedCall, is_new: bool) -> None:
-            # Hold the first write until every call has finished, so the rest queue
-            # up behind it and go to the database as one batch.
-            if call.linkedid == order[0]:
-                await all_finished.wait()
-            if call.linkedid == bad:
-                attempts.append(call.linkedid)
-                raise ValueError("refused by a domain hook")
+        async def gate(session: AsyncSession, batch: Sequence[Written]) -> None:
+            for _row, call, _is_new in batch:
+                # Hold the first write until every call has finished, so the rest queue
+                # up behind it and go to the database as one batch.
+                if call.linkedid == order[0]:
+                    await all_finished.wait()
+                if call.linkedid == bad:
+                    attempts.append(call.linkedid)
+                    raise ValueError("refused by a domain hook")
 
         daemon.after_write.append(gate)
         daemon.call_subscribers.append(lambda call, row: written.append(call.linkedid))

@@ -21,7 +21,12 @@ from pbxbridge.routing.agi import FastAgiServer
 from pbxbridge.routing.line_states import LineState, LineStates
 from pbxbridge.routing.overflow import OverflowRouter
 from pbxbridge.routing.rules import RoutingRules, get_rules, set_rules
-from tests.fixtures_routing import AgiOutcome, asterisk_agi_call, lines_until, trace_events
+from tests.fixtures_routing import (
+    AgiOutcome,
+    asterisk_agi_call,
+    lines_until,
+    trace_events,
+)
 
 MANAGERS = {
     "201": "Ivan Petrov",

@@ -25,7 +25,14 @@ from typing import Any
 from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.ami.traces import load_trace
 from tests.fixtures_ami import journal, wait_until
-from tests.fixtures_service import SECRET, USER, DaemonProcess, open_call_rows, trace_linkedids, write_config
+from tests.fixtures_service import (
+    SECRET,
+    USER,
+    DaemonProcess,
+    open_call_rows,
+    trace_linkedids,
+    write_config,
+)
 from tests.scenario_check import match_rows, scenario_problems
 
 KILLS = 20

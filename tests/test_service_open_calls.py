@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.ami.frames import read_trace
 from pbxbridge.calls.model import FinishedCall
+from pbxbridge.calls.open_calls import OpenCallStore, forget_written
 from pbxbridge.calls.replay import event_time, replay_trace
-from pbxbridge.calls.store import CallWriter
+from pbxbridge.calls.store import CallWriter, Written
 from pbxbridge.calls.tables import Call
 from pbxbridge.calls.tracker import CallTracker, TrackerSettings
 from pbxbridge.config import Config, DatabaseConfig, RecordingsConfig
 from pbxbridge.db.engine import make_engine, session_factory
-from pbxbridge.service.open_calls import OpenCallStore, forget_written
 from tests.fixtures_ami import trace_path
 
 SETTINGS = TrackerSettings(pbx="main")
@@ -78,9 +79,10 @@ def test_the_saved_state_is_removed_in_the_calls_own_transaction(db_url: str, sh
         database=DatabaseConfig(url=db_url), recordings=RecordingsConfig(root=str(shared_dir / "recordings"))
     )
 
-    async def crash(session: AsyncSession, row: Call, call: FinishedCall, is_new: bool) -> None:
-        # Whatever fails after the delete (the process dying mid-transaction) undoes it too.
-        raise RuntimeError("power cut")
+    async def crash(session: AsyncSession, written: Sequence[Written]) -> None:
+        for row, call, is_new in written:
+            # Whatever fails after the delete (the process dying mid-transaction) undoes it too.
+            raise RuntimeError("power cut")
 
     async def go() -> dict[str, Any]:
         engine = make_engine(db_url)

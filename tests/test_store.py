@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pbxbridge.calls.journal import fetch_journal
 from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.replay import replay_trace, tracker_settings
-from pbxbridge.calls.store import CallWriter
+from pbxbridge.calls.store import CallWriter, Written
 from pbxbridge.calls.tables import Call, CallParty, Recording
 from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.config import Config, PbxConfig, load_config
@@ -99,11 +99,12 @@ async def test_writing_the_same_call_twice_leaves_one_and_tells_hooks(sessions, 
     (call,) = calls_of("02-inbound-second-agent")
     told: list[bool] = []
 
-    async def hook(session: AsyncSession, row: Call, finished: FinishedCall, is_new: bool) -> None:
-        # Runs inside the call's transaction: the row is visible through this session.
-        count = (await session.execute(select(func.count()).select_from(Call))).scalar_one()
-        assert count == 1 and row.linkedid == finished.linkedid
-        told.append(is_new)
+    async def hook(session: AsyncSession, written: Sequence[Written]) -> None:
+        for row, finished, is_new in written:
+            # Runs inside the call's transaction: the row is visible through this session.
+            count = (await session.execute(select(func.count()).select_from(Call))).scalar_one()
+            assert count == 1 and row.linkedid == finished.linkedid
+            told.append(is_new)
 
     writer = CallWriter(sessions, config, after_write=[hook])
     first = await writer.write(call)
@@ -120,8 +121,9 @@ async def test_writing_the_same_call_twice_leaves_one_and_tells_hooks(sessions, 
 async def test_hook_failure_rolls_the_call_back(sessions, config, calls_of) -> None:
     (call,) = calls_of("06-outbound-answered")
 
-    async def broken(session: AsyncSession, row: Call, finished: FinishedCall, is_new: bool) -> None:
-        raise RuntimeError("KPI store down")
+    async def broken(session: AsyncSession, written: Sequence[Written]) -> None:
+        for row, finished, is_new in written:
+            raise RuntimeError("KPI store down")
 
     with pytest.raises(RuntimeError):
         await CallWriter(sessions, config, after_write=[broken]).write(call)
@@ -175,8 +177,9 @@ async def test_concurrent_writers_of_one_call_make_one_row(sessions, config, cal
     (call,) = calls_of("04-inbound-overflow")
     told: list[bool] = []
 
-    async def hook(session: AsyncSession, row: Call, finished: FinishedCall, is_new: bool) -> None:
-        told.append(is_new)
+    async def hook(session: AsyncSession, written: Sequence[Written]) -> None:
+        for row, finished, is_new in written:
+            told.append(is_new)
 
     writers = [CallWriter(sessions, config, after_write=[hook]) for _ in range(3)]
     await asyncio.gather(*(w.write(call) for w in writers))

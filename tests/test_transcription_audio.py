@@ -8,7 +8,6 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.fixtures_transcription import speech_recordings, stereo_recording
 from pbxbridge.recordings.audio import (
     RecordingCorrupt,
     RecordingEmpty,
@@ -16,6 +15,7 @@ from pbxbridge.recordings.audio import (
     RecordingSilent,
     read_info,
 )
+from tests.fixtures_transcription import speech_recordings, stereo_recording
 
 
 def test_mixmonitor_wav_is_8khz_mono_with_duration_from_its_size() -> None:

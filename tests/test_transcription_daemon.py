@@ -12,7 +12,13 @@ from pathlib import Path
 from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.ami.traces import load_trace
 from pbxbridge.app import Daemon, attach_domains
-from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig, TranscriptionConfig
+from pbxbridge.config import (
+    Config,
+    DatabaseConfig,
+    PbxConfig,
+    RecordingsConfig,
+    TranscriptionConfig,
+)
 from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.transcription.transcripts import call_transcript
 

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pbxbridge.transcription.model_files import ModelFilesError, bundled_model_dir, model_dir
+from pbxbridge.transcription.model_files import (
+    ModelFilesError,
+    bundled_model_dir,
+    model_dir,
+)
 
 
 def _parts_size() -> int:

@@ -12,6 +12,13 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pbxbridge.calls.replay import replay_trace, tracker_settings
+from pbxbridge.calls.store import CallWriter
+from pbxbridge.calls.tables import Call, Recording
+from pbxbridge.config import PbxConfig
+from pbxbridge.transcription.queue import backoff_s, claim, enqueue
+from pbxbridge.transcription.tables import TranscriptionJob, TranscriptSegment
+from pbxbridge.transcription.worker import EngineHolder, WorkerSettings, run_worker
 from tests.fixtures_transcription import (
     CachedEngine,
     recordings_config,
@@ -20,13 +27,6 @@ from tests.fixtures_transcription import (
     stt,  # noqa: F401, F811 - fixture
     write_scenarios,
 )
-from pbxbridge.calls.replay import replay_trace, tracker_settings
-from pbxbridge.calls.store import CallWriter
-from pbxbridge.calls.tables import Call, Recording
-from pbxbridge.config import PbxConfig
-from pbxbridge.transcription.queue import backoff_s, claim, enqueue
-from pbxbridge.transcription.tables import TranscriptionJob, TranscriptSegment
-from pbxbridge.transcription.worker import EngineHolder, WorkerSettings, run_worker
 
 
 async def _jobs(factory: async_sessionmaker[AsyncSession]) -> dict[str, TranscriptionJob]:

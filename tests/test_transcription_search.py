@@ -14,9 +14,26 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pbxbridge.calls.replay import replay_trace, tracker_settings
+from pbxbridge.calls.store import CallWriter
+from pbxbridge.calls.tables import Call
+from pbxbridge.clients.tables import Client
+from pbxbridge.config import PbxConfig
+from pbxbridge.transcription.lemmas import lemmatise
+from pbxbridge.transcription.queue import claim, complete
+from pbxbridge.transcription.search import (
+    SearchFilters,
+    _locate,
+    _Marks,
+    _wanted,
+    search,
+)
+from pbxbridge.transcription.tables import TranscriptSegment
+from pbxbridge.transcription.transcript import Segment, Transcript, Word
+from pbxbridge.transcription.worker import EngineHolder, WorkerSettings, run_worker
 from tests.fixtures_transcription import (
-    CachedEngine,
     PROMPTS,
+    CachedEngine,
     recordings_config,
     sessions,  # noqa: F401, F811 - fixture
     speech_onset_s,
@@ -26,17 +43,6 @@ from tests.fixtures_transcription import (
     stt,  # noqa: F401, F811 - fixture
     write_scenarios,
 )
-from pbxbridge.calls.replay import replay_trace, tracker_settings
-from pbxbridge.calls.store import CallWriter
-from pbxbridge.calls.tables import Call
-from pbxbridge.clients.tables import Client
-from pbxbridge.config import PbxConfig
-from pbxbridge.transcription.queue import claim, complete
-from pbxbridge.transcription.lemmas import lemmatise
-from pbxbridge.transcription.search import SearchFilters, _locate, _Marks, _wanted, search
-from pbxbridge.transcription.tables import TranscriptSegment
-from pbxbridge.transcription.transcript import Segment, Transcript, Word
-from pbxbridge.transcription.worker import EngineHolder, WorkerSettings, run_worker
 
 SPOKEN = ["01-inbound-answered", "02-inbound-second-agent", "04-inbound-overflow", "06-outbound-answered"]
 VOWELS = re.compile(r"[аеёиоуыэюя]", re.IGNORECASE)

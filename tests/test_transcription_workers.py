@@ -14,15 +14,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pbxbridge.transcription.queue import claim
+from pbxbridge.transcription.tables import TranscriptionJob, TranscriptSegment
+from pbxbridge.transcription.worker import EngineHolder, WorkerSettings, run_job
 from tests.fixtures_transcription import (
     CachedEngine,
     sessions,  # noqa: F401, F811 - fixture
     stt,  # noqa: F401, F811 - fixture
     write_scenarios,
 )
-from pbxbridge.transcription.queue import claim
-from pbxbridge.transcription.tables import TranscriptionJob, TranscriptSegment
-from pbxbridge.transcription.worker import EngineHolder, WorkerSettings, run_job
 
 CLAIMED = re.compile(r"claimed job (\d+)")
 

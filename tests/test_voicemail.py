@@ -22,7 +22,7 @@ from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.config import Config, PbxConfig, load_config
 from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.recordings.voicemail import locate_voicemail
-from pbxbridge.transcription.queue import enqueue_for_call
+from pbxbridge.transcription.queue import enqueue_written
 from pbxbridge.transcription.tables import TranscriptionJob
 from pbxbridge.web.call_filters import has_recording
 
@@ -52,7 +52,7 @@ def _config(shared_dir: Path, voicemail_root: Path) -> Config:
 
 
 async def test_the_message_is_on_the_missed_call(sessions, shared_dir, voicemail_call) -> None:
-    writer = CallWriter(sessions, _config(shared_dir, shared_dir / "voicemail"), after_write=[enqueue_for_call])
+    writer = CallWriter(sessions, _config(shared_dir, shared_dir / "voicemail"), after_write=[enqueue_written])
     await writer.write(voicemail_call)
     async with sessions() as session:
         (entry,) = await fetch_journal(session)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pbxbridge.web.sessions import SESSION_LIFETIME_S, SessionData, SessionSigner, tokens_match
+from pbxbridge.web.sessions import (
+    SESSION_LIFETIME_S,
+    SessionData,
+    SessionSigner,
+    tokens_match,
+)
 from pbxbridge.web.throttle import FREE_FAILURES, MAX_DELAY_S, LoginThrottle
 
 

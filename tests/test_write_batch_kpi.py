@@ -8,21 +8,28 @@ from pathlib import Path
 from typing import Any
 
 from pbxbridge.calls.model import FinishedCall
+from pbxbridge.calls.open_calls import forget_written
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.config import Config
 from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.kpi.definitions import KpiSettings
 from pbxbridge.kpi.service import KpiService
 from pbxbridge.kpi.store import KpiRecorder
-from pbxbridge.service.open_calls import forget_written
-from tests.fixtures_kpi import LOCAL_LAB, PJSIP_LAB, calls_of, day_figures, push, snapshot
+from tests.fixtures_kpi import (
+    LOCAL_LAB,
+    PJSIP_LAB,
+    calls_of,
+    day_figures,
+    push,
+    snapshot,
+)
 
 
 async def write_batches(db_url: str, calls: list[FinishedCall], service: KpiService, size: int) -> None:
     """Write calls ``size`` at a time, one transaction per batch, with the daemon's hooks."""
     engine = make_engine(db_url)
     try:
-        writer = CallWriter(session_factory(engine), Config(), after_write=[service, forget_written])
+        writer = CallWriter(session_factory(engine), Config(), after_write=[service.record_written, forget_written])
         for start in range(0, len(calls), size):
             await writer.write_many(calls[start : start + size])
     finally:
@@ -137,7 +144,7 @@ def test_a_failed_batch_leaves_no_trace_in_the_figures(db_url: str, shared_dir: 
     async def go() -> None:
         engine = make_engine(db_url)
         try:
-            writer = CallWriter(session_factory(engine), Config(), after_write=[service, refuse])
+            writer = CallWriter(session_factory(engine), Config(), after_write=[service.record_written, refuse])
             try:
                 await writer.write_many(doomed)
             except ValueError:

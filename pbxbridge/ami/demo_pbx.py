@@ -56,7 +56,11 @@ async def start_demo_pbx(
 def _teach_click_to_call(simulator: AmiSimulator, traces_dir: Path, names: dict[str, str]) -> None:
     """Let the demo PBX answer click-to-call Originates, when the routing domain is installed."""
     try:
-        from pbxbridge.routing.sim_originate import ANSWERED_TRACE, BUSY_TRACE, OriginateSimulation
+        from pbxbridge.routing.sim_originate import (
+            ANSWERED_TRACE,
+            BUSY_TRACE,
+            OriginateSimulation,
+        )
     except ModuleNotFoundError:
         return
     if (traces_dir / ANSWERED_TRACE).is_file() and (traces_dir / BUSY_TRACE).is_file():

@@ -41,8 +41,8 @@ from pbxbridge.ami.traces import (
     Trace,
     event_timestamp,
     load_trace,
-    with_fresh_ids,
     wire_template,
+    with_fresh_ids,
     with_timestamp,
 )
 

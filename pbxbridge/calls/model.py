@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-
 # Extensions are short (FreePBX's are 2-5 digits, the tracker's default
 # pattern); a transfer target longer than that, or written with '+', is a
 # phone number outside the office (a manager forwarding a client to a mobile).

@@ -124,10 +124,7 @@ class NewCallCount:
     def __init__(self) -> None:
         self.new = 0
 
-    async def __call__(self, session: AsyncSession, call_row: Any, finished_call: Any, is_new: bool) -> None:
-        await self.many(session, [(call_row, finished_call, is_new)])
-
-    async def many(self, session: AsyncSession, written: Sequence[tuple[Any, Any, bool]]) -> None:
+    async def note_written(self, session: AsyncSession, written: Sequence[tuple[Any, Any, bool]]) -> None:
         """Note the batch's new calls; they count when (and if) its transaction commits."""
         session.info[_STAGED] = session.info.get(_STAGED, 0) + sum(1 for _row, _call, is_new in written if is_new)
         sync = session.sync_session

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,35 +32,12 @@ log = logging.getLogger(__name__)
 
 
 
-class AfterWrite(Protocol):
-    """Runs inside the call's transaction; is_new is False when the call was written before."""
-
-    def __call__(
-        self, session: AsyncSession, call_row: Call, finished_call: FinishedCall, is_new: bool
-    ) -> Awaitable[None]: ...
-
-
-# What a batch hook is given: (call_row, finished_call, is_new) for each call of the batch, in order.
+# What a hook is given: (call_row, finished_call, is_new) for each call of the batch, in order;
+# is_new is False when the journal held the call before (a replay, a reconnect).
 Written = tuple[Call, FinishedCall, bool]
-
-
-@runtime_checkable
-class AfterWriteMany(Protocol):
-    """A hook that also takes a whole batch at once (``many``), as one call after another would leave it.
-
-    ``CallWriter.write_many`` hands such a hook the batch in one go, after
-    every call of it is written: work it would repeat per call (rewriting
-    a day's figures, deleting saved state) is then done once per batch.
-    """
-
-    def __call__(
-        self, session: AsyncSession, call_row: Call, finished_call: FinishedCall, is_new: bool
-    ) -> Awaitable[None]: ...
-
-    def many(self, session: AsyncSession, written: Sequence[Written]) -> Awaitable[None]: ...
-
-
-AfterWriteHook = AfterWrite | AfterWriteMany | Callable[[AsyncSession, Call, FinishedCall, bool], Awaitable[None]]
+# Runs inside the transaction that writes a batch of calls, once for the whole batch: work a
+# hook would repeat per call (rewriting a day's figures, deleting saved state) is done once.
+AfterWrite = Callable[[AsyncSession, Sequence[Written]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -90,11 +66,11 @@ class CallWriter:
         self,
         session_factory: async_sessionmaker[AsyncSession],
         settings: Config,
-        after_write: Sequence[AfterWriteHook] = (),
+        after_write: Sequence[AfterWrite] = (),
     ) -> None:
         self.session_factory = session_factory
         self.settings = settings
-        self.after_write: list[AfterWriteHook] = list(after_write)
+        self.after_write: list[AfterWrite] = list(after_write)
         # Managers (id, name) by extension as of this writer's last commit: managers are only
         # added and named by call writers and never deleted, so a batch whose managers are all
         # known here, named as they should be, asks the database nothing about them.
@@ -471,14 +447,10 @@ def _renames(current: str | None, name: str | None, configured: bool) -> bool:
     return bool(name) and current != name and (configured or current is None)
 
 
-async def run_hooks(hooks: Sequence[AfterWriteHook], session: AsyncSession, written: Sequence[Written]) -> None:
-    """Each hook in turn: a batch hook once with every call, any other once per call, in order."""
+async def run_hooks(hooks: Sequence[AfterWrite], session: AsyncSession, written: Sequence[Written]) -> None:
+    """Each hook in turn, with the whole batch."""
     for hook in hooks:
-        if isinstance(hook, AfterWriteMany):
-            await hook.many(session, written)
-            continue
-        for row, call, is_new in written:
-            await hook(session, row, call, is_new)
+        await hook(session, written)
 
 
 def _recording_values(call_id: int, position: int, found: LocatedRecording) -> dict[str, object]:

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, false
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from typing import Any
 
-from pbxbridge.db.base import Base
-from pbxbridge.db.types import UTCDateTime
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 # Import for its side effect too: calls point at clients and managers.
 from pbxbridge.clients.tables import Client, Manager  # noqa: F401
+from pbxbridge.db.base import Base
+from pbxbridge.db.types import UTCDateTime
 
 
 class Call(Base):
@@ -97,3 +108,17 @@ class Recording(Base):
     size_bytes: Mapped[int | None] = mapped_column(Integer)
 
     call: Mapped[Call] = relationship(back_populates="recordings")
+
+
+class OpenCall(Base):
+    """One call the PBX has not finished yet: the call tracker's state of it, as JSON.
+
+    Saved so that a restarted daemon picks calls up where it left them.
+    """
+
+    __tablename__ = "open_calls"
+
+    pbx: Mapped[str] = mapped_column(String(64), primary_key=True)
+    linkedid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -19,7 +19,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pbxbridge.calls.channels import ChannelName, local_partner, parse_channel
-from pbxbridge.calls.model import CallStatus, ClosedBy, Direction, FailureReason, FinishedCall
+from pbxbridge.calls.model import (
+    CallStatus,
+    ClosedBy,
+    Direction,
+    FailureReason,
+    FinishedCall,
+)
 
 # The file MixMonitor records to.
 RECORDING_VARIABLE = "MIXMONITOR_FILENAME"

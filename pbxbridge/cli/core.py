@@ -97,7 +97,7 @@ async def replay(paths: list[Path], config: Config, pbx: str | None) -> dict[str
     daemon = Daemon(config, live=False)
     attach_domains(daemon)
     new_calls = NewCallCount()
-    daemon.after_write.append(new_calls)
+    daemon.after_write.append(new_calls.note_written)
     try:
         await daemon.start()
         await replay_into(daemon, paths, replay_pbx(config, pbx))

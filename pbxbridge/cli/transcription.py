@@ -17,12 +17,19 @@ from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.cli.common import add_common_options, config_or_exit
 from pbxbridge.config import Config
 from pbxbridge.db.engine import make_engine, session_factory, upgrade
-from pbxbridge.transcription.engines import DEFAULT_CHANNEL_SPEAKERS, EngineSettings, make_engine as make_stt
+from pbxbridge.transcription.engines import DEFAULT_CHANNEL_SPEAKERS, EngineSettings
+from pbxbridge.transcription.engines import make_engine as make_stt
 from pbxbridge.transcription.queue import DEFAULT_STALE_AFTER_S, enqueue, enqueue_all
 from pbxbridge.transcription.search import SearchFilters, search
 from pbxbridge.transcription.tables import QUEUED, TranscriptionJob
 from pbxbridge.transcription.transcripts import call_transcript
-from pbxbridge.transcription.worker import EngineHolder, JobOutcome, WorkerSettings, default_worker_id, run_worker
+from pbxbridge.transcription.worker import (
+    EngineHolder,
+    JobOutcome,
+    WorkerSettings,
+    default_worker_id,
+    run_worker,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -14,13 +14,18 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from pbxbridge.db.sqlite_inline import BUSY_WAIT_MS, connect_inline
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Domains whose tables module joins Base.metadata on import.
-DOMAINS = ("calls", "clients", "recordings", "transcription", "kpi", "routing", "web", "service")
+DOMAINS = ("calls", "clients", "recordings", "transcription", "kpi", "routing", "web")
 
 
 def load_all_tables() -> None:

@@ -78,12 +78,7 @@ class KpiFollower:
 
     # -- the CallWriter hook ---------------------------------------------------
 
-    async def __call__(
-        self, session: AsyncSession, call_row: Any, finished_call: Any = None, is_new: bool = True
-    ) -> None:
-        await self.many(session, [(call_row, finished_call, is_new)])
-
-    async def many(self, session: AsyncSession, written: Sequence[tuple[Any, Any, bool]]) -> None:
+    async def note_written(self, session: AsyncSession, written: Sequence[tuple[Any, Any, bool]]) -> None:
         """Note the batch's calls; they are handed on when (and if) its transaction commits."""
         staged: dict[int, bool] = session.info.setdefault(_STAGED, {})
         for row, _call, is_new in written:
@@ -224,5 +219,5 @@ class KpiFollower:
         async with turn, self.session_factory() as session, session.begin():
             await session.connection(execution_options=WRITE)
             rows = list((await read(session)).all())
-            await self.service.many(session, [(row, None, is_new.get(row.id, True)) for row in rows])
+            await self.service.record_written(session, [(row, None, is_new.get(row.id, True)) for row in rows])
         return rows

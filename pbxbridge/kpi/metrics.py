@@ -76,12 +76,8 @@ class KpiMetrics:
         return generate_latest(self.registry)
 
 
-def metrics_text(metrics: KpiMetrics | None = None) -> str:
-    """Exposition text for a ``/metrics`` route (the default service's metrics when none given)."""
-    if metrics is None:
-        from pbxbridge.kpi.service import default_service
-
-        metrics = default_service().metrics
+def metrics_text(metrics: KpiMetrics) -> str:
+    """Exposition text for a ``/metrics`` route."""
     return metrics.text().decode("utf-8")
 
 

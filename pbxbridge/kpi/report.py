@@ -22,6 +22,7 @@ from pbxbridge.kpi.definitions import (
 )
 from pbxbridge.kpi.tables import ManagerDayRow, ManagerHourRow
 
+
 async def read_figures(
     session: AsyncSession,
     day_from: date,

@@ -27,18 +27,11 @@ class KpiService:
         """Built from a Config's ``[kpi]`` section."""
         return cls(KpiSettings.from_config(config))
 
-    async def apply_call(self, session: AsyncSession, call_row: Any, finished_call: Any = None, is_new: bool = True) -> None:
-        """CallWriter ``after_write`` hook: update the figures inside the call's transaction.
+    async def record_written(self, session: AsyncSession, written: Sequence[tuple[Any, Any, bool]]) -> None:
+        """CallWriter hook: calls written together update the figures once, inside their transaction.
 
         For scripts and tests; the daemon folds calls in after the journal (``follower.py``).
         """
-        await self.recorder.apply_call(session, call_row, finished_call, is_new)
-
-    # Called as a hook, the service updates the figures for one call.
-    __call__ = apply_call
-
-    async def many(self, session: AsyncSession, written: Sequence[tuple[Any, Any, bool]]) -> None:
-        """CallWriter batch hook: calls written together update the figures once (see ``KpiRecorder.apply_many``)."""
         await self.recorder.apply_many(session, written)
 
     async def start(self, session: AsyncSession) -> int:
@@ -52,14 +45,3 @@ class KpiService:
     def metrics_text(self) -> str:
         """Prometheus exposition text for ``/metrics``."""
         return self.metrics.text().decode("utf-8")
-
-
-_DEFAULT: KpiService | None = None
-
-
-def default_service() -> KpiService:
-    """The service with default settings, for callers that wire no config (scripts, the bare hook)."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = KpiService()
-    return _DEFAULT

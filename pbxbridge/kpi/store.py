@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client
 from pbxbridge.db.chunks import chunks
+from pbxbridge.kpi.days import DayFigures, fact_from_row
 from pbxbridge.kpi.definitions import (
     INBOUND,
     UNANSWERED_INBOUND,
@@ -29,7 +30,6 @@ from pbxbridge.kpi.definitions import (
     local_day,
     local_hour,
 )
-from pbxbridge.kpi.days import DayFigures, fact_from_row
 from pbxbridge.kpi.tables import CallFactRow, LeadRow, ManagerDayRow, ManagerHourRow
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class _Outcome:
 
 
 class KpiRecorder:
-    """Updates the KPI store as calls are written; a CallWriter ``after_write`` hook."""
+    """Updates the KPI store as calls are written (``apply_many`` is a CallWriter hook)."""
 
     def __init__(
         self,
@@ -139,13 +139,6 @@ class KpiRecorder:
         self.days = DayFigures(self.settings)
         # The latest end of any call in the store, once asked (see _clock).
         self._clock_value: float | None = None
-
-    async def apply_call(self, session: AsyncSession, call_row: Any, finished_call: Any = None, is_new: bool = True) -> None:
-        """Fold one written call into the figures, in the caller's transaction; replays change nothing."""
-        await self.apply_many(session, [(call_row, finished_call, is_new)])
-
-    # A bound method is what CallWriter takes as a hook.
-    __call__ = apply_call
 
     async def apply_many(self, session: AsyncSession, written: Sequence[tuple[Any, Any, bool]]) -> None:
         """Fold calls written together, (call_row, finished_call, is_new) each, into the figures at once.
@@ -454,12 +447,3 @@ class KpiRecorder:
                         log.exception("KPI commit listener failed")
 
         event.listen(session.sync_session, "after_commit", fire, once=True)
-
-
-async def apply_call(session: AsyncSession, call_row: Any, finished_call: Any = None, is_new: bool = True) -> None:
-    """CallWriter hook with the default [kpi] settings; the daemon uses KpiService's, built from its config."""
-    from pbxbridge.kpi.service import default_service
-
-    await default_service().apply_call(session, call_row, finished_call, is_new)
-
-

@@ -22,7 +22,11 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from pbxbridge.recordings.kinds import RecordingKind
-from pbxbridge.recordings.locate import LocatedRecording, RecordingStatus, locate_recording
+from pbxbridge.recordings.locate import (
+    LocatedRecording,
+    RecordingStatus,
+    locate_recording,
+)
 
 # Sound formats app_voicemail writes, in the order pbxbridge plays them best.
 _FORMATS = (".wav", ".WAV", ".gsm")

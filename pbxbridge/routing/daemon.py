@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 from pbxbridge.ami.frames import Frame
 from pbxbridge.config import Config
 from pbxbridge.routing.agi import FastAgiServer
-from pbxbridge.routing.click_to_call import FAIL_FAST_S, REQUEST_VARIABLE, ClickToCall, extensions_from_db
+from pbxbridge.routing.click_to_call import (
+    FAIL_FAST_S,
+    REQUEST_VARIABLE,
+    ClickToCall,
+    extensions_from_db,
+)
 from pbxbridge.routing.live import LineFeed
 from pbxbridge.routing.overflow import OverflowRouter
 from pbxbridge.routing.rules import RoutingRules, rules_from_config

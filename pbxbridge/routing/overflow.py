@@ -27,9 +27,21 @@ from pbxbridge.clients.numbers import normalise_number
 from pbxbridge.clients.store import find_client_by_number
 from pbxbridge.clients.tables import Manager
 from pbxbridge.routing.agi import AgiChannel, AgiRequest
-from pbxbridge.routing.decide import Action, CallFacts, Decision, Reason, Workload, decide
+from pbxbridge.routing.decide import (
+    Action,
+    CallFacts,
+    Decision,
+    Reason,
+    Workload,
+    decide,
+)
 from pbxbridge.routing.line_states import LineStates
-from pbxbridge.routing.rules import RoutingRules, load_rules, remember_round_robin, round_robin_positions
+from pbxbridge.routing.rules import (
+    RoutingRules,
+    load_rules,
+    remember_round_robin,
+    round_robin_positions,
+)
 
 log = logging.getLogger(__name__)
 

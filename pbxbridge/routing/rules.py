@@ -14,7 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.config import RoutingConfig
 from pbxbridge.db.engine import WRITE
-from pbxbridge.routing.tables import RoutingGroup, RoutingGroupMember, RoutingHours, RoutingSettings
+from pbxbridge.routing.tables import (
+    RoutingGroup,
+    RoutingGroupMember,
+    RoutingHours,
+    RoutingSettings,
+)
 
 POLICIES = ("least_busy", "longest_idle", "round_robin")
 # FreePBX's queue application context; "400" is FreePBX's first suggested queue number.

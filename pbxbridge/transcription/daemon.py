@@ -18,7 +18,7 @@ import socket
 import sys
 from typing import TYPE_CHECKING
 
-from pbxbridge.transcription.queue import enqueue_for_call
+from pbxbridge.transcription.queue import enqueue_written
 
 if TYPE_CHECKING:
     from pbxbridge.app import Daemon
@@ -117,7 +117,7 @@ class WorkerProcesses:
 
 def attach(daemon: Daemon) -> None:
     """Queue recordings as calls are written; start the configured worker processes."""
-    daemon.after_write.append(enqueue_for_call)
+    daemon.after_write.append(enqueue_written)
     count = daemon.config.transcription.workers
     if count > 0:
         daemon.add_component(WorkerProcesses(daemon.config, count))

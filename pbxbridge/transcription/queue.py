@@ -84,39 +84,29 @@ async def enqueue(session: AsyncSession, recording_ids: list[int], *, requeue: b
     return added
 
 
-class _EnqueueWritten:
+async def enqueue_written(session: AsyncSession, written: Sequence[tuple[Call, FinishedCall | None, bool]]) -> None:
     """CallWriter hook: queue every recording with sound of the calls just written (a batch: one query)."""
-
-    async def __call__(
-        self, session: AsyncSession, call_row: Call, finished_call: FinishedCall | None = None, is_new: bool = True
-    ) -> None:
-        await self.many(session, [(call_row, finished_call, is_new)])
-
-    async def many(self, session: AsyncSession, written: Sequence[tuple[Call, FinishedCall | None, bool]]) -> None:
-        # A call with no MixMonitor file has no recording rows: nothing to ask.
-        if all(call is not None and not call.recording_files for _row, call, _new in written):
-            return
-        await session.flush()
-        rows = [row for row, _call, _new in written]
-        if all("recordings" not in inspect(row).unloaded for row in rows):
-            # The writer's own rows hold their recordings, ids and all once flushed: nothing to ask.
-            await enqueue(session, sorted(r.id for row in rows for r in row.recordings if _transcribable(r)))
-            return
-        # Rows without their recordings loaded: ask the database inside the transaction.
-        call_ids = sorted({row.id for row in rows})
-        ids: list[int] = []
-        for chunk in chunks(call_ids):
-            ids += (
-                await session.scalars(
-                    select(Recording.id)
-                    .where(Recording.call_id.in_(chunk), Recording.status == "ok", Recording.kind == CALL_KIND)
-                    .order_by(Recording.id)
-                )
-            ).all()
-        await enqueue(session, ids)
-
-
-enqueue_for_call = _EnqueueWritten()
+    # A call with no MixMonitor file has no recording rows: nothing to ask.
+    if all(call is not None and not call.recording_files for _row, call, _new in written):
+        return
+    await session.flush()
+    rows = [row for row, _call, _new in written]
+    if all("recordings" not in inspect(row).unloaded for row in rows):
+        # The writer's own rows hold their recordings, ids and all once flushed: nothing to ask.
+        await enqueue(session, sorted(r.id for row in rows for r in row.recordings if _transcribable(r)))
+        return
+    # Rows without their recordings loaded: ask the database inside the transaction.
+    call_ids = sorted({row.id for row in rows})
+    ids: list[int] = []
+    for chunk in chunks(call_ids):
+        ids += (
+            await session.scalars(
+                select(Recording.id)
+                .where(Recording.call_id.in_(chunk), Recording.status == "ok", Recording.kind == CALL_KIND)
+                .order_by(Recording.id)
+            )
+        ).all()
+    await enqueue(session, ids)
 
 
 async def enqueue_all(session: AsyncSession) -> int:

@@ -13,7 +13,11 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.recordings.audio import RecordingError, RecordingMissing, read_info
-from pbxbridge.transcription.engines import DEFAULT_CHANNEL_SPEAKERS, Engine, transcribe_recording
+from pbxbridge.transcription.engines import (
+    DEFAULT_CHANNEL_SPEAKERS,
+    Engine,
+    transcribe_recording,
+)
 from pbxbridge.transcription.queue import (
     DEFAULT_BACKOFF_S,
     DEFAULT_STALE_AFTER_S,

@@ -26,7 +26,13 @@ from pbxbridge.routing.click_to_call import (
 from pbxbridge.transcription.search import Hit, SearchFilters, search_calls
 from pbxbridge.transcription.tables import TranscriptSegment
 from pbxbridge.transcription.transcripts import call_transcript
-from pbxbridge.web.access import CALL_ROLES, calls_visible, load_call, load_client, require_user
+from pbxbridge.web.access import (
+    CALL_ROLES,
+    calls_visible,
+    load_call,
+    load_client,
+    require_user,
+)
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body
 from pbxbridge.web.call_filters import CallQuery, conditions, parse_call_query

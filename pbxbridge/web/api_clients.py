@@ -10,7 +10,13 @@ from sqlalchemy import func, or_, select
 
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client, ClientPhone, Manager, fold_name
-from pbxbridge.web.access import CALL_ROLES, calls_visible, clients_visible, load_client, require_user
+from pbxbridge.web.access import (
+    CALL_ROLES,
+    calls_visible,
+    clients_visible,
+    load_client,
+    require_user,
+)
 from pbxbridge.web.api_calls import _names, _transcribed, call_item
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body

@@ -11,7 +11,12 @@ from sqlalchemy import and_, func, or_, select
 
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client
-from pbxbridge.kpi.definitions import FIGURE_KIND, UNANSWERED_INBOUND, KpiSettings, iso_local
+from pbxbridge.kpi.definitions import (
+    FIGURE_KIND,
+    UNANSWERED_INBOUND,
+    KpiSettings,
+    iso_local,
+)
 from pbxbridge.kpi.report import read_figures
 from pbxbridge.kpi.tables import CallFactRow, ManagerDayRow
 from pbxbridge.web.access import require_user

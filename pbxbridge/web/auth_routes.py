@@ -14,7 +14,13 @@ from pbxbridge.web.context import USER, ctx, write_session
 from pbxbridge.web.errors import api_error
 from pbxbridge.web.middleware import set_csrf_cookie
 from pbxbridge.web.pages import render_login
-from pbxbridge.web.sessions import CSRF_COOKIE, SESSION_COOKIE, SESSION_LIFETIME_S, SessionData, new_token
+from pbxbridge.web.sessions import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_LIFETIME_S,
+    SessionData,
+    new_token,
+)
 from pbxbridge.web.users import authenticate, signed_in
 
 routes = web.RouteTableDef()

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import playwright.sync_api as playwright_sync  # noqa: E402 - a missing Playwright must fail, not skip
 import pytest
 
 from pbxbridge.ami.frames import Frame
@@ -34,8 +35,6 @@ from tests.fixtures_web import (  # noqa: F401 - fixtures
     web_config,
     whisper_transcript,
 )
-
-import playwright.sync_api as playwright_sync  # noqa: E402 - a missing Playwright must fail, not skip
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"

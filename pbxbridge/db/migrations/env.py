@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 from typing import Any
 
 from alembic import context
@@ -15,8 +14,6 @@ from pbxbridge.db.base import Base
 from pbxbridge.db.engine import load_all_tables
 
 load_all_tables()
-# Calls in progress (pbxbridge.service) are not among load_all_tables' domains.
-importlib.import_module("pbxbridge.service.tables")
 target_metadata = Base.metadata
 
 

@@ -18,11 +18,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.model import FinishedCall
-from pbxbridge.calls.tables import Call
+from pbxbridge.calls.tables import Call, OpenCall
 from pbxbridge.db.chunks import chunks
 from pbxbridge.db.engine import WRITE
 from pbxbridge.db.upsert import dialect_insert
-from pbxbridge.service.tables import OpenCall
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +83,10 @@ async def _delete(session: AsyncSession, pbx: str, linkedids: list[str]) -> None
         await session.execute(delete(table).where(table.c.pbx == pbx, table.c.linkedid.in_(chunk)))
 
 
-class _ForgetWritten:
-    """CallWriter hook: a call in the journal now is no longer in progress (a batch: one statement per PBX)."""
-
-    async def __call__(self, session: AsyncSession, call_row: Call, finished_call: FinishedCall, is_new: bool) -> None:
-        await self.many(session, [(call_row, finished_call, is_new)])
-
-    async def many(self, session: AsyncSession, written: Sequence[tuple[Call, FinishedCall, bool]]) -> None:
-        by_pbx: dict[str, set[str]] = {}
-        for _row, call, _is_new in written:
-            by_pbx.setdefault(call.pbx, set()).add(call.linkedid)
-        for pbx, linkedids in sorted(by_pbx.items()):
-            await _delete(session, pbx, sorted(linkedids))
-
-
-forget_written = _ForgetWritten()
+async def forget_written(session: AsyncSession, written: Sequence[tuple[Call, FinishedCall, bool]]) -> None:
+    """CallWriter hook: a call in the journal now is no longer in progress (one statement per PBX)."""
+    by_pbx: dict[str, set[str]] = {}
+    for _row, call, _is_new in written:
+        by_pbx.setdefault(call.pbx, set()).add(call.linkedid)
+    for pbx, linkedids in sorted(by_pbx.items()):
+        await _delete(session, pbx, sorted(linkedids))
