@@ -15,10 +15,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from pbxbridge.ami.frames import Frame, encode_frame
-from pbxbridge.ami.traces import Trace, event_timestamp, load_trace, with_fresh_ids
+from pbxbridge.ami.frames import Frame, encode_frame, event_timestamp
+from pbxbridge.ami.traces import (  # A channel name's sequence number: "PJSIP/201-0000000a", "Local/203@agent-phone-0000005f;1".
+    Trace,
+    load_trace,
+    with_fresh_ids,
+)
 
-# A channel name's sequence number: "PJSIP/201-0000000a", "Local/203@agent-phone-0000005f;1".
 _CHANNEL_SEQ = re.compile(r"(\w+/[^\s,]*?-[0-9a-f]{8})(?![0-9a-f])")
 # A client's Russian mobile number as the traces carry it (79161110005, 89161110005, +79...):
 # trunk prefix, operator code, seven subscriber digits. The company's own DID (7495...)

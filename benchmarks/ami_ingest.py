@@ -187,7 +187,7 @@ async def replay(url: str, stream: Path, target: int) -> Run:
     try:
         clock = Stopwatch()
         cpu_started = time.process_time()
-        await replay_into(daemon, [stream], replay_pbx(daemon.config))
+        await replay_into(daemon.follower, daemon.pipeline, [stream], replay_pbx(daemon.config))
         ingested = clock()
         await daemon.flush_journal()
         elapsed = clock()

@@ -63,6 +63,7 @@ from pbxbridge.calls.replay import replay_trace, tracker_settings
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.config import Config, PbxConfig
 from pbxbridge.db.engine import make_engine, session_factory
+from pbxbridge.kpi.daemon import KpiComponent
 from pbxbridge.kpi.definitions import day_bounds
 from pbxbridge.kpi.follower import KpiFollower
 from pbxbridge.kpi.service import KpiService
@@ -280,7 +281,8 @@ def daemon_writer(url: str, factory: async_sessionmaker[AsyncSession]) -> CallWr
     daemon = Daemon(daemon_config(url))
     attach_domains(daemon)
     hooks = [h for h in daemon.after_write if not isinstance(getattr(h, "__self__", None), KpiFollower)]
-    return CallWriter(factory, daemon.config, after_write=[*hooks, daemon.kpi.record_written, forget_written])  # type: ignore[attr-defined]
+    kpi = next(c for c in daemon.components if isinstance(c, KpiComponent)).service
+    return CallWriter(factory, daemon.config, after_write=[*hooks, kpi.record_written, forget_written])
 
 
 async def measure_growth(kind: str, url: str, calls: list[FinishedCall]) -> Growth:

@@ -35,7 +35,8 @@ from _common import (
 )
 from _streams import interleaved, write_stream
 
-from pbxbridge.ami.traces import Trace, event_timestamp, load_trace
+from pbxbridge.ami.frames import event_timestamp
+from pbxbridge.ami.traces import Trace, load_trace
 from pbxbridge.calls.tracker import CallTracker
 
 TARGET_MB_AT_1000 = 150

@@ -133,9 +133,8 @@ def kpi_daemon(db_url: str, shared_dir: Path, port: int) -> tuple[Daemon, KpiSer
         pbx=[PbxConfig(name="main", host="127.0.0.1", port=port, username=AMI_USER, secret=AMI_SECRET)],
     )
     daemon = Daemon(config, listener_options={"backoff_initial_s": 0.05, "backoff_cap_s": 0.2})
-    service = attach(daemon)
-    (component,) = [c for c in daemon.components if isinstance(c, KpiComponent)]
-    return daemon, service, component
+    component = attach(daemon.hub)
+    return daemon, component.service, component
 
 
 async def all_events_in(daemon: Daemon, sim: AmiSimulator) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from pathlib import Path
@@ -39,10 +38,15 @@ class Collector:
         return [e for e in self.events if e["Event"] != "FullyBooted"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _refusing_socket() -> socket.socket:
+    """A port of our own where nothing listens yet: connections to it are refused.
+
+    Held from the first connection attempt to the simulator listening on it, so
+    no other process can take the port in between.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 async def test_every_event_with_its_asterisk_time(shared_dir: Path) -> None:
@@ -148,7 +152,8 @@ async def test_backs_off_while_the_pbx_is_down_then_connects(
     shared_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="pbxbridge.ami.listener")
-    port = _free_port()
+    down = _refusing_socket()
+    port = down.getsockname()[1]
     got = Collector()
     listener = AmiListener("127.0.0.1", port, USER, SECRET, got, got.on_connected,
                            backoff_initial_s=0.02, backoff_cap_s=0.08)
@@ -161,9 +166,11 @@ async def test_backs_off_while_the_pbx_is_down_then_connects(
         assert delays[:5] == ["0.02 s", "0.04 s", "0.08 s", "0.08 s", "0.08 s"]
         assert listener.stats.logins == 0
 
+        # The PBX comes up where the listener has been knocking.
         sim = AmiSimulator([trace_path(shared_dir, "08-outbound-busy.ami")], speed=0,
-                           username=USER, secret=SECRET, port=port)
+                           username=USER, secret=SECRET, sock=down)
         await sim.start()
+        assert sim.port == port
         await listener.wait_for_state(ListenerState.LOGGED_IN)
         await sim.wait_replayed()
         await wait_until(lambda: len(got.call_events()) == len(sim.traces[0].events))
@@ -171,6 +178,7 @@ async def test_backs_off_while_the_pbx_is_down_then_connects(
         await listener.stop()
         if sim is not None:
             await sim.stop()
+        down.close()
 
 
 async def test_wrong_secret_is_logged_and_retried(shared_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -214,9 +222,16 @@ async def test_a_pbx_still_sending_is_not_taken_for_gone(shared_dir: Path, caplo
     caplog.set_level(logging.INFO, logger="pbxbridge.ami.listener")
     sim = AmiSimulator([trace_path(shared_dir, "01-inbound-answered.ami")], speed=0, loop=True, fresh_ids=True,
                        username=USER, secret=SECRET)
+    pings: list[Frame] = []
+    listener: AmiListener | None = None
 
     async def late(server: AmiSimulator, session: ClientSession, action: Frame) -> None:
-        await asyncio.sleep(0.4)
+        pings.append(action)
+        if len(pings) == 1:
+            # Answer the first Ping only once the listener has found it overdue twice
+            # over while the looping replay kept its socket busy.
+            assert listener is not None
+            await wait_until(lambda: listener.stats.pings_overdue >= 2)
         session.respond(action, "Success", Ping="Pong")
 
     sim.action_handlers["ping"] = late
@@ -227,7 +242,9 @@ async def test_a_pbx_still_sending_is_not_taken_for_gone(shared_dir: Path, caplo
     try:
         await listener.start()
         await listener.wait_for_logins(1)
-        await asyncio.sleep(1.0)
+        # A second Ping is sent only once the late answer to the first was taken.
+        await wait_until(lambda: len(pings) >= 2)
+        assert listener.stats.pings_overdue >= 2
         assert listener.stats.logins == 1 and listener.stats.disconnects == 0
         assert listener.state == ListenerState.LOGGED_IN
     finally:
@@ -237,6 +254,17 @@ async def test_a_pbx_still_sending_is_not_taken_for_gone(shared_dir: Path, caplo
 
 
 async def test_send_action_while_down_raises(shared_dir: Path) -> None:
-    listener = AmiListener("127.0.0.1", _free_port(), USER, SECRET, Collector(), **FAST)
-    with pytest.raises(ConnectionError):
-        await listener.send_action({"Action": "Ping"})
+    down = _refusing_socket()
+    listener = AmiListener("127.0.0.1", down.getsockname()[1], USER, SECRET, Collector(), **FAST)
+    try:
+        # Never started: no session at all.
+        with pytest.raises(ConnectionError):
+            await listener.send_action({"Action": "Ping"})
+        # Started, with the PBX refusing connections: between two attempts.
+        await listener.start()
+        await listener.wait_for_state(ListenerState.DISCONNECTED)
+        with pytest.raises(ConnectionError):
+            await listener.send_action({"Action": "Ping"})
+    finally:
+        await listener.stop()
+        down.close()

@@ -15,7 +15,8 @@ from sqlalchemy.engine import make_url
 
 from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.ami.traces import Trace, load_trace
-from pbxbridge.app import Daemon, PbxLink
+from pbxbridge.app import Daemon
+from pbxbridge.calls.following import PbxLink
 from pbxbridge.calls.model import ClosedBy, FinishedCall
 from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
 from tests.fixtures_ami import (

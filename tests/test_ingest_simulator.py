@@ -8,7 +8,7 @@ from pathlib import Path
 from pbxbridge.ami.frames import Frame, encode_frame
 from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.ami.traces import load_trace, wire_template, with_fresh_ids
-from tests.fixtures_ami import RawAmiClient, live_linkedids, trace_path
+from tests.fixtures_ami import RawAmiClient, live_linkedids, trace_path, wait_until
 
 USER, SECRET = "pbxbridge", "s3cret"
 
@@ -64,13 +64,20 @@ async def test_a_client_that_does_not_read_holds_the_replay_back(shared_dir: Pat
         client = await RawAmiClient.connect(sim.port)
         await client.login()
         assert (await client.read_frame())["Event"] == "FullyBooted"
-        # The client reads nothing for a while (well under the simulator's write timeout).
-        await asyncio.sleep(1.0)
-        sent_while_stalled = sim.events_sent
+        # The client reads nothing more: the sockets' buffers fill up until the
+        # simulator's own write buffer passes its high-water mark, where asyncio
+        # has the replay wait for the client (well under the write timeout).
         (session,) = sim.sessions
+        transport = session.writer.transport
+        high_water = transport.get_write_buffer_limits()[1]
+        await wait_until(lambda: transport.get_write_buffer_size() > high_water)
+        sent_while_stalled = sim.events_sent
         # What waits for the client is bounded by the sockets' buffers, not by the replay's length.
-        assert session.writer.transport.get_write_buffer_size() < 4 << 20
-        await asyncio.sleep(0.3)
+        assert transport.get_write_buffer_size() < 4 << 20
+        # Many turns of the event loop, each one in which an unheld replay would
+        # send its next chunk (it yields between chunks): not one event goes out.
+        for _ in range(200):
+            await asyncio.sleep(0)
         assert sim.events_sent == sent_while_stalled
 
         # Once it reads, it gets every event, in order, across passes.

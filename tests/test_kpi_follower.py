@@ -79,7 +79,7 @@ def test_calls_left_out_of_the_figures_are_folded_in_at_the_next_start(
     async def restart() -> tuple[dict[Any, dict[str, Any]], KpiService]:
         # No PBX to listen to: whatever the figures gain comes from the journal alone.
         daemon = Daemon(Config(database=DatabaseConfig(url=db_url), pbx=[]))
-        service = attach(daemon)
+        service = attach(daemon.hub).service
         await daemon.start()
         try:
             await daemon.flush()

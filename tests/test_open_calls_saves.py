@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pbxbridge import app
+from pbxbridge.calls import in_progress
+from pbxbridge.ami.frames import event_time
 from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.ami.traces import load_trace
 from pbxbridge.app import Daemon
-from pbxbridge.calls.replay import event_time, tracker_settings
+from pbxbridge.calls.replay import tracker_settings
 from pbxbridge.calls.tracker import CallTracker
 from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
 from tests.fixtures_ami import wait_until
@@ -48,7 +49,7 @@ def test_a_save_split_into_small_transactions_keeps_every_call_in_progress(
     point, up = _busiest_moment(path)
     assert up >= 3, "the burst should have several calls up at once"
     # Two calls per transaction: the burst's calls in progress take several.
-    monkeypatch.setattr(app, "SAVE_CHUNK", 2)
+    monkeypatch.setattr(in_progress, "SAVE_CHUNK", 2)
 
     async def go() -> tuple[set[str], set[str], int]:
         sim = AmiSimulator([path], speed=0, username=USER, secret=SECRET)

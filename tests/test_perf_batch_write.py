@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.ami.traces import load_trace
-from pbxbridge.app import MAX_ATTEMPTS_ON_ERROR, Daemon
+from pbxbridge.app import Daemon
 from pbxbridge.calls.journal import fetch_journal
 from pbxbridge.calls.model import FinishedCall
+from pbxbridge.calls.pipeline import MAX_ATTEMPTS_ON_ERROR
 from pbxbridge.calls.replay import replay_trace, tracker_settings
 from pbxbridge.calls.store import CallWriter, Written
 from pbxbridge.calls.tables import Call

@@ -40,7 +40,7 @@ async def test_daemon_routes_and_places_click_to_call(db_url: str, shared_dir: P
         routing=RoutingConfig(agi_port=0),
     )
     daemon = Daemon(config, listener_options={"backoff_initial_s": 0.05, "backoff_cap_s": 0.2})
-    routing: RoutingComponent = attach(daemon)
+    routing: RoutingComponent = attach(daemon.hub)
     written: list[FinishedCall] = []
     daemon.call_subscribers.append(lambda call, row: written.append(call))
     try:

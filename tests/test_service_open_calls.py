@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pbxbridge.ami.frames import read_trace
+from pbxbridge.ami.frames import event_time, read_trace
 from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.open_calls import OpenCallStore, forget_written
-from pbxbridge.calls.replay import event_time, replay_trace
+from pbxbridge.calls.replay import replay_trace
 from pbxbridge.calls.store import CallWriter, Written
 from pbxbridge.calls.tables import Call
 from pbxbridge.calls.tracker import CallTracker, TrackerSettings

@@ -62,14 +62,6 @@ class NotifySocket:
                 return
             self.messages.append(data.decode().splitlines())
 
-    async def quiet(self, period: float) -> None:
-        """Read datagrams until none came for ``period`` seconds."""
-        while True:
-            try:
-                await self.next(timeout=period)
-            except TimeoutError:
-                return
-
     def close(self) -> None:
         self.sock.close()
 
@@ -182,19 +174,33 @@ def test_watchdog_stops_while_a_database_write_hangs_and_resumes_after(
             pbx=[PbxConfig(name="main", host="127.0.0.1", port=sim.port, username=USER, secret=SECRET)],
         )
         daemon = Daemon(config, listener_options={"backoff_initial_s": 0.05, "backoff_cap_s": 0.2})
+        # Each answer the watchdog got when it asked whether to ping, in order.
+        checks: list[bool] = []
+        asked = daemon.healthy
+
+        def healthy() -> bool:
+            answer = asked()
+            checks.append(answer)
+            return answer
+
+        daemon.healthy = healthy  # type: ignore[method-assign]
         release: Callable[[], Awaitable[None]] | None = None
         try:
             await daemon.start()
             await notify.until(lambda m: m == ["WATCHDOG=1"])
             release = await hold_calls_table()
             await wait_until(lambda: daemon.stats.calls_finished >= 1)
-            await wait_until(lambda: not daemon.healthy())
-            # A ping sent just before is read; from then on, no ping while the write hangs.
-            await notify.quiet(0.5)
-            since = len(notify.messages)
-            await asyncio.sleep(1.0)
+            # The watchdog found the daemon stuck. Its pings go out in the same step
+            # as its checks, on this very loop: every ping of a healthy check is in
+            # the socket by now, and what is read from here on came after.
+            await wait_until(lambda: bool(checks) and not checks[-1])
+            stuck_at = len(checks) - 1
             notify.drain()
-            assert not daemon.healthy()
+            since = len(notify.messages)
+            # Three more of its checks while the write hangs: no ping from any of them.
+            await wait_until(lambda: len(checks) >= stuck_at + 4)
+            notify.drain()
+            assert not any(checks[stuck_at:])
             assert ["WATCHDOG=1"] not in notify.messages[since:]
             await release()
             release = None

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from pbxbridge.db.engine import WRITE, make_engine, session_factory
+from pbxbridge.db.sqlite_inline import InlineConnection
+from tests.fixtures_ami import WAIT_S, wait_until
 
 
 def _hold_write_lock(path: Path, taken: threading.Event, release: threading.Event) -> None:
@@ -21,7 +23,7 @@ def _hold_write_lock(path: Path, taken: threading.Event, release: threading.Even
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("INSERT INTO t (v) VALUES ('other writer')")
         taken.set()
-        release.wait(10)
+        release.wait(WAIT_S)
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -34,12 +36,19 @@ async def test_a_write_waits_for_another_writer_off_the_loop_and_loses_nothing(t
     setup.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     setup.close()
     engine = make_engine(f"sqlite:///{path}", inline=True)
+    connections: list[InlineConnection] = []
+
+    def opened(_dbapi_connection: Any, record: Any) -> None:
+        connections.append(record.driver_connection)
+
+    # The engine's own connections, to see where their statements wait.
+    event.listen(engine.sync_engine, "connect", opened)
     sessions = session_factory(engine)
     taken, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=_hold_write_lock, args=(path, taken, release))
     holder.start()
     try:
-        assert await asyncio.to_thread(taken.wait, 10)
+        assert await asyncio.to_thread(taken.wait, WAIT_S)
 
         async def write() -> None:
             async with sessions() as session, session.begin():
@@ -47,19 +56,20 @@ async def test_a_write_waits_for_another_writer_off_the_loop_and_loses_nothing(t
                 await session.execute(text("INSERT INTO t (v) VALUES ('call')"))
 
         writing = asyncio.create_task(write())
-        # While the other writer holds the lock, the loop keeps turning: ticks are not held up.
-        ticks = 0
-        started = time.monotonic()
-        while time.monotonic() - started < 0.3:
-            await asyncio.sleep(0.01)
-            ticks += 1
+        # SQLite refused the write as busy and it went to wait in the worker thread.
+        # Had it waited for the lock on the loop instead, this coroutine could not
+        # run until the other writer let go (it never does before release), and
+        # the wait would fail.
+        await wait_until(lambda: any(c.lock_waits for c in connections))
+        # The loop still serves others, a thread's result included, while the write waits.
+        await asyncio.to_thread(taken.is_set)
         assert not writing.done(), "the write went through while another writer held the lock"
-        assert ticks >= 10
         release.set()
-        await asyncio.wait_for(writing, 10)
+        await asyncio.wait_for(writing, WAIT_S)
+        assert sum(c.lock_waits for c in connections) == 1
     finally:
         release.set()
-        await asyncio.to_thread(holder.join, 10)
+        await asyncio.to_thread(holder.join, WAIT_S)
         await engine.dispose()
     check = sqlite3.connect(path)
     assert [v for (v,) in check.execute("SELECT v FROM t ORDER BY id")] == ["other writer", "call"]

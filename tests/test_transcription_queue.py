@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -16,7 +16,12 @@ from pbxbridge.calls.replay import replay_trace, tracker_settings
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.config import PbxConfig
-from pbxbridge.transcription.queue import backoff_s, claim, enqueue
+from pbxbridge.transcription.queue import (
+    DEFAULT_STALE_AFTER_S,
+    backoff_s,
+    claim,
+    enqueue,
+)
 from pbxbridge.transcription.tables import TranscriptionJob, TranscriptSegment
 from pbxbridge.transcription.worker import EngineHolder, WorkerSettings, run_worker
 from tests.fixtures_transcription import (
@@ -27,6 +32,20 @@ from tests.fixtures_transcription import (
     stt,  # noqa: F401, F811 - fixture
     write_scenarios,
 )
+
+
+class FrozenClock:
+    """The queue's time, moved only by the test: due times and stale workers do not
+    depend on how long the machine takes between two steps."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 async def _jobs(factory: async_sessionmaker[AsyncSession]) -> dict[str, TranscriptionJob]:
@@ -90,7 +109,11 @@ async def test_broken_recordings_fail_with_a_reason_and_the_queue_goes_on(
     shutil.copy(good, day / good.name)
     await write_scenarios(sessions, root, ["01-inbound-answered"])
 
-    settings = WorkerSettings(recordings_root=root, worker_id="w1", max_attempts=2, backoff_base_s=0.0)
+    # A second after the last job was queued, and standing still: the missing file's
+    # retry (no backoff) falls due after the good job, however fast the failures go.
+    queued_last = max(job.next_attempt_at for job in (await _jobs(sessions)).values())
+    clock = FrozenClock(queued_last + timedelta(seconds=1))
+    settings = WorkerSettings(recordings_root=root, worker_id="w1", max_attempts=2, backoff_base_s=0.0, clock=clock)
     outcomes = await run_worker(sessions, EngineHolder(lambda: stt), settings, once=True)
 
     jobs = await _jobs(sessions)
@@ -122,16 +145,25 @@ async def test_failed_try_waits_with_growing_backoff(
     sessions: async_sessionmaker[AsyncSession], tmp_path: Path, stt: CachedEngine
 ) -> None:
     rid = await _broken_call(sessions, "later", "2026/11/26/not-synced-yet.wav")
+    clock = FrozenClock(datetime(2026, 11, 26, 20, 4, 9, 123456, tzinfo=UTC))
     async with sessions() as session, session.begin():
-        await enqueue(session, [rid])
-    settings = WorkerSettings(recordings_root=tmp_path, worker_id="w1", max_attempts=3, backoff_base_s=60.0)
+        await enqueue(session, [rid], clock=clock)
+    settings = WorkerSettings(
+        recordings_root=tmp_path, worker_id="w1", max_attempts=3, backoff_base_s=60.0, clock=clock
+    )
     outcomes = await run_worker(sessions, EngineHolder(lambda: stt), settings, once=True)
     assert [o.status for o in outcomes] == ["queued"]
     job = next(iter((await _jobs(sessions)).values()))
     assert (job.status, job.attempts, job.locked_by) == ("queued", 1, None)
-    assert 50 <= (job.next_attempt_at - datetime.now(UTC)).total_seconds() <= 60
-    # Not due yet: nobody may take it.
-    assert await claim(sessions, "w2") is None
+    # The first backoff is the base, counted from the failed try.
+    assert job.next_attempt_at == clock.now + timedelta(seconds=60)
+    # Not due yet: nobody may take it, a second before its time.
+    clock.advance(59)
+    assert await claim(sessions, "w2", clock=clock) is None
+    # Due: the next worker takes it for its second try.
+    clock.advance(1)
+    retry = await claim(sessions, "w2", clock=clock)
+    assert retry is not None and (retry.id, retry.attempts, retry.worker_id) == (job.id, 2, "w2")
     assert [backoff_s(n, 60.0) for n in (1, 2, 3, 10)] == [60.0, 120.0, 240.0, 3600.0]
 
 
@@ -180,11 +212,19 @@ async def test_a_recording_that_kills_every_worker_ends_failed(
     sessions: async_sessionmaker[AsyncSession], shared_dir: Path
 ) -> None:
     await write_scenarios(sessions, shared_dir / "recordings", ["01-inbound-answered"])
+    (queued,) = (await _jobs(sessions)).values()
+    clock = FrozenClock(queued.next_attempt_at)
     # Each worker claims it and dies without a word (no heartbeat, no result).
-    first = await claim(sessions, "w1", stale_after_s=0.0, max_attempts=2)
-    second = await claim(sessions, "w2", stale_after_s=0.0, max_attempts=2)
-    assert first and second and first.id == second.id and second.attempts == 2
-    assert await claim(sessions, "w3", stale_after_s=0.0, max_attempts=2) is None
+    first = await claim(sessions, "w1", max_attempts=2, clock=clock)
+    assert first is not None and first.attempts == 1
+    # While its worker might still be alive, nobody else takes it.
+    clock.advance(DEFAULT_STALE_AFTER_S)
+    assert await claim(sessions, "w2", max_attempts=2, clock=clock) is None
+    clock.advance(1)
+    second = await claim(sessions, "w2", max_attempts=2, clock=clock)
+    assert second is not None and second.id == first.id and second.attempts == 2
+    clock.advance(DEFAULT_STALE_AFTER_S + 1)
+    assert await claim(sessions, "w3", max_attempts=2, clock=clock) is None
     (job,) = (await _jobs(sessions)).values()
     assert (job.status, job.last_error) == ("failed", "worker stopped while transcribing, 2 times")
 

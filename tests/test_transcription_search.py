@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -10,13 +11,16 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.replay import replay_trace, tracker_settings
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.calls.tables import Call
+from pbxbridge.cli.main import main
 from pbxbridge.clients.tables import Client
 from pbxbridge.config import PbxConfig
 from pbxbridge.transcription.lemmas import lemmatise
@@ -234,3 +238,116 @@ async def test_cli_backfill_transcribes_with_a_progress_bar(
     assert "1/1" in result.stderr and "rec" in result.stderr and "100%" in result.stderr
     hits = await search(sessions, "операторов")
     assert {h.linkedid for h in hits} == {speech_recordings()[0].linkedid}
+
+
+# Calls on two days (2026-11-26 and 2026-12-07, Moscow time), both directions, three managers.
+ASKED = ["01-inbound-answered", "02-inbound-second-agent", "06-outbound-answered", "14-attended-transfer"]
+DISCOUNT = "Да, а скидку дадите?"
+
+
+async def _everyone_asks_for_a_discount(
+    sessions: async_sessionmaker[AsyncSession], shared_dir: Path, expected: dict[str, Any]
+) -> dict[str, str]:
+    """Every recording of the ASKED calls transcribed as the client asking for a discount; scenario -> linkedid."""
+    await write_scenarios(sessions, shared_dir / "recordings", ASKED)
+    words = (Word(12.0, 12.3, "Да,"), Word(12.3, 12.4, "а"), Word(12.4, 12.9, "скидку"), Word(12.9, 13.4, "дадите?"))
+    transcript = Transcript((Segment(12.0, 13.4, DISCOUNT, "client", words),), "ru", 30.0)
+    while (job := await claim(sessions, "w1")) is not None:
+        assert await complete(sessions, job, transcript)
+    linkedids: dict[str, str] = {}
+    async with sessions() as session:
+        for scenario in ASKED:
+            (call,) = expected[scenario]["calls"]
+            linkedids[scenario] = (
+                await session.scalars(select(Call.linkedid).where(Call.client_number == "+" + call["client"]))
+            ).one()
+    return linkedids
+
+
+def _total_s(call: dict[str, Any]) -> tuple[float, float]:
+    """The scripted bounds of a call's whole length (wait + talk)."""
+    return call["wait_s"][0] + call["talk_s"][0], call["wait_s"][1] + call["talk_s"][1]
+
+
+async def test_cli_search_filters_and_its_table(
+    db_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    shared_dir: Path,
+    expected: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PBXBRIDGE_CONFIG", raising=False)
+    linkedids = await _everyone_asks_for_a_discount(sessions, shared_dir, expected)
+    scripted = {s: expected[s]["calls"][0] for s in ASKED}
+
+    async def run(*args: str) -> tuple[int, list[str]]:
+        """`pbxbridge search скидка ARGS` as typed (in a thread: the command runs its own event loop)."""
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, ["search", "скидка", "--db", db_url, *args])
+        return code, capsys.readouterr().out.splitlines()
+
+    async def found(*args: str) -> set[str]:
+        """The scenarios whose calls the search printed, as JSON lines."""
+        code, lines = await run("--json", *args)
+        hits = {json.loads(line)["linkedid"] for line in lines}
+        assert code == (0 if hits else 1), args
+        return {s for s, linkedid in linkedids.items() if linkedid in hits}
+
+    assert await found() == set(ASKED)
+    # A manager's calls: those he answered or placed, and those he ended up with after a transfer.
+    for ext in ("202", "203", "205"):
+        mine = {
+            s for s, c in scripted.items() if ext in (c.get("answered_by"), c.get("placed_by"), c.get("final_agent"))
+        }
+        assert mine and await found("--manager", ext) == mine, ext
+    for direction in ("inbound", "outbound"):
+        assert await found("--direction", direction) == {s for s, c in scripted.items() if c["direction"] == direction}
+    assert await found("--status", "answered") == set(ASKED)
+    assert await found("--status", "abandoned") == set()
+    client = scripted["02-inbound-second-agent"]["client"]
+    assert await found("--client", "8" + client[1:]) == {"02-inbound-second-agent"}
+
+    # A day is the department's local day (Europe/Moscow) and --to takes it in whole, as on the
+    # journal page and in `pbxbridge kpi`.
+    zone = ZoneInfo("Europe/Moscow")
+    days = {s: datetime.fromtimestamp(expected[s]["started"], zone).date().isoformat() for s in ASKED}
+    for day in sorted(set(days.values())):
+        on_day = {s for s, d in days.items() if d == day}
+        assert await found("--from", day, "--to", day) == on_day, day
+        assert await found("--to", day) == {s for s, d in days.items() if d <= day}, day
+        assert await found("--from", day) == {s for s, d in days.items() if d >= day}, day
+
+    # Length: a threshold that falls between the scripted bounds of the first day's calls.
+    first_day = min(days.values())
+    timed = {s: _total_s(scripted[s]) for s, d in days.items() if d == first_day}
+    shortest = min(timed, key=lambda s: timed[s][1])
+    threshold = (timed[shortest][1] + min(low for s, (low, _) in timed.items() if s != shortest)) / 2
+    assert all(high < threshold or low > threshold for low, high in timed.values())
+    longer = {s for s, (low, _) in timed.items() if low > threshold}
+    assert await found("--to", first_day, "--min-duration", str(threshold)) == longer
+    assert await found("--to", first_day, "--max-duration", str(threshold)) == set(timed) - longer
+
+    # The table: newest call first, one line per hit with when, which call, whose, who, where in
+    # the recording to listen, and the words around the match.
+    first_client = select(Call.client_id).where(Call.linkedid == linkedids["01-inbound-answered"]).scalar_subquery()
+    async with sessions() as session, session.begin():
+        await session.execute(update(Client).where(Client.id == first_client).values(name="ООО Ромашка"))
+    code, lines = await run("--to", first_day)
+    assert code == 0
+    def started(scenario: str) -> float:
+        return float(expected[scenario]["started"])
+
+    by_start = sorted((s for s, d in days.items() if d == first_day), key=started, reverse=True)
+    assert [line.split()[1] for line in lines] == [linkedids[s] for s in by_start]
+    for line, scenario in zip(lines, by_start, strict=True):
+        call = scripted[scenario]
+        started, linkedid, rest = line.split("  ", 2)
+        assert abs(datetime.fromisoformat(started).timestamp() - expected[scenario]["started"]) < 5
+        who = "ООО Ромашка" if scenario == "01-inbound-answered" else "+" + call["client"]
+        manager = call.get("answered_by") or call.get("placed_by")
+        assert rest == f"{who}  {manager}  @12.4s  Да, а [скидку] дадите?", line
+    code, lines = await run("--limit", "1")
+    assert code == 0 and [line.split()[1] for line in lines] == [linkedids[max(ASKED, key=started)]]
+    # Nothing found: nothing printed, and the exit status says so.
+    assert await run("--direction", "internal") == (1, [])

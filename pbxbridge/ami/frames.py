@@ -8,6 +8,7 @@ counting.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -210,6 +211,27 @@ def _partial_end(buf: bytearray) -> int:
     if buf.endswith(b"\r\n"):
         return 2
     return 1 if buf.endswith((b"\r", b"\n")) else 0
+
+
+def event_timestamp(event: Mapping[str, str]) -> float | None:
+    """Asterisk's ``Timestamp`` header (``timestampevents = yes``) as Unix seconds, or None.
+
+    The one place pbxbridge reads it, but for the call tracker, which reads
+    it on its own so that it needs nothing outside the calls domain.
+    """
+    raw = event.get("Timestamp")
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def event_time(event: Mapping[str, str], fallback: float) -> float:
+    """The event's Timestamp, else ``fallback`` (the previous event's time, or the receive time)."""
+    stamp = event_timestamp(event)
+    return fallback if stamp is None else stamp
 
 
 def read_trace(path: str | Path) -> tuple[str | None, list[Frame]]:

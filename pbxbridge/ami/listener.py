@@ -63,6 +63,9 @@ class ListenerStats:
     logins: int = 0
     # Sessions that ended after a successful login.
     disconnects: int = 0
+    # Times a Ping's answer was still owed after ping_timeout_s while the PBX
+    # kept sending (a burst it was answering behind): the session was kept.
+    pings_overdue: int = 0
 
 
 class LoginRefused(Exception):
@@ -435,6 +438,7 @@ class AmiListener:
                 if time.monotonic() - self.last_read_at < self.ping_timeout_s:
                     # Still reading what the PBX sent before its answer (a burst the
                     # daemon is behind on): a peer that sends is not gone.
+                    self.stats.pings_overdue += 1
                     continue
                 pong.cancel()
                 log.warning("[%s] no answer to Ping in %g s; the PBX is gone", self.name, self.ping_timeout_s,

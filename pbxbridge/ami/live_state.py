@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from pbxbridge.ami.frames import Frame
-from pbxbridge.ami.traces import event_timestamp
+from pbxbridge.ami.frames import Frame, event_timestamp
 
 # The channel snapshot every channel event carries (Asterisk 12+), unprefixed
 # for the event's own channel and prefixed for the others it names.

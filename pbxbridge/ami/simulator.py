@@ -30,16 +30,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 
-from pbxbridge.ami.frames import Frame, FrameDecoder, encode_frame
+from pbxbridge.ami.frames import Frame, FrameDecoder, encode_frame, event_timestamp
 from pbxbridge.ami.live_state import LiveState
 from pbxbridge.ami.traces import (
     DEFAULT_BANNER,
     Trace,
-    event_timestamp,
     load_trace,
     wire_template,
     with_fresh_ids,
@@ -157,6 +157,7 @@ class AmiSimulator:
         drop_after: int | None = None,
         inject_after: Mapping[int, bytes] | None = None,
         hold_when_idle: bool = True,
+        sock: socket.socket | None = None,
     ) -> None:
         self.traces = [t if isinstance(t, Trace) else load_trace(t) for t in traces]
         if speed < 0:
@@ -164,6 +165,12 @@ class AmiSimulator:
         self.speed = speed
         self.host = host
         self._port = port
+        # A socket the caller bound (and may have had clients refused on) to listen on
+        # instead of host and port: a PBX that comes up at an address its clients
+        # already know, with no moment at which another process could take the port.
+        self._sock = sock
+        if sock is not None:
+            self.host, self._port = sock.getsockname()[:2]
         self.username = username
         self.secret = secret
         self.loop = loop
@@ -240,7 +247,12 @@ class AmiSimulator:
         if self.speed == 0 and not self.retime and self._wire is None:
             # Rendered before listening: the replay then only joins bytes.
             self._wire = [[wire_template(e) for e in t.events] for t in self.traces]
-        self._server = await asyncio.start_server(self._serve, self.host, self._port)
+        if self._sock is not None:
+            self._server = await asyncio.start_server(self._serve, sock=self._sock)
+            # The server owns it now and closes it on stop(); a restart binds the same port anew.
+            self._sock = None
+        else:
+            self._server = await asyncio.start_server(self._serve, self.host, self._port)
         self._port = self._server.sockets[0].getsockname()[1]
         self._replay_task = asyncio.create_task(self._replay(), name="ami-simulator-replay")
         log.info("AMI simulator listening on %s:%d (%d traces, speed %s)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pbxbridge.ami.frames import Frame, FrameDecoder
+from pbxbridge.ami.frames import Frame, FrameDecoder, event_timestamp
 
 # Captures are fed to the decoder in socket-sized pieces, as a client reads
 # them: the decoder searches its whole buffer for a frame's end, so one
@@ -65,17 +65,6 @@ def _read_frames(path: Path) -> tuple[str | None, list[Frame]]:
             frames += decoder.feed(chunk)
     frames += decoder.feed(b"\r\n\r\n")
     return decoder.banner, frames
-
-
-def event_timestamp(event: Frame) -> float | None:
-    """The event's ``Timestamp`` header as Unix seconds, or None."""
-    raw = event.get("Timestamp")
-    if raw is None:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        return None
 
 
 def is_call_id_key(key: str) -> bool:

@@ -1,7 +1,7 @@
 """Captured AMI streams through the call tracker, as fast as they can be read.
 
-``replay_into`` feeds captures to a ``pbxbridge.app.Daemon`` built without AMI
-links (``live=False``): the calls reach the journal through the daemon's own
+``replay_into`` feeds captures to the daemon's own parts, in a daemon built
+without AMI links (``live=False``): the calls reach the journal through its
 writer and every hook a domain attached to it (KPI figures, transcription
 jobs), as those of a live PBX do. ``replay_trace`` and ``replay_traces`` run
 the tracker alone, for tests and tools that want the calls without a database.
@@ -11,20 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from pbxbridge.ami.frames import Frame, FrameDecoder, read_trace
+from pbxbridge.ami.frames import Frame, FrameDecoder, event_time, read_trace
 from pbxbridge.ami.interest import EventInterest
+from pbxbridge.calls.following import PbxFollower, PbxLink, tracker_settings
 from pbxbridge.calls.model import FinishedCall
+from pbxbridge.calls.pipeline import CallPipeline
 from pbxbridge.calls.tracker import CallTracker, TrackerSettings
 from pbxbridge.config import Config, PbxConfig
-
-if TYPE_CHECKING:
-    from pbxbridge.app import Daemon
 
 # A capture is read as a socket would deliver it: a frame's end is searched for
 # in what one read brought, not in the whole file (see pbxbridge.ami.traces).
@@ -32,23 +31,6 @@ READ_BYTES = 1 << 16
 # Captures hold frames up to what Asterisk sends in a CoreShowChannels answer; the same bound as a trace load.
 MAX_FRAME_BYTES = 1024 * 1024
 _STAGED = "pbxbridge.replay.new_calls"
-
-
-def tracker_settings(pbx: PbxConfig) -> TrackerSettings:
-    """The tracker's view of one PBX's settings."""
-    return TrackerSettings(
-        pbx=pbx.name,
-        inbound_contexts=tuple(pbx.inbound_contexts),
-        extension_pattern=pbx.extension_pattern,
-    )
-
-
-def event_time(frame: Frame, fallback: float) -> float:
-    """Asterisk's Timestamp header (timestampevents=yes), else the previous event's time."""
-    try:
-        return float(frame["Timestamp"])
-    except (KeyError, ValueError):
-        return fallback
 
 
 def replay_pbx(config: Config, pbx: str | None = None) -> PbxConfig:
@@ -100,18 +82,20 @@ def read_frames(path: Path | str, interest: EventInterest | None = None) -> Iter
     yield decoder.feed(b"\r\n\r\n")
 
 
-async def replay_into(daemon: Daemon, paths: Sequence[Path | str], pbx: PbxConfig) -> None:
-    """Feed captured streams to a started daemon, each as its own AMI session, as fast as they can be read.
+async def replay_into(
+    follower: PbxFollower, pipeline: CallPipeline, paths: Sequence[Path | str], pbx: PbxConfig
+) -> None:
+    """Feed captured streams to a started daemon's parts, each as its own AMI session, as fast as they can be read.
 
     Returns once every event is fed and every call held back is released;
-    ``daemon.flush()`` then waits for the journal and what follows it.
+    the daemon's ``flush()`` then waits for the journal and what follows it.
     """
     for path in paths:
-        session = daemon.replay_session(pbx)
-        for frames in read_frames(path, daemon.interest):
-            daemon.feed_replayed(session, frames)
-            await daemon.make_room()
-        daemon.end_replay_session(session)
+        link = PbxLink.for_pbx(pbx)
+        for frames in read_frames(path, follower.interest):
+            follower.feed_captured(link, frames)
+            await pipeline.make_room()
+        follower.end_captured(link)
 
 
 class NewCallCount:

@@ -100,7 +100,7 @@ async def replay(paths: list[Path], config: Config, pbx: str | None) -> dict[str
     daemon.after_write.append(new_calls.note_written)
     try:
         await daemon.start()
-        await replay_into(daemon, paths, replay_pbx(config, pbx))
+        await replay_into(daemon.follower, daemon.pipeline, paths, replay_pbx(config, pbx))
         await daemon.flush()
         assert daemon.session_factory is not None
         async with daemon.session_factory() as session:

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -59,8 +61,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--client", default=None, metavar="NUMBER_OR_NAME")
     p.add_argument("--direction", choices=("inbound", "outbound", "internal"), default=None)
     p.add_argument("--status", default=None)
-    p.add_argument("--from", dest="date_from", type=_date, default=None, metavar="ISO_DATE")
-    p.add_argument("--to", dest="date_to", type=_date, default=None, metavar="ISO_DATE")
+    p.add_argument("--from", dest="date_from", type=_moment, default=None, metavar="ISO_DATE",
+                   help="calls from this day (the department's, kpi.timezone) or ISO 8601 time on")
+    p.add_argument("--to", dest="date_to", type=_moment, default=None, metavar="ISO_DATE",
+                   help="calls up to this day, inclusive, or up to this ISO 8601 time")
     p.add_argument("--min-duration", type=float, default=None, metavar="S")
     p.add_argument("--max-duration", type=float, default=None, metavar="S")
     p.add_argument("--limit", type=int, default=200)
@@ -74,11 +78,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=cmd_transcript)
 
 
-def _date(value: str) -> datetime:
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _moment(value: str) -> str:
+    """argparse type: a date or an ISO 8601 time, checked at once; read as a moment once the time zone is known."""
+    try:
+        date.fromisoformat(value) if _DAY.fullmatch(value) else datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date (YYYY-MM-DD) or an ISO 8601 time, got {value!r}") from None
+    return value
+
+
+def search_bound(value: str | None, zone: ZoneInfo, end: bool) -> datetime | None:
+    """A --from/--to value as a moment, read as the journal page and `pbxbridge kpi` read it.
+
+    A bare date is the department's local day, and --to takes that day in whole: ``--from D --to D``
+    is the calls of day D. A time without an offset is the department's local time too.
+    """
+    if value is None:
+        return None
+    if _DAY.fullmatch(value):
+        day = date.fromisoformat(value) + (timedelta(days=1) if end else timedelta())
+        return datetime.combine(day, time(), zone)
     parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()  # a date typed by a person is in their local time
-    return parsed
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
 def engine_settings(config: Config) -> EngineSettings:
@@ -193,12 +217,14 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 async def _search(config: Config, args: argparse.Namespace) -> int:
+    zone = ZoneInfo(config.kpi.timezone)
     engine = make_engine(config.database.url)
     try:
         filters = SearchFilters(
             manager=args.manager, client=args.client, direction=args.direction, status=args.status,
-            date_from=args.date_from, date_to=args.date_to, min_duration_s=args.min_duration,
-            max_duration_s=args.max_duration, limit=args.limit,
+            date_from=search_bound(args.date_from, zone, end=False),
+            date_to=search_bound(args.date_to, zone, end=True),
+            min_duration_s=args.min_duration, max_duration_s=args.max_duration, limit=args.limit,
         )
         hits = await search(session_factory(engine), args.query, filters)
     finally:

@@ -32,6 +32,12 @@ BUSY_WAIT_MS = 15_000
 class InlineConnection(aiosqlite.Connection):
     """An aiosqlite connection whose statements run on the calling thread; waits for locks in its worker."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Statements refused as busy and handed to the worker thread to wait for
+        # the lock there: what shows (in a test, in a debugger) that the loop did not wait.
+        self.lock_waits = 0
+
     async def _execute(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
@@ -42,6 +48,7 @@ class InlineConnection(aiosqlite.Connection):
                 raise
         # Another writer holds the lock: the statement did nothing, so it is
         # asked again where waiting blocks no one.
+        self.lock_waits += 1
         return await super()._execute(functools.partial(_waiting, self._conn, fn), *args, **kwargs)
 
 

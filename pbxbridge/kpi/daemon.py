@@ -6,16 +6,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pbxbridge.ami.frames import Frame
+from pbxbridge.hub import METRICS_TEXT
 from pbxbridge.kpi.alerts import LeadAtRisk
 from pbxbridge.kpi.follower import KpiFollower
-from pbxbridge.kpi.live import LiveLine
+from pbxbridge.kpi.live import QUEUE_EVENTS, LiveLine
 from pbxbridge.kpi.service import KpiService
 
 if TYPE_CHECKING:
-    from pbxbridge.app import Daemon
+    from pbxbridge.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -23,27 +24,90 @@ log = logging.getLogger(__name__)
 POLL_S = 5.0
 # How long a stop may spend folding the last calls into the figures (the next start does the rest).
 STOP_APPLY_TIMEOUT_S = 5.0
+# How long the PBX may take to list its queues after a login (it also bounds the queue
+# events kept meanwhile).
+QUEUE_STATUS_TIMEOUT_S = 30.0
 
 
 class KpiComponent:
     """Started after the database: reopens pending callback windows, follows the journal, polls gauges and alerts."""
 
-    def __init__(self, daemon: Daemon, service: KpiService, poll_s: float = POLL_S) -> None:
-        self.daemon = daemon
+    def __init__(self, hub: Hub, service: KpiService, poll_s: float = POLL_S) -> None:
+        self.hub = hub
         self.service = service
         self.poll_s = poll_s
-        self.follower = KpiFollower(service, daemon.database_turn, daemon.writer_first)
+        self.follower = KpiFollower(service, hub.database_turn, hub.writer_first)
         self.line = LiveLine()
+        # Waiting callers taken from a QueueStatus answer, all PBXs together (tests wait on it).
+        self.queue_lists = 0
         self._task: asyncio.Task[None] | None = None
+        # Per PBX: the QueueStatus being asked after its login, and the queue events received meanwhile.
+        self._asking: dict[str, asyncio.Task[None]] = {}
+        self._since_asked: dict[str, list[Frame]] = {}
 
     def on_event(self, pbx: str, event: Frame) -> None:
         """Daemon event subscriber: keep the queue waiters and the PBX's clock."""
-        link = self.daemon.links.get(pbx)
-        self.line.feed(pbx, event, time.monotonic(), link.last_event_at if link is not None else None)
+        self.line.feed(pbx, event, time.monotonic(), self.hub.pbx_clock(pbx))
+        if self._since_asked:
+            kept = self._since_asked.get(pbx)
+            if kept is not None and event.get("Event") in QUEUE_EVENTS:
+                kept.append(event)
+        if event.get("Event") == "FullyBooted":
+            # Asterisk greets every login with FullyBooted: a new session, whose own list of
+            # waiting callers replaces what the last one left behind.
+            self._ask_queue_status(pbx)
+
+    def on_connection_lost(self, pbx: str) -> None:
+        """Daemon hook: a PBX's AMI session ended; its waiting callers are unknown until it lists them again.
+
+        They may be answered or gone by then, and the events saying so are lost with the
+        session: the gauge must not count them meanwhile.
+        """
+        self._stop_asking(pbx)
+        self.line.forget_pbx(pbx)
+        self._set_gauges()
+
+    def _ask_queue_status(self, pbx: str) -> None:
+        self._stop_asking(pbx)
+        self.line.forget_pbx(pbx)
+        kept: list[Frame] = []
+        self._since_asked[pbx] = kept
+        self._asking[pbx] = asyncio.ensure_future(self._read_queue_status(pbx, kept))
+
+    def _stop_asking(self, pbx: str) -> None:
+        # An answer asked over a session that has ended (or been replaced) must not land.
+        task = self._asking.pop(pbx, None)
+        if task is not None:
+            task.cancel()
+        self._since_asked.pop(pbx, None)
+
+    async def _read_queue_status(self, pbx: str, kept: list[Frame]) -> None:
+        try:
+            reply = await asyncio.wait_for(
+                self.hub.send_action(pbx, {"Action": "QueueStatus"}, as_list=True), QUEUE_STATUS_TIMEOUT_S
+            )
+            listed = _list_events(reply)
+            if listed is None:
+                # A PBX without app_queue refuses; its callers are then known from events alone.
+                log.info("[%s] QueueStatus refused; callers waiting are counted from events", pbx)
+                return
+            self.line.rebuild_pbx(pbx, listed, kept)
+            self.queue_lists += 1
+            self._set_gauges()
+        except (OSError, KeyError, TimeoutError) as exc:
+            # The session went (or the PBX did not answer): the next login asks again.
+            log.warning("[%s] asking the PBX who waits in its queues failed: %r", pbx, exc, extra={"pbx": pbx})
+        finally:
+            if self._since_asked.get(pbx) is kept:
+                del self._since_asked[pbx]
+                del self._asking[pbx]
+
+    def _set_gauges(self) -> None:
+        self.service.metrics.set_live(self.hub.calls_up(), self.line.callers_waiting)
 
     async def start(self) -> None:
         """Read open callback windows back from the store, catch up with the journal, start polling."""
-        factory = self.daemon.write_sessions
+        factory = self.hub.write_sessions
         if factory is not None:
             async with factory() as session:
                 reopened = await self.service.start(session)
@@ -54,7 +118,13 @@ class KpiComponent:
         self._task = asyncio.create_task(self._poll(), name="kpi-poll")
 
     async def stop(self) -> None:
-        """Fold in the last calls written (for a few seconds at most), stop polling."""
+        """Fold in the last calls written (for a few seconds at most), stop polling and asking."""
+        asking = list(self._asking.values())
+        for pbx in list(self._asking):
+            self._stop_asking(pbx)
+        for task in asking:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.follower.stop(STOP_APPLY_TIMEOUT_S)
         if self._task is not None:
             self._task.cancel()
@@ -64,8 +134,7 @@ class KpiComponent:
 
     def tick(self, monotonic: float) -> list[LeadAtRisk]:
         """One poll: set the live gauges, publish the alerts due on the PBX's clock."""
-        in_progress = sum(link.tracker.active_count() for link in self.daemon.links.values())
-        self.service.metrics.set_live(in_progress, self.line.callers_waiting)
+        self._set_gauges()
         now = self.line.clock(monotonic)
         return [] if now is None else self.service.due_alerts(now)
 
@@ -78,6 +147,15 @@ class KpiComponent:
             await asyncio.sleep(self.poll_s)
 
 
+def _list_events(reply: Any) -> list[Frame] | None:
+    """The events of a list action's answer (panoramisk Messages) as frames; None if the PBX refused."""
+    items = reply if isinstance(reply, list) else [reply]
+    frames = [{str(k): v for k, v in dict(m).items() if isinstance(v, str)} for m in items if m is not None]
+    if frames and frames[0].get("Response", "").lower() == "error":
+        return None
+    return [f for f in frames if "Event" in f]
+
+
 def log_alert(risk: LeadAtRisk) -> None:
     """Default alert subscriber: a warning in the log a sales head's tooling can pick up."""
     log.warning(
@@ -86,15 +164,16 @@ def log_alert(risk: LeadAtRisk) -> None:
     )
 
 
-def attach(daemon: Daemon) -> KpiService:
-    """Wire the KPI domain into the daemon: hook, event feed, component; the service is ``daemon.kpi``."""
-    service = KpiService.from_config(daemon.config)
+def attach(hub: Hub) -> KpiComponent:
+    """Wire the KPI domain in: the journal's hook, the event feed, the component, ``METRICS_TEXT`` for the web app."""
+    service = KpiService.from_config(hub.config)
     service.watch.subscribe(log_alert)
-    component = KpiComponent(daemon, service)
-    daemon.kpi = service  # type: ignore[attr-defined]
+    component = KpiComponent(hub, service)
     # The journal's transaction only notes its calls; their figures follow in the KPI's own.
-    daemon.after_write.append(component.follower)
-    daemon.flushers.append(component.follower.flush)
-    daemon.event_subscribers.append(component.on_event)
-    daemon.add_component(component)
-    return service
+    hub.after_write(component.follower.note_written)
+    hub.add_flusher(component.follower.flush)
+    hub.on_event(component.on_event)
+    hub.on_pbx_dropped(component.on_connection_lost)
+    hub.add_component(component)
+    hub.provide(METRICS_TEXT, service.metrics_text)
+    return component

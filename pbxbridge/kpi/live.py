@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pbxbridge.ami.frames import Frame
 
 # Events after which a caller is no longer waiting in a queue.
 _LEFT_QUEUE = frozenset({"QueueCallerLeave", "QueueCallerAbandon", "Hangup"})
+# Events that change who waits: what a rebuild replays over a QueueStatus answer.
+QUEUE_EVENTS = _LEFT_QUEUE | {"QueueCallerJoin"}
 
 
 @dataclass(slots=True)
@@ -26,12 +29,7 @@ class LiveLine:
 
     def feed(self, pbx: str, event: Frame, monotonic: float, received_at: float | None = None) -> None:
         """Take one event; its ``Timestamp`` is its time, else ``received_at`` (PBXs that do not stamp)."""
-        name = event.get("Event", "")
-        uniqueid = event.get("Uniqueid", "")
-        if name == "QueueCallerJoin" and uniqueid:
-            self.waiting.add((pbx, uniqueid))
-        elif name in _LEFT_QUEUE and uniqueid:
-            self.waiting.discard((pbx, uniqueid))
+        self._follow_queue(pbx, event)
         try:
             at: float | None = float(event["Timestamp"])
         except (KeyError, ValueError):
@@ -46,6 +44,14 @@ class LiveLine:
             self.event_time = at
             self.seen_at = monotonic
 
+    def _follow_queue(self, pbx: str, event: Frame) -> None:
+        name = event.get("Event", "")
+        uniqueid = event.get("Uniqueid", "")
+        if name == "QueueCallerJoin" and uniqueid:
+            self.waiting.add((pbx, uniqueid))
+        elif name in _LEFT_QUEUE and uniqueid:
+            self.waiting.discard((pbx, uniqueid))
+
     @property
     def callers_waiting(self) -> int:
         """Callers in a queue right now, on every PBX."""
@@ -54,6 +60,22 @@ class LiveLine:
     def forget_pbx(self, pbx: str) -> None:
         """Drop a PBX's waiting callers (its connection was lost; it will tell us again)."""
         self.waiting = {w for w in self.waiting if w[0] != pbx}
+
+    def rebuild_pbx(self, pbx: str, listed: Iterable[Frame], since: Iterable[Frame] = ()) -> None:
+        """Take a PBX's waiting callers from a ``QueueStatus`` answer, not from memory.
+
+        ``listed`` are the answer's events (its ``QueueEntry`` items name the callers);
+        ``since`` are the queue events that arrived while the answer was on its way,
+        applied over it in order: the list may have been made before them.
+        """
+        self.forget_pbx(pbx)
+        for frame in listed:
+            uniqueid = frame.get("Uniqueid", "")
+            if frame.get("Event") == "QueueEntry" and uniqueid:
+                self.waiting.add((pbx, uniqueid))
+        for event in since:
+            # The clock is left alone: these events have moved it already.
+            self._follow_queue(pbx, event)
 
     def clock(self, monotonic: float) -> float | None:
         """The PBX's time now: the latest event time plus what has elapsed since it arrived."""

@@ -8,16 +8,20 @@ Several sources describe the same handset and none is complete:
 * device state (``DeviceStateChange`` of ``PJSIP/201`` or ``Custom:201``,
   ``ExtensionStatus`` of hint 201, a queue member's ``Status``) also covers
   calls placed by the handset itself and says when it is not registered;
-* queue events say who is paused and how many callers wait in each queue.
+* queue events say who is paused and who waits in each queue.
 
 Channels win over device state because a Local device reports ``INUSE`` while
 it is merely ringing.  Times come from the events' ``Timestamp`` header.
+
+Everything here is what one AMI session said.  When that session ends the
+states are stale (``forget``), and the lists asked after the next login
+rebuild them (``refresh``), rather than memory of what was true before.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -99,6 +103,21 @@ class Line:
     known: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class WaitingCaller:
+    """A caller waiting in a queue, as a queue event or a ``QueueStatus`` answer named it."""
+
+    queue: str
+    uniqueid: str
+    channel: str = ""
+    number: str = ""
+    name: str = ""
+    # The caller's call; None when learnt from ``QueueEntry``, which names only the channel.
+    linkedid: str | None = None
+    # When it joined the queue, on the PBX's clock (None when not known).
+    joined_at: float | None = None
+
+
 @dataclass(slots=True)
 class _Channel:
     state: int
@@ -128,8 +147,11 @@ class LineStates:
     def __init__(self, extension_pattern: str = r"^\d{2,5}$") -> None:
         self._pattern = re.compile(extension_pattern)
         self._lines: dict[str, _LineData] = {}
-        # queue -> caller channel uniqueid -> caller number
-        self._waiting: dict[str, dict[str, str]] = {}
+        # queue -> caller channel uniqueid -> caller, in the order they joined
+        self._waiting: dict[str, dict[str, WaitingCaller]] = {}
+        # Told after forget() and refresh(): whoever shows the states (the wallboard) learns of
+        # a wholesale change that no event announces. Events are told by whoever feeds them.
+        self.on_rebuilt: list[Callable[[], None]] = []
 
     # ----- reading -----------------------------------------------------------------
 
@@ -171,6 +193,10 @@ class LineStates:
         """Callers waiting per queue (queues with nobody waiting included once seen)."""
         return {q: len(c) for q, c in sorted(self._waiting.items())}
 
+    def waiting_callers(self) -> list[WaitingCaller]:
+        """Every caller waiting now, queue by queue, each queue in the order it joined (or was listed)."""
+        return [caller for _queue, callers in sorted(self._waiting.items()) for caller in callers.values()]
+
     def waiting_for(self, extension: str) -> int:
         """Callers waiting in the queues this manager is a member of."""
         data = self._lines.get(extension)
@@ -209,13 +235,24 @@ class LineStates:
         for event in events:
             self.feed(event)
 
+    def forget(self) -> None:
+        """Drop everything: the AMI session that told it has ended, so none of it can be trusted.
+
+        Until the next login's lists (``refresh``) every line is unknown (idle, not ``known``)
+        and nobody is waiting: a caller who was waiting may have been answered or hung up
+        meanwhile, and the events saying so are lost with the session.
+        """
+        self._lines.clear()
+        self._waiting.clear()
+        self._tell_rebuilt()
+
     def refresh(self, responses: Iterable[Frame], now: float | None = None) -> None:
         """Rebuild everything from list responses asked after a (re)connect.
 
         ``responses`` are the events answering ``ExtensionStateList``
         (``ExtensionStatus``), ``QueueStatus`` (``QueueMember``, ``QueueEntry``)
         and ``CoreShowChannels`` (``CoreShowChannel``), in any order; ``now``
-        (the PBX's time, when known) dates ringing and calls from their duration.
+        (the PBX's time, when known) dates ringing, calls and waits from their duration.
         """
         self._lines.clear()
         self._waiting.clear()
@@ -228,14 +265,40 @@ class LineStates:
             elif name == "queueparams":
                 self._waiting.setdefault(frame.get("Queue", ""), {})
             elif name == "queueentry":
-                queue = frame.get("Queue", "")
-                uid = frame.get("Uniqueid") or frame.get("Channel", "")
-                self._waiting.setdefault(queue, {})[uid] = frame.get("CallerIDNum", "")
+                self._queue_entry(frame, now)
             elif name == "coreshowchannel":
                 since = None
                 if now is not None:
                     since = now - _duration_s(frame.get("Duration", ""))
                 self._channel_state(frame.get("Channel", ""), _int(frame.get("ChannelState")), since)
+        self._tell_rebuilt()
+
+    def _tell_rebuilt(self) -> None:
+        for subscriber in self.on_rebuilt:
+            subscriber()
+
+    def _queue_entry(self, frame: Frame, now: float | None) -> None:
+        # Asterisk lists a waiting caller as QueueEntry: its channel, caller id and the
+        # seconds it has waited (Wait), but not its Linkedid.
+        wait = _float(frame.get("Wait"))
+        joined_at = now - wait if now is not None and wait is not None else None
+        self._add_caller(frame, joined_at, linkedid=None)
+
+    def _add_caller(self, frame: Frame, joined_at: float | None, linkedid: str | None) -> None:
+        queue = frame.get("Queue", "")
+        uid = frame.get("Uniqueid") or frame.get("Channel", "")
+        # A channel waits in one queue at a time: joining another means it left the last.
+        for callers in self._waiting.values():
+            callers.pop(uid, None)
+        self._waiting.setdefault(queue, {})[uid] = WaitingCaller(
+            queue=queue,
+            uniqueid=uid,
+            channel=frame.get("Channel", ""),
+            number=frame.get("CallerIDNum", ""),
+            name=frame.get("CallerIDName", ""),
+            linkedid=linkedid,
+            joined_at=joined_at,
+        )
 
     # ----- handlers ----------------------------------------------------------------
 
@@ -370,9 +433,7 @@ class LineStates:
             self._data(ext).member_of.add(event["Queue"])
 
     def _on_caller_join(self, event: Frame) -> None:
-        queue = event.get("Queue", "")
-        uid = event.get("Uniqueid") or event.get("Channel", "")
-        self._waiting.setdefault(queue, {})[uid] = event.get("CallerIDNum", "")
+        self._add_caller(event, _ts(event), linkedid=event.get("Linkedid") or None)
 
     def _on_caller_leave(self, event: Frame) -> None:
         queue = event.get("Queue", "")

@@ -21,14 +21,9 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pbxbridge.ami.frames import Frame
+from pbxbridge.ami.frames import Frame, event_timestamp
 from pbxbridge.ami.simulator import AmiSimulator, ClientSession
-from pbxbridge.ami.traces import (
-    event_timestamp,
-    is_call_id_key,
-    load_trace,
-    with_timestamp,
-)
+from pbxbridge.ami.traces import is_call_id_key, load_trace, with_timestamp
 
 ANSWERED_TRACE = "pjsip-02-click-to-call.ami"
 BUSY_TRACE = "pjsip-03-click-to-call-busy.ami"

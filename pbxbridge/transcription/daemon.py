@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from pbxbridge.transcription.queue import enqueue_written
 
 if TYPE_CHECKING:
-    from pbxbridge.app import Daemon
     from pbxbridge.config import Config
+    from pbxbridge.hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,9 @@ class WorkerProcesses:
                 await task
 
 
-def attach(daemon: Daemon) -> None:
-    """Queue recordings as calls are written; start the configured worker processes."""
-    daemon.after_write.append(enqueue_written)
-    count = daemon.config.transcription.workers
+def attach(hub: Hub) -> None:
+    """Queue recordings as calls are written; start the configured worker processes (live only)."""
+    hub.after_write(enqueue_written)
+    count = hub.config.transcription.workers
     if count > 0:
-        daemon.add_component(WorkerProcesses(daemon.config, count))
+        hub.add_component(WorkerProcesses(hub.config, count), serving=True)

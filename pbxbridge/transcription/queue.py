@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +48,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Where the queue reads the time: every due time, lock and heartbeat is
+# compared with it, so that a test can move it rather than wait for it.
+Clock = Callable[[], datetime]
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
     """A job a worker holds, with what it needs to find the recording."""
@@ -61,11 +66,13 @@ class ClaimedJob:
     worker_id: str
 
 
-async def enqueue(session: AsyncSession, recording_ids: list[int], *, requeue: bool = False) -> int:
+async def enqueue(
+    session: AsyncSession, recording_ids: list[int], *, requeue: bool = False, clock: Clock = utcnow
+) -> int:
     """Queue recordings for transcription (once each); requeue resets done/failed ones."""
     if not recording_ids:
         return 0
-    now = utcnow()
+    now = clock()
     rows = [
         {"recording_id": rid, "status": QUEUED, "attempts": 0, "next_attempt_at": now, "created_at": now}
         for rid in recording_ids
@@ -156,13 +163,14 @@ async def claim(
     *,
     stale_after_s: float = DEFAULT_STALE_AFTER_S,
     max_attempts: int = 3,
+    clock: Clock = utcnow,
 ) -> ClaimedJob | None:
     """Take the next due job (or one a dead worker left), or None when there is none."""
     async with factory() as session, session.begin():
         # On SQLite take the write lock before reading, so that two claimers
         # queue up rather than both picking the same row.
         await session.connection(execution_options=WRITE)
-        now = utcnow()
+        now = clock()
         await _fail_exhausted_orphans(session, now, stale_after_s, max_attempts)
         pick = (
             select(TranscriptionJob.id)
@@ -217,11 +225,11 @@ def _held_by(job: ClaimedJob) -> Any:
     )
 
 
-async def heartbeat(factory: async_sessionmaker[AsyncSession], job: ClaimedJob) -> bool:
+async def heartbeat(factory: async_sessionmaker[AsyncSession], job: ClaimedJob, *, clock: Clock = utcnow) -> bool:
     """Tell the queue the worker is alive; False if the job was taken from it."""
     async with factory() as session, session.begin():
         result = await session.execute(
-            update(TranscriptionJob).where(_held_by(job)).values(heartbeat_at=utcnow())
+            update(TranscriptionJob).where(_held_by(job)).values(heartbeat_at=clock())
         )
         return bool(result.rowcount)
 
@@ -244,10 +252,12 @@ def segment_rows(job: ClaimedJob, transcript: Transcript) -> list[dict[str, Any]
     ]
 
 
-async def complete(factory: async_sessionmaker[AsyncSession], job: ClaimedJob, transcript: Transcript) -> bool:
+async def complete(
+    factory: async_sessionmaker[AsyncSession], job: ClaimedJob, transcript: Transcript, *, clock: Clock = utcnow
+) -> bool:
     """Store the transcript and mark the job done; False if another worker owns it now."""
     async with factory() as session, session.begin():
-        now = utcnow()
+        now = clock()
         result = await session.execute(
             update(TranscriptionJob)
             .where(_held_by(job))
@@ -278,10 +288,11 @@ async def fail(
     max_attempts: int,
     permanent: bool = False,
     backoff_base_s: float = DEFAULT_BACKOFF_S,
+    clock: Clock = utcnow,
 ) -> str:
     """Record a failed try: back to the queue after a backoff, or failed for good; returns the status."""
     final = permanent or job.attempts >= max_attempts
-    now = utcnow()
+    now = clock()
     values: dict[str, Any] = {"last_error": reason[:2000], "locked_by": None, "heartbeat_at": now}
     if final:
         values.update(status=FAILED, finished_at=now)

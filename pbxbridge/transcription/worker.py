@@ -22,10 +22,12 @@ from pbxbridge.transcription.queue import (
     DEFAULT_BACKOFF_S,
     DEFAULT_STALE_AFTER_S,
     ClaimedJob,
+    Clock,
     claim,
     complete,
     fail,
     heartbeat,
+    utcnow,
 )
 
 log = logging.getLogger("pbxbridge.transcription")
@@ -48,6 +50,8 @@ class WorkerSettings:
     backoff_base_s: float = DEFAULT_BACKOFF_S
     poll_s: float = 5.0
     channel_speakers: tuple[str, str] = DEFAULT_CHANNEL_SPEAKERS
+    # The queue's time (due jobs, backoffs, heartbeats): the wall's, or a test's own.
+    clock: Clock = utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +86,10 @@ def _recording_file(job: ClaimedJob, root: Path) -> Path:
     return root / job.recording_path
 
 
-async def _beat(factory: async_sessionmaker[AsyncSession], job: ClaimedJob, every_s: float) -> None:
+async def _beat(factory: async_sessionmaker[AsyncSession], job: ClaimedJob, every_s: float, clock: Clock) -> None:
     while True:
         await asyncio.sleep(every_s)
-        if not await heartbeat(factory, job):
+        if not await heartbeat(factory, job, clock=clock):
             log.warning("job %s was taken over by another worker", job.id)
             return
 
@@ -94,7 +98,7 @@ async def run_job(
     factory: async_sessionmaker[AsyncSession], engines: EngineHolder, job: ClaimedJob, settings: WorkerSettings
 ) -> JobOutcome:
     """Transcribe one claimed job and record the result or the reason it failed."""
-    beat = asyncio.create_task(_beat(factory, job, settings.heartbeat_s))
+    beat = asyncio.create_task(_beat(factory, job, settings.heartbeat_s, settings.clock))
     try:
         path = _recording_file(job, settings.recordings_root)
         info = read_info(path)
@@ -106,18 +110,20 @@ async def run_job(
         status = await fail(
             factory, job, str(exc), max_attempts=settings.max_attempts,
             permanent=not isinstance(exc, RecordingMissing), backoff_base_s=settings.backoff_base_s,
+            clock=settings.clock,
         )
         return JobOutcome(job, status, str(exc))
     except Exception as exc:  # noqa: BLE001 - one bad recording must not stop the queue
         log.exception("job %s (recording %s) failed", job.id, job.recording_id)
         reason = f"transcription failed: {type(exc).__name__}: {exc}"
         status = await fail(
-            factory, job, reason, max_attempts=settings.max_attempts, backoff_base_s=settings.backoff_base_s
+            factory, job, reason, max_attempts=settings.max_attempts, backoff_base_s=settings.backoff_base_s,
+            clock=settings.clock,
         )
         return JobOutcome(job, status, reason)
     finally:
         beat.cancel()
-    stored = await complete(factory, job, transcript)
+    stored = await complete(factory, job, transcript, clock=settings.clock)
     return JobOutcome(job, "done" if stored else "lost", None, info.duration_s)
 
 
@@ -135,7 +141,8 @@ async def run_worker(
     stop = stop or asyncio.Event()
     while not stop.is_set():
         job = await claim(
-            factory, settings.worker_id, stale_after_s=settings.stale_after_s, max_attempts=settings.max_attempts
+            factory, settings.worker_id, stale_after_s=settings.stale_after_s, max_attempts=settings.max_attempts,
+            clock=settings.clock,
         )
         if job is None:
             if once:

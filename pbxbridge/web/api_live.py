@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
@@ -13,7 +14,7 @@ from pbxbridge.web.context import ctx
 from pbxbridge.web.errors import api_error
 
 routes = web.RouteTableDef()
-EMPTY = {"pbx_time": None, "calls": [], "waiting": [], "managers": [], "queues": []}
+EMPTY: dict[str, Any] = {"pbx_time": None, "calls": [], "waiting": [], "managers": [], "queues": []}
 
 
 @routes.get("/api/live/snapshot")

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pbxbridge.config import Config
 from pbxbridge.db.engine import WRITE
 from pbxbridge.web.sessions import SessionSigner
+from pbxbridge.web.signed_out import SignedOutSessions
 from pbxbridge.web.throttle import LoginThrottle
 
 # originate(manager_extension, client_number) -> what the PBX answered.
@@ -43,6 +44,8 @@ class WebContext:
     clock: Callable[[], float] = time.time
     # (user id, recording id) -> when the listen was last written to the audit log.
     listens: dict[tuple[int, int], float] = field(default_factory=dict)
+    # Sessions signed out before their cookies expire: a kept copy of such a cookie is refused.
+    signed_out: SignedOutSessions = field(default_factory=SignedOutSessions)
 
     @property
     def recordings_root(self) -> Path:

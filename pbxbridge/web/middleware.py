@@ -108,7 +108,10 @@ async def session(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[SESSION] = None
     if not request.path.startswith("/static/"):
         raw = request.cookies.get(SESSION_COOKIE)
-        data = context.signer.loads(raw, context.clock()) if raw else None
+        now = context.clock()
+        data = context.signer.loads(raw, now) if raw else None
+        if data is not None and await context.signed_out.ended(data, context.sessions, now):
+            data = None
         if data is not None:
             user = await _load_user(request, data)
             if user is not None:

@@ -1,4 +1,4 @@
-"""Signed session cookies and CSRF tokens (no server-side session store)."""
+"""Signed session cookies and CSRF tokens (no session store; sign-outs are remembered by signed_out)."""
 
 from __future__ import annotations
 
