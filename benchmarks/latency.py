@@ -63,8 +63,8 @@ from pbxbridge.calls.replay import replay_trace, tracker_settings
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.config import Config, PbxConfig
 from pbxbridge.db.engine import make_engine, session_factory
+from pbxbridge.kpi.calendar import day_bounds
 from pbxbridge.kpi.daemon import KpiComponent
-from pbxbridge.kpi.definitions import day_bounds
 from pbxbridge.kpi.follower import KpiFollower
 from pbxbridge.kpi.service import KpiService
 from pbxbridge.service.heap import settle_after_start

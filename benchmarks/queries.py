@@ -48,7 +48,8 @@ from sqlalchemy import func, make_url, select
 from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.clients.tables import Client, ClientPhone, Manager, fold_name
 from pbxbridge.db.engine import make_engine, session_factory
-from pbxbridge.kpi.definitions import KpiSettings, local_day
+from pbxbridge.kpi.calendar import local_day
+from pbxbridge.kpi.definitions import KpiSettings
 from pbxbridge.kpi.report import read_figures
 from pbxbridge.kpi.store import KpiRecorder, _fact_values, fact_from_call
 from pbxbridge.kpi.tables import CallFactRow, ManagerDayRow

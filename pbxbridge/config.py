@@ -188,6 +188,9 @@ SECTIONS: dict[str, type] = {
 }
 
 PORT_FIELDS = {"port", "agi_port"}
+# Ports pbxbridge listens on rather than connects to: 0 has the system pick a free
+# one (the log says which), for daemons started side by side, as the tests start them.
+LISTEN_PORT_KEYS = {"web.port", "routing.agi_port"}
 POSITIVE_FIELDS = {"beam_size", "threads", "max_attempts", "timeout_ms", "ring_timeout_s"}
 CHOICES: dict[str, tuple[str, ...]] = {
     "log.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
@@ -213,7 +216,7 @@ def _coerce(value: Any, kind: Any, key: str, problems: list[str], from_env: bool
                 pass
         if not isinstance(value, int) or isinstance(value, bool):
             if name in PORT_FIELDS:
-                problems.append(f"{key}: must be an integer 1-65535, got {value!r}")
+                problems.append(f"{key}: must be an integer {_lowest_port(key)}-65535, got {value!r}")
             else:
                 problems.append(f"{key}: must be an integer, got {value!r}")
             return None
@@ -367,10 +370,14 @@ def _validate(config: Config, problems: list[str]) -> None:
         )
 
 
+def _lowest_port(key: str) -> int:
+    return 0 if key in LISTEN_PORT_KEYS else 1
+
+
 def _check_value(key: str, name: str, value: Any, problems: list[str]) -> None:
     if isinstance(value, int) and not isinstance(value, bool):
-        if name in PORT_FIELDS and not 1 <= value <= 65535:
-            problems.append(f"{key}: must be an integer 1-65535, got {value!r}")
+        if name in PORT_FIELDS and not _lowest_port(key) <= value <= 65535:
+            problems.append(f"{key}: must be an integer {_lowest_port(key)}-65535, got {value!r}")
         elif name in POSITIVE_FIELDS and value < 1:
             problems.append(f"{key}: must be at least 1, got {value!r}")
         elif value < 0:

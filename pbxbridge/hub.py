@@ -3,7 +3,7 @@
 A domain (KPIs, transcription, routing, the web app, a CRM connector) is
 given the hub at attach time and takes part through it only: it subscribes
 to what happens and asks for the services it needs. It never imports the
-composition root (``pbxbridge.app``) and never sets attributes on it.
+composition root and never sets attributes on it.
 
 What a domain can subscribe to:
 

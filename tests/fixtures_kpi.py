@@ -19,8 +19,9 @@ from pbxbridge.calls.replay import replay_trace, tracker_settings
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
 from pbxbridge.db.engine import make_engine, session_factory
+from pbxbridge.kpi.calendar import local_day
 from pbxbridge.kpi.daemon import KpiComponent, attach
-from pbxbridge.kpi.definitions import KpiSettings, local_day, percentile, ratio
+from pbxbridge.kpi.definitions import KpiSettings, percentile, ratio
 from pbxbridge.kpi.report import read_figures
 from pbxbridge.kpi.service import KpiService
 from pbxbridge.kpi.tables import CallFactRow, LeadRow, ManagerDayRow, ManagerHourRow
@@ -213,7 +214,8 @@ def department_truth(calls: list[dict[str, Any]], settings: KpiSettings) -> Trut
     else:
         waits = [tuple(c["wait_s"]) for c in answered_in if "wait_s" in c]
         unknown = len(answered_in) - len(waits)
-    within = (sum(w[1] <= settings.service_level_s for w in waits), sum(w[0] <= settings.service_level_s for w in waits) + unknown)
+    level = settings.service_level_s
+    within = (sum(w[1] <= level for w in waits), sum(w[0] <= level for w in waits) + unknown)
     truth["answered_within_sl"] = _count(*within)
     if all("wait_s" in c for c in inbound):
         truth["longest_wait_s"] = _range_of([tuple(c["wait_s"]) for c in inbound], "max")
@@ -262,7 +264,8 @@ def department_truth(calls: list[dict[str, Any]], settings: KpiSettings) -> Trut
         if not called:
             continue
         first = mine[0]
-        if len(mine) >= 2 and mine[1] is called[0] and first["status"] != "answered" and {"wait_s", "callback_after_s"} <= first.keys():
+        scripted = {"wait_s", "callback_after_s"} <= first.keys()
+        if len(mine) >= 2 and mine[1] is called[0] and first["status"] != "answered" and scripted:
             attempts.append(total(tuple(first["wait_s"]), tuple(first["callback_after_s"])))
         else:
             attempts.append(None)

@@ -7,7 +7,6 @@ import json
 import multiprocessing
 import os
 import signal
-import socket
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,13 +32,6 @@ _FORKS.set_forkserver_preload(
 )
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def write_config(
     path: Path,
     db_url: str,
@@ -51,7 +43,11 @@ def write_config(
     fmt: str = "json",
     extra: str = "",
 ) -> Path:
-    """A settings file for one PBX on ``ami_port``; web and FastAGI on free ports."""
+    """A settings file for one PBX on ``ami_port``; web and FastAGI on ports the daemon picks.
+
+    Port 0: the daemon binds whatever port is free when it starts (no test talks to
+    them), so a port picked beforehand can never be taken by someone else meanwhile.
+    """
     path.write_text(
         f"""
 [database]
@@ -68,11 +64,11 @@ username = "{USER}"
 secret = {json.dumps(secret)}
 
 [web]
-port = {free_port()}
+port = 0
 secret_key = "web-key-0123456789abcdef"
 
 [routing]
-agi_port = {free_port()}
+agi_port = 0
 
 [transcription]
 # A SIGKILLed daemon would leave its worker processes behind (systemd's cgroup

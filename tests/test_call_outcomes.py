@@ -204,7 +204,8 @@ def test_click_to_call_without_its_response_is_still_the_managers_call_out(share
     tracker = CallTracker()
     assert [c for f in events for c in tracker.feed(f, 0.0)] == []
     # Held, not lost: a later event past the wait gives it out.
-    later = channel_event(events[-1], Event="FullyBooted", Timestamp=f"{float(events[-1]['Timestamp']) + ORIGINATE_WAIT_S + 1:.6f}")
+    past_the_wait = float(events[-1]["Timestamp"]) + ORIGINATE_WAIT_S + 1
+    later = channel_event(events[-1], Event="FullyBooted", Timestamp=f"{past_the_wait:.6f}")
     call = only(tracker.feed(later, 0.0))
     assert (call.direction, call.manager, call.status) == (Direction.OUTBOUND, "205", CallStatus.FAILED)
     assert call.failure_reason is FailureReason.MANAGER_NO_ANSWER

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from pbxbridge.ami.demo_pbx import demo_wanted, start_demo_pbx
 from pbxbridge.app import Daemon
 from pbxbridge.config import (
     Config,
@@ -24,6 +23,7 @@ from pbxbridge.config import (
     RecordingsConfig,
 )
 from pbxbridge.demo.accounts import DEMO_PASSWORD
+from pbxbridge.demo.pbx import demo_wanted, start_demo_pbx
 from tests.fixtures_ami import WAIT_S, journal, replay_again, trace_path, wait_until
 from tests.fixtures_web import ApiClient
 

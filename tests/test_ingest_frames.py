@@ -25,7 +25,9 @@ def captured_frames() -> list[bytes]:
     return [encode_frame(e) for p in sorted(SHARED.glob("*.ami")) for e in load_trace(p).events]
 
 
-def decode_in_reads(data: bytes, cuts: list[int], max_frame_bytes: int = 4096) -> tuple[list[dict[str, str]], tuple[int, int, int]]:
+def decode_in_reads(
+    data: bytes, cuts: list[int], max_frame_bytes: int = 4096
+) -> tuple[list[dict[str, str]], tuple[int, int, int]]:
     decoder = FrameDecoder(max_frame_bytes=max_frame_bytes)
     decoder.expect_banner(False)
     frames: list[dict[str, str]] = []

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pbxbridge.calls.model import CallStatus, Direction, FinishedCall
+from pbxbridge.kpi.calendar import local_day
 from pbxbridge.kpi.definitions import (
     DEPARTMENT,
     FIGURE_NAMES,
@@ -19,7 +20,6 @@ from pbxbridge.kpi.definitions import (
     fact_from_finished,
     lead_fact,
     link_callbacks,
-    local_day,
     percentile,
     period_figures,
     queue_figures,

@@ -159,7 +159,9 @@ async def test_department_figures_of_every_scenario_follow_its_script(
         await engine.dispose()
     department = {row["date"]: row for row in rows if row["manager"] is None}
     problems = {
-        scenario: figure_problems(department.get(day.isoformat()), department_truth(expected[scenario]["calls"], service.settings))
+        scenario: figure_problems(
+            department.get(day.isoformat()), department_truth(expected[scenario]["calls"], service.settings)
+        )
         for scenario, day in days.items()
     }
     assert {scenario: found for scenario, found in problems.items() if found} == {}

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pbxbridge.calls import in_progress
 from pbxbridge.ami.frames import event_time
 from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.ami.traces import load_trace
 from pbxbridge.app import Daemon
+from pbxbridge.calls import in_progress
 from pbxbridge.calls.replay import tracker_settings
 from pbxbridge.calls.tracker import CallTracker
 from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig

@@ -10,12 +10,13 @@ from pbxbridge.ami.listener import AmiListener
 from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.routing.line_states import LineState, LineStates
 from pbxbridge.routing.live import LineFeed
+from tests.fixtures_ami import WAIT_S
 from tests.fixtures_routing import trace_events
 
 USER, SECRET = "pbxbridge", "s3cret"
 
 
-async def _until(check: object, timeout: float = 20.0) -> None:
+async def _until(check: object, timeout: float = WAIT_S) -> None:
     async def poll() -> None:
         while not check():  # type: ignore[operator]
             await asyncio.sleep(0.02)
@@ -24,7 +25,7 @@ async def _until(check: object, timeout: float = 20.0) -> None:
 
 
 async def test_late_login_learns_the_call_in_progress_from_the_lists(shared_dir: Path) -> None:
-    # pjsip-01: 202 answers the ringall call and talks ~20 s (5 s at 4x). The PBX plays it with nobody
+    # pjsip-01: 202 answers the ringall call and talks ~20 s. The PBX plays it with nobody
     # listening; pbxbridge logs in only once 202 is talking, so every event before is missed.
     events = trace_events(shared_dir, "pjsip-01-inbound-ringall")
     answered_at = next(i for i, e in enumerate(events) if e.get("Event") == "AgentConnect")
@@ -32,10 +33,13 @@ async def test_late_login_learns_the_call_in_progress_from_the_lists(shared_dir:
     replayed.feed_all(events[: answered_at + 1])
     assert replayed.in_state(LineState.IN_CALL) == {"202"}
 
+    # The PBX's time stands still right after the answer until the test lets it go on,
+    # so the call is still up at the login however long connecting takes.
     simulator = AmiSimulator(
-        [shared_dir / "pjsip-01-inbound-ringall.ami"], speed=4, username=USER, secret=SECRET,
+        [shared_dir / "pjsip-01-inbound-ringall.ami"], speed=0, username=USER, secret=SECRET,
         hold_when_idle=False,
     )
+    simulator.pause_after(answered_at + 1)
     await simulator.start()
     feed = LineFeed()
     listener: AmiListener | None = None
@@ -45,7 +49,8 @@ async def test_late_login_learns_the_call_in_progress_from_the_lists(shared_dir:
 
     listener = AmiListener("127.0.0.1", simulator.port, USER, SECRET, on_event, backoff_initial_s=0.05)
     try:
-        await _until(lambda: simulator.events_sent > answered_at)
+        await asyncio.wait_for(simulator.wait_paused(), WAIT_S)
+        assert simulator.events_sent == answered_at + 1
         await listener.start()
         await _until(lambda: feed.refreshes >= 1)
         # Only the lists (channels up, queue members, hints) can have said so.
@@ -55,6 +60,7 @@ async def test_late_login_learns_the_call_in_progress_from_the_lists(shared_dir:
         assert "sales" in feed.lines.line("202").queues
         assert feed.lines.waiting_in("sales") == 0
         # And the rest of the call comes as events: 202 hangs up and is free again.
+        simulator.resume()
         await _until(lambda: feed.lines.line("202").state is LineState.IDLE)
     finally:
         await listener.stop()

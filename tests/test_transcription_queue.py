@@ -137,7 +137,8 @@ async def test_broken_recordings_fail_with_a_reason_and_the_queue_goes_on(
         ids["corrupt"], ids["empty"], ids["zero"], ids["gone"], done.id, ids["gone"]
     ]
     async with sessions() as session:
-        texts = (await session.scalars(select(TranscriptSegment.text).where(TranscriptSegment.recording_id == done.recording_id))).all()
+        of_job = select(TranscriptSegment.text).where(TranscriptSegment.recording_id == done.recording_id)
+        texts = (await session.scalars(of_job)).all()
     assert "операторы" in " ".join(texts).lower()
 
 

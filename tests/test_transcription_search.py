@@ -335,19 +335,20 @@ async def test_cli_search_filters_and_its_table(
         await session.execute(update(Client).where(Client.id == first_client).values(name="ООО Ромашка"))
     code, lines = await run("--to", first_day)
     assert code == 0
-    def started(scenario: str) -> float:
+
+    def start_of(scenario: str) -> float:
         return float(expected[scenario]["started"])
 
-    by_start = sorted((s for s, d in days.items() if d == first_day), key=started, reverse=True)
+    by_start = sorted((s for s, d in days.items() if d == first_day), key=start_of, reverse=True)
     assert [line.split()[1] for line in lines] == [linkedids[s] for s in by_start]
     for line, scenario in zip(lines, by_start, strict=True):
         call = scripted[scenario]
         started, linkedid, rest = line.split("  ", 2)
-        assert abs(datetime.fromisoformat(started).timestamp() - expected[scenario]["started"]) < 5
+        assert abs(datetime.fromisoformat(started).timestamp() - start_of(scenario)) < 5
         who = "ООО Ромашка" if scenario == "01-inbound-answered" else "+" + call["client"]
         manager = call.get("answered_by") or call.get("placed_by")
         assert rest == f"{who}  {manager}  @12.4s  Да, а [скидку] дадите?", line
     code, lines = await run("--limit", "1")
-    assert code == 0 and [line.split()[1] for line in lines] == [linkedids[max(ASKED, key=started)]]
+    assert code == 0 and [line.split()[1] for line in lines] == [linkedids[max(ASKED, key=start_of)]]
     # Nothing found: nothing printed, and the exit status says so.
     assert await run("--direction", "internal") == (1, [])

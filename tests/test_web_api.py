@@ -341,6 +341,37 @@ async def test_manager_sees_only_own_calls_and_clients(site: Site) -> None:
     assert status == 403
 
 
+async def test_malformed_requests_get_a_reason_and_change_nothing(site: Site) -> None:
+    olga = await site.signed_in("olga")
+    card = f"/api/clients/{site.data.ivan_client_id}"
+    assert (await olga.json("PATCH", card, json={"notes": "kept"}))[0] == 200
+
+    async def answer(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        return await olga.json(method, path, **kwargs)
+
+    as_json = {"Content-Type": "application/json"}
+    assert await answer("PATCH", card, data=b"{not json", headers=as_json) == (400, {"error": "the body must be JSON"})
+    assert await answer("PATCH", card, json=["notes"]) == (400, {"error": "the body must be a JSON object"})
+    assert await answer("PATCH", card, json={"colour": "red"}) == (400, {"error": "unknown field(s): colour"})
+    status, problem = await answer("PATCH", card, json={"notes": 5})
+    assert status == 400 and problem["error"].startswith("notes: text up to")
+    # A body over the limit is refused before it is read (1 MiB).
+    status, problem = await answer("PATCH", card, data=b"x" * (2 * 1024 * 1024), headers=as_json)
+    assert status == 413 and problem["error"]
+    # Journal filters name the parameter they cannot read.
+    for bad in ({"per_page": "many"}, {"from": "yesterday"}, {"min_duration": "long"}):
+        status, problem = await answer("GET", "/api/calls", params=bad)
+        (key,) = bad
+        assert status == 400 and problem["error"].startswith(f"{key}:"), problem
+    # A tampered session cookie is no session.
+    forged = session_cookie(olga)[:-2] + ("AA" if not session_cookie(olga).endswith("AA") else "BB")
+    assert await status_with_cookie(site.url, "/api/me", forged) == 401
+
+    # Nothing of it changed anything.
+    assert (await answer("GET", card))[1]["notes"] == "kept"
+    assert (await answer("GET", "/api/calls"))[1]["total"] == site.data.calls
+
+
 async def test_state_changes_need_the_csrf_token(site: Site) -> None:
     olga = await site.signed_in("olga")
     path = f"/api/clients/{site.data.ivan_client_id}"

@@ -84,6 +84,8 @@ class _FrameProtocol(AMIProtocol, asyncio.BufferedProtocol):
     """panoramisk's AMI protocol reading through pbxbridge's ``FrameDecoder``, a bounded read at a time."""
 
     factory: _PbxManager
+    # The PBX's version from its banner (panoramisk's attribute, set on connection).
+    version: str | None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -99,7 +101,7 @@ class _FrameProtocol(AMIProtocol, asyncio.BufferedProtocol):
         # One copy out of the buffer the next read reuses.
         self.data_received(bytes(self._read_buffer[:nbytes]))
 
-    def data_received(self, data: bytes) -> None:  # type: ignore[override]
+    def data_received(self, data: bytes) -> None:
         if self.factory is None:
             # The banner can arrive before the connect future's callback has
             # handed the protocol to its manager (a busy loop runs the read
@@ -217,7 +219,7 @@ class _PbxManager(Manager):
 
     def dispatch(self, event: Message) -> list[str]:
         self.listener._deliver(event.__dict__["frame"])
-        return super().dispatch(event)
+        return list(super().dispatch(event))
 
 
 class AmiListener:
@@ -378,8 +380,9 @@ class AmiListener:
         logged_in = False
         try:
             await asyncio.wait_for(manager.connect(), self.connect_timeout_s)
+            waited: set[asyncio.Future[Any]] = {manager.login_result, manager.lost}
             await asyncio.wait(
-                {manager.login_result, manager.lost},
+                waited,
                 timeout=self.connect_timeout_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )

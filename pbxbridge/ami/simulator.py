@@ -32,7 +32,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pbxbridge.ami.frames import Frame, FrameDecoder, encode_frame, event_timestamp
@@ -400,7 +400,7 @@ class AmiSimulator:
         due, self._due = self._due, []
         await self._drain(self._send_events([data for _event, data in due], [event for event, _data in due]))
 
-    def _send_events(self, rendered: list[bytes], events: list[Frame]) -> list[ClientSession]:
+    def _send_events(self, rendered: list[bytes], events: Sequence[Frame]) -> list[ClientSession]:
         """Write rendered events to every listening client, in one write each, what its mask lets
         through; returns the clients written to."""
         targets = [s for s in self.sessions if s.listening]

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.tables import Call, OpenCall
+from pbxbridge.db.base import table_of
 from pbxbridge.db.chunks import chunks
 from pbxbridge.db.engine import WRITE
 from pbxbridge.db.upsert import dialect_insert
@@ -60,7 +61,7 @@ class OpenCallStore:
                 if upserts:
                     # One statement run for every row (executemany): compiled once and
                     # cached, where a multi-row VALUES is compiled anew for each row count.
-                    stmt = dialect_insert(session, OpenCall.__table__)
+                    stmt = dialect_insert(session, table_of(OpenCall))
                     stmt = stmt.on_conflict_do_update(
                         index_elements=["pbx", "linkedid"],
                         set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
@@ -78,7 +79,7 @@ async def _delete(session: AsyncSession, pbx: str, linkedids: list[str]) -> None
     """Remove these calls of the PBX from the saved calls in progress."""
     # On the table, not the mapped class: no objects of the session to keep in step,
     # and the ORM's bookkeeping cost more than the statement on every call written.
-    table = OpenCall.__table__
+    table = table_of(OpenCall)
     for chunk in chunks(linkedids):
         await session.execute(delete(table).where(table.c.pbx == pbx, table.c.linkedid.in_(chunk)))
 

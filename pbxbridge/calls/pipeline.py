@@ -250,7 +250,7 @@ class CallPipeline:
 
     def _retry_delay(self, attempt: int) -> float:
         self.stats.write_retries += 1
-        return min(RETRY_CAP_S, self.retry_initial_s * 2 ** min(attempt - 1, 10))
+        return float(min(RETRY_CAP_S, self.retry_initial_s * 2 ** min(attempt - 1, 10)))
 
     def _count_written(self, calls: list[FinishedCall], *, recovered: bool) -> None:
         self.stats.calls_written += len(calls)

@@ -21,6 +21,7 @@ from pbxbridge.clients.numbers import normalise_number
 from pbxbridge.clients.store import find_or_create_client
 from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.config import Config, PbxConfig
+from pbxbridge.db.base import table_of
 from pbxbridge.db.chunks import chunks
 from pbxbridge.db.engine import WRITE
 from pbxbridge.db.types import utc_from_unix
@@ -179,12 +180,12 @@ class CallWriter:
             recordings += [_recording_values(row.id, position, one) for position, one in enumerate(found)]
         by_call: dict[int, tuple[list[CallParty], list[Recording]]] = {row.id: ([], []) for row in rows.values()}
         if parties:
-            stmt = insert(CallParty).returning(CallParty, sort_by_parameter_order=True).execution_options(render_nulls=True)
-            for party in (await session.scalars(stmt, parties)).all():
+            new_parties = insert(CallParty).returning(CallParty, sort_by_parameter_order=True)
+            for party in (await session.scalars(new_parties.execution_options(render_nulls=True), parties)).all():
                 by_call[party.call_id][0].append(party)
         if recordings:
-            stmt = insert(Recording).returning(Recording, sort_by_parameter_order=True).execution_options(render_nulls=True)
-            for recording in (await session.scalars(stmt, recordings)).all():
+            new_recordings = insert(Recording).returning(Recording, sort_by_parameter_order=True)
+            for recording in (await session.scalars(new_recordings.execution_options(render_nulls=True), recordings)).all():
                 by_call[recording.call_id][1].append(recording)
         for row in rows.values():
             set_committed_value(row, "parties", by_call[row.id][0])
@@ -202,7 +203,7 @@ class CallWriter:
         # The same call may have been added earlier in this batch: it must be in the table first.
         await session.flush()
         call_id = await insert_or_ignore(
-            session, Call.__table__, {"pbx": call.pbx, "linkedid": call.linkedid, **values}, ["pbx", "linkedid"]
+            session, table_of(Call), {"pbx": call.pbx, "linkedid": call.linkedid, **values}, ["pbx", "linkedid"]
         )
         is_new = call_id is not None
         if not is_new:
@@ -303,11 +304,11 @@ class CallWriter:
             number = normalise_number(call.dialed, region)
         return number
 
-    async def _known_clients(self, session: AsyncSession, calls: Sequence[FinishedCall]) -> dict[str, Client]:
+    async def _known_clients(self, session: AsyncSession, calls: Sequence[FinishedCall]) -> dict[str, _Card]:
         """Cards that already hold the batch's numbers, looked up together (new numbers get theirs per call)."""
         numbers = sorted({n for call in calls if (n := self._client_number(call)) is not None})
         known: dict[str, _Card] = {}
-        phones, cards = ClientPhone.__table__, Client.__table__
+        phones, cards = table_of(ClientPhone), table_of(Client)
         for some in chunks(numbers):
             # Plain columns, not loaded cards: a call needs a card's id and lead dating, nothing more.
             rows = await session.execute(
@@ -336,7 +337,7 @@ class CallWriter:
         if not first:
             return
         dated = sorted(first.items())
-        table = Client.__table__
+        table = table_of(Client)
         # One multi-row statement; the ids come back in the order of the rows.
         result = await session.execute(
             insert(table).returning(table.c.id, sort_by_parameter_order=True),
@@ -346,8 +347,8 @@ class CallWriter:
         rows = [{"client_id": card.id, "number": number} for number, card in cards.items()]
         taken: set[str] = set()
         for some_rows in chunks(rows):
-            stmt = dialect_insert(session, ClientPhone.__table__).values(list(some_rows))
-            stmt = stmt.on_conflict_do_nothing(index_elements=["number"]).returning(ClientPhone.number)
+            insert_phones = dialect_insert(session, table_of(ClientPhone)).values(list(some_rows))
+            stmt = insert_phones.on_conflict_do_nothing(index_elements=["number"]).returning(ClientPhone.number)
             taken.update((await session.execute(stmt)).scalars())
         lost = [card.id for number, card in cards.items() if number not in taken]
         if lost:
@@ -370,7 +371,7 @@ class CallWriter:
             card = lookups.clients[number] = _Card(client.id, client.is_lead, client.created_at)
         elif card.is_lead and started < card.created_at:
             # As find_or_create_client does: a lead's card dates from its earliest call.
-            table = Client.__table__
+            table = table_of(Client)
             await session.execute(update(table).where(table.c.id == card.id).values(created_at=started))
             card.created_at = started
         return card.id
@@ -404,7 +405,7 @@ class CallWriter:
             manager = known.get(ext)
             if manager is None:
                 new_id = await insert_or_ignore(
-                    session, Manager.__table__, {"extension": ext, "name": name}, ["extension"]
+                    session, table_of(Manager), {"extension": ext, "name": name}, ["extension"]
                 )
                 if new_id is not None:
                     ids[ext] = new_id

@@ -1251,7 +1251,7 @@ class CallTracker:
             return at_dial
         # FreePBX dials trunks from a macro (extension "s"): the number is in
         # the dial string it sent the carrier, and in what the manager dialled.
-        digits = re.findall(r"\+?\d{5,}", origin.first_exten.get("@dialstring", ""))
+        digits: list[str] = re.findall(r"\+?\d{5,}", origin.first_exten.get("@dialstring", ""))
         if digits:
             return max(digits, key=len)
         for d in call.dials:

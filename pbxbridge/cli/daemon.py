@@ -10,11 +10,11 @@ import signal
 import sys
 from pathlib import Path
 
-from pbxbridge.ami.demo_pbx import demo_wanted, start_demo_pbx
 from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.app import Daemon, attach_domains
 from pbxbridge.cli.common import add_common_options, config_or_exit
 from pbxbridge.config import Config
+from pbxbridge.demo.pbx import demo_wanted, start_demo_pbx
 from pbxbridge.service.heap import settle_after_start
 from pbxbridge.service.logging import make_handler
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.clients.numbers import normalise_number
 from pbxbridge.clients.tables import Client, ClientPhone
+from pbxbridge.db.base import table_of
 from pbxbridge.db.upsert import insert_or_ignore
 
 
@@ -37,7 +38,7 @@ async def find_or_create_client(session: AsyncSession, e164: str, first_contact_
     session.add(client)
     await session.flush()
     phone_id = await insert_or_ignore(
-        session, ClientPhone.__table__, {"client_id": client.id, "number": e164}, ["number"]
+        session, table_of(ClientPhone), {"client_id": client.id, "number": e164}, ["number"]
     )
     if phone_id is not None:
         return client, True

@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import Insert
+
+ConflictInsert = postgresql.Insert | sqlite.Insert
 
 
-def dialect_insert(session: AsyncSession, table: Table | type[Any]) -> Insert:
+def dialect_insert(session: AsyncSession, table: Table | type[Any]) -> ConflictInsert:
     """The session's dialect's INSERT (of a table or a mapped class), which knows ON CONFLICT."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -33,3 +34,8 @@ async def insert_or_ignore(
     )
     result = await session.execute(stmt)
     return result.scalar_one_or_none()
+
+
+def rowcount(result: Any) -> int:
+    """Rows an INSERT, UPDATE or DELETE touched (its result is a cursor result; typed as any result)."""
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -30,20 +30,18 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.clients.tables import Client
+from pbxbridge.db.base import table_of
 from pbxbridge.db.chunks import chunks
+from pbxbridge.kpi.calendar import day_bounds, local_day, local_hour, utc
 from pbxbridge.kpi.definitions import (
     FIGURE_NAMES,
     CallFact,
     KpiSettings,
     LeadFact,
     PeriodTally,
-    day_bounds,
     figures_of,
-    local_day,
-    local_hour,
     merge_periods,
     tally_period,
-    utc,
 )
 from pbxbridge.kpi.tables import CallFactRow, LeadRow, ManagerDayRow, ManagerHourRow
 
@@ -56,10 +54,10 @@ PARTS = 32
 # (local hour, part): where in its day a fact or lead is tallied.
 Slot = tuple[int, int]
 
-_FACTS = CallFactRow.__table__
-_LEADS = LeadRow.__table__
-_DAY_ROWS = ManagerDayRow.__table__
-_HOUR_ROWS = ManagerHourRow.__table__
+_FACTS = table_of(CallFactRow)
+_LEADS = table_of(LeadRow)
+_DAY_ROWS = table_of(ManagerDayRow)
+_HOUR_ROWS = table_of(ManagerHourRow)
 
 
 def fact_from_row(row: Any) -> CallFact:
@@ -340,8 +338,8 @@ class DayFigures:
         for by_id in state.facts.values():
             for call_id in by_id:
                 self._fact_at.pop(call_id, None)
-        for by_id in state.leads.values():
-            for client_id in by_id:
+        for by_client in state.leads.values():
+            for client_id in by_client:
                 self._lead_at.pop(client_id, None)
 
     # ------------------------------------------------------------------ writing

@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pbxbridge.calls.model import is_outside_number
+from pbxbridge.kpi.calendar import local_hour
 
 # The key under which department totals are stored; a manager's extension
 # is never empty, and a NULL would not take part in a unique key.
@@ -224,38 +224,6 @@ def fact_from_finished(call: Any, call_id: int, client_id: int | None = None) ->
         transferred_to=tuple(call.transferred_to or ()),
         queues=tuple(call.queues or ()),
     )
-
-
-# ------------------------------------------------------------------- calendar
-
-
-def local_day(ts: float, zone: ZoneInfo) -> date:
-    """The business day a moment falls on."""
-    return datetime.fromtimestamp(ts, zone).date()
-
-
-def local_hour(ts: float, zone: ZoneInfo) -> int:
-    """The local hour (0-23) a moment falls in."""
-    return datetime.fromtimestamp(ts, zone).hour
-
-
-def day_bounds(day: date, zone: ZoneInfo) -> tuple[float, float]:
-    """Unix seconds of a business day's start and of the next day's start."""
-    start = datetime.combine(day, time(0), zone).timestamp()
-    end = datetime.combine(day + timedelta(days=1), time(0), zone).timestamp()
-    return start, end
-
-
-def iso_local(ts: float | None, zone: ZoneInfo) -> str | None:
-    """A moment as local ISO 8601 with its UTC offset."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
-
-
-def utc(ts: float) -> datetime:
-    """Unix seconds as an aware UTC datetime."""
-    return datetime.fromtimestamp(ts, UTC)
 
 
 # ---------------------------------------------------------------- statistics

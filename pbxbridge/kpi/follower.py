@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from pbxbridge.calls.tables import Call
+from pbxbridge.db.base import table_of
 from pbxbridge.db.engine import WRITE
 from pbxbridge.kpi.service import KpiService
 from pbxbridge.kpi.tables import CallFactRow
@@ -175,7 +176,7 @@ class KpiFollower:
 
     async def _apply_backlog(self, after: int, until: int) -> None:
         """The next calls of those the store lacked at start (ids in ``(after, until]``)."""
-        table = Call.__table__
+        table = table_of(Call)
         stmt = (
             select(table).where(table.c.id > after, table.c.id <= until).order_by(table.c.id).limit(APPLY_BATCH)
         )
@@ -187,7 +188,7 @@ class KpiFollower:
         batch = {call_id: self._pending[call_id] for call_id in ids}
         self._in_flight = set(ids)
         self._again = {}
-        table = Call.__table__
+        table = table_of(Call)
         ordered = sorted(ids)
         folded = False
         try:

@@ -13,13 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.clients.tables import Manager
-from pbxbridge.kpi.definitions import (
-    DEPARTMENT,
-    FIGURE_KIND,
-    FIGURE_NAMES,
-    KpiSettings,
-    iso_local,
-)
+from pbxbridge.kpi.calendar import iso_local
+from pbxbridge.kpi.definitions import DEPARTMENT, FIGURE_KIND, FIGURE_NAMES, KpiSettings
 from pbxbridge.kpi.tables import ManagerDayRow, ManagerHourRow
 
 

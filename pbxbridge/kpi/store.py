@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client
+from pbxbridge.db.base import table_of
 from pbxbridge.db.chunks import chunks
+from pbxbridge.kpi.calendar import local_day, local_hour
 from pbxbridge.kpi.days import DayFigures, fact_from_row
 from pbxbridge.kpi.definitions import (
     INBOUND,
@@ -27,8 +29,6 @@ from pbxbridge.kpi.definitions import (
     client_key,
     lead_fact,
     link_callbacks,
-    local_day,
-    local_hour,
 )
 from pbxbridge.kpi.tables import CallFactRow, LeadRow, ManagerDayRow, ManagerHourRow
 
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 _PG_LOCK_KEY = 0x6B7069  # "kpi"
 
 _LINKED = ("callback_call_id", "callback_by", "callback_s", "lost")
-_FACTS = CallFactRow.__table__
+_FACTS = table_of(CallFactRow)
 
 
 def _unix(value: datetime | float | None) -> float | None:
@@ -295,7 +295,7 @@ class KpiRecorder:
         self._forget(session.sync_session)
         for table in (ManagerHourRow, ManagerDayRow, LeadRow, CallFactRow):
             await session.execute(delete(table))
-        rows = (await session.execute(select(Call.__table__))).all()
+        rows = (await session.execute(select(table_of(Call)))).all()
         facts = [fact_from_call(r) for r in rows]
         clock = max((f.ended_at for f in facts), default=0.0)
         by_client: dict[str, list[CallFact]] = defaultdict(list)

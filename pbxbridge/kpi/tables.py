@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 # Calls and cards must exist before facts can point at them.
 from pbxbridge.calls.tables import Call  # noqa: F401
 from pbxbridge.clients.tables import Client
-from pbxbridge.db.base import Base
+from pbxbridge.db.base import Base, table_of
 from pbxbridge.kpi.definitions import FIGURES
 
 
@@ -67,7 +67,7 @@ class CallFactRow(Base):
 
 # A business day's lead cards are found by when they were made (see DayFigures);
 # the index belongs to the KPI store's revisions, so it is declared here.
-Index("ix_clients_created_at", Client.__table__.c.created_at)
+Index("ix_clients_created_at", table_of(Client).c.created_at)
 
 
 class LeadRow(Base):

@@ -2,18 +2,20 @@
 
 Only files that belong to a call's recording row and resolve inside the
 recordings root are ever touched; the call itself stays on the client's card.
-Every deletion is logged and, where the web app's audit log exists, audited.
+Every deletion is logged and, given an ``audit`` writer (the web app's audit
+log, which the command line passes in), audited in the same transaction.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, inspect, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.tables import Call, Recording
@@ -24,8 +26,12 @@ log = logging.getLogger(__name__)
 
 # A recording row whose file retention removed.
 DELETED = "deleted"
-AUDIT_USER = "pbxbridge"
-AUDIT_ROLE = "system"
+# Writes one audit entry inside the caller's transaction: (session, action, target, details).
+Audit = Callable[[AsyncSession, str, str, dict[str, Any]], Awaitable[None]]
+
+
+async def _no_audit(_session: AsyncSession, _action: str, _target: str, _details: dict[str, Any]) -> None:
+    return None
 
 
 @dataclass(slots=True)
@@ -72,23 +78,28 @@ def inside_root(root: Path, relative: str | None) -> Path | None:
 
 
 async def apply_retention(
-    sessions: async_sessionmaker[AsyncSession], config: Config, *, dry_run: bool = False, now: datetime | None = None
+    sessions: async_sessionmaker[AsyncSession],
+    config: Config,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    audit: Audit = _no_audit,
 ) -> RetentionReport:
     """Delete what the ``[retention]`` settings say is too old; report what was (or would be) done."""
     now = now or datetime.now(UTC)
     report = RetentionReport(dry_run=dry_run)
     days = config.retention.recordings_days
     if days > 0:
-        await _recordings(sessions, Path(config.recordings.root), now - timedelta(days=days), report)
+        await _recordings(sessions, Path(config.recordings.root), now - timedelta(days=days), report, audit)
     days = config.retention.transcripts_days
     if days > 0:
-        await _transcripts(sessions, now - timedelta(days=days), report)
+        await _transcripts(sessions, now - timedelta(days=days), report, audit)
     log.info("retention: %s", report.summary(), extra={"dry_run": dry_run})
     return report
 
 
 async def _recordings(
-    sessions: async_sessionmaker[AsyncSession], root: Path, before: datetime, report: RetentionReport
+    sessions: async_sessionmaker[AsyncSession], root: Path, before: datetime, report: RetentionReport, audit: Audit
 ) -> None:
     async with sessions() as session:
         rows = (
@@ -126,8 +137,8 @@ async def _recordings(
                     if exists:
                         target.unlink(missing_ok=True)
                     await session.execute(update(Recording).where(Recording.id == rec_id).values(status=DELETED))
-                    await _audit(session, "retention.recording_deleted", f"recording:{rec_id}",
-                                 call_id=call_id, path=relative, bytes=freed, file_found=exists)
+                    await audit(session, "retention.recording_deleted", f"recording:{rec_id}",
+                                {"call_id": call_id, "path": relative, "bytes": freed, "file_found": exists})
             log.info("retention: deleted recording %s", relative, extra=where)
         if exists:
             report.recordings_deleted += 1
@@ -136,7 +147,9 @@ async def _recordings(
             report.recordings_already_gone += 1
 
 
-async def _transcripts(sessions: async_sessionmaker[AsyncSession], before: datetime, report: RetentionReport) -> None:
+async def _transcripts(
+    sessions: async_sessionmaker[AsyncSession], before: datetime, report: RetentionReport, audit: Audit
+) -> None:
     try:
         from pbxbridge.transcription.tables import TranscriptSegment
     except ModuleNotFoundError:
@@ -163,20 +176,7 @@ async def _transcripts(sessions: async_sessionmaker[AsyncSession], before: datet
                         delete(TranscriptSegment).where(TranscriptSegment.call_id == call_id)
                     )
                     count = int(getattr(result, "rowcount", 0) or 0)
-                    await _audit(session, "retention.transcript_deleted", f"call:{call_id}", segments=count)
+                    await audit(session, "retention.transcript_deleted", f"call:{call_id}", {"segments": count})
             log.info("retention: deleted %d transcript segment(s) of call %s", count, linkedid, extra=where)
         report.transcript_segments_deleted += int(count)
         report.transcript_calls += 1
-
-
-async def _audit(session: AsyncSession, action: str, target: str, **details: Any) -> None:
-    """An audit log entry in the same transaction, when the web app's audit log is installed."""
-    try:
-        from pbxbridge.web.tables import AuditEntry
-    except ModuleNotFoundError:
-        return
-    connection = await session.connection()
-    if not await connection.run_sync(lambda conn: inspect(conn).has_table(AuditEntry.__tablename__)):
-        return
-    session.add(AuditEntry(at=datetime.now(UTC), username=AUDIT_USER, role=AUDIT_ROLE, action=action,
-                           target=target, details=details, ip=None))

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.tables import Call, Recording
+from pbxbridge.db.base import table_of
 from pbxbridge.db.chunks import chunks
 from pbxbridge.db.engine import WRITE
-from pbxbridge.db.upsert import dialect_insert
+from pbxbridge.db.upsert import dialect_insert, rowcount
 from pbxbridge.recordings.kinds import RecordingKind
 from pbxbridge.transcription.lemmas import lemmatise
 from pbxbridge.transcription.tables import (
@@ -77,10 +78,10 @@ async def enqueue(
         {"recording_id": rid, "status": QUEUED, "attempts": 0, "next_attempt_at": now, "created_at": now}
         for rid in recording_ids
     ]
-    stmt = dialect_insert(session, TranscriptionJob.__table__).values(rows)
+    stmt = dialect_insert(session, table_of(TranscriptionJob)).values(rows)
     stmt = stmt.on_conflict_do_nothing(index_elements=["recording_id"])
     result = await session.execute(stmt)
-    added = result.rowcount or 0
+    added = rowcount(result)
     if requeue:
         await session.execute(
             update(TranscriptionJob)
@@ -178,7 +179,7 @@ async def claim(
             .order_by(TranscriptionJob.next_attempt_at, TranscriptionJob.id)
             .limit(1)
         )
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             # Concurrent workers each skip rows another holds instead of waiting on them.
             pick = pick.with_for_update(skip_locked=True)
         job_id = await session.scalar(pick)
@@ -231,7 +232,7 @@ async def heartbeat(factory: async_sessionmaker[AsyncSession], job: ClaimedJob, 
         result = await session.execute(
             update(TranscriptionJob).where(_held_by(job)).values(heartbeat_at=clock())
         )
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
 
 def segment_rows(job: ClaimedJob, transcript: Transcript) -> list[dict[str, Any]]:
@@ -263,15 +264,15 @@ async def complete(
             .where(_held_by(job))
             .values(status=DONE, finished_at=now, heartbeat_at=now, last_error=None)
         )
-        if not result.rowcount:
+        if not rowcount(result):
             # Declared dead and taken over meanwhile: the new owner writes.
             return False
         await session.execute(
-            TranscriptSegment.__table__.delete().where(TranscriptSegment.recording_id == job.recording_id)
+            table_of(TranscriptSegment).delete().where(TranscriptSegment.recording_id == job.recording_id)
         )
         rows = segment_rows(job, transcript)
         if rows:
-            await session.execute(TranscriptSegment.__table__.insert(), rows)
+            await session.execute(table_of(TranscriptSegment).insert(), rows)
         return True
 
 

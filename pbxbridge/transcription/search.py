@@ -107,7 +107,7 @@ def _name_matches(query: str) -> Any:
     )
 
 
-def _call_filters(stmt: Select[Any], filters: SearchFilters) -> Select[Any]:
+def _call_filters(stmt: Select[*tuple[Any, ...]], filters: SearchFilters) -> Select[*tuple[Any, ...]]:
     conds = []
     if filters.manager:
         conds.append(or_(Call.manager == filters.manager, Call.final_manager == filters.manager))
@@ -134,7 +134,7 @@ def _call_filters(stmt: Select[Any], filters: SearchFilters) -> Select[Any]:
     return stmt.where(and_(*conds)) if conds else stmt
 
 
-def _base(columns: list[Any]) -> Select[Any]:
+def _base(columns: list[Any]) -> Select[*tuple[Any, ...]]:
     return select(
         Call.linkedid, Call.pbx, Call.id.label("call_id"), Call.started_at, Call.direction, Call.status,
         Call.manager, Call.client_number, Client.name.label("client_name"), *columns,
@@ -290,7 +290,7 @@ async def _rows(session: AsyncSession, stmt: Any) -> Sequence[Row[Any]]:
 _CALL_FILTERS = ("manager", "client", "direction", "status", "min_duration_s", "max_duration_s", "calls")
 
 
-def _term_filters(stmt: Select[Any], filters: SearchFilters) -> Select[Any]:
+def _term_filters(stmt: Select[*tuple[Any, ...]], filters: SearchFilters) -> Select[*tuple[Any, ...]]:
     """The search filters on a walk of transcript_terms: dates as a range of its key, the rest through calls."""
     if filters.date_from:
         stmt = stmt.where(TranscriptTerm.started_at >= filters.date_from)
@@ -312,7 +312,7 @@ def _term_filters(stmt: Select[Any], filters: SearchFilters) -> Select[Any]:
 
 def _postings(
     driver: list[str], others: list[list[str]], filters: SearchFilters, after: tuple[datetime, int] | None, n: int
-) -> Select[Any]:
+) -> Select[*tuple[Any, ...]]:
     """The next ``n`` index entries (call, start, segment) of the driving word, newest call first.
 
     Only calls whose index entries hold the other words too are walked.
@@ -322,9 +322,9 @@ def _postings(
     """
     branches = []
     for form in driver:
-        stmt = select(TranscriptTerm.call_id, TranscriptTerm.started_at, TranscriptTerm.segment_id).where(
-            TranscriptTerm.term == form
-        )
+        stmt: Select[*tuple[Any, ...]] = select(
+            TranscriptTerm.call_id, TranscriptTerm.started_at, TranscriptTerm.segment_id
+        ).where(TranscriptTerm.term == form)
         if after is not None:
             edge, call_id = after
             stmt = stmt.where(
@@ -348,7 +348,7 @@ def _postings(
         )
     if len(branches) == 1:
         return branches[0]
-    merged = union_all(*(select(b.subquery().c) for b in branches)).subquery()
+    merged = union_all(*(select(*b.subquery().c) for b in branches)).subquery()
     return select(merged.c.call_id, merged.c.started_at, merged.c.segment_id).order_by(
         merged.c.started_at.desc(), merged.c.call_id.desc()
     ).limit(n)
@@ -401,7 +401,7 @@ async def _one_word_ids(session: AsyncSession, forms: list[str], filters: Search
     return list(dict.fromkeys(picked))
 
 
-def _segments_of_calls(extra: list[Any]) -> Select[Any]:
+def _segments_of_calls(extra: list[Any]) -> Select[*tuple[Any, ...]]:
     return _base([
         Recording.id.label("recording_id"), Recording.path.label("recording"),
         TranscriptSegment.id.label("segment_id"), TranscriptSegment.speaker, TranscriptSegment.start_s,

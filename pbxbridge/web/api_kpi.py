@@ -11,12 +11,9 @@ from sqlalchemy import and_, func, or_, select
 
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client
-from pbxbridge.kpi.definitions import (
-    FIGURE_KIND,
-    UNANSWERED_INBOUND,
-    KpiSettings,
-    iso_local,
-)
+from pbxbridge.db.base import table_of
+from pbxbridge.kpi.calendar import iso_local
+from pbxbridge.kpi.definitions import FIGURE_KIND, UNANSWERED_INBOUND, KpiSettings
 from pbxbridge.kpi.report import read_figures
 from pbxbridge.kpi.tables import CallFactRow, ManagerDayRow
 from pbxbridge.web.access import require_user
@@ -52,7 +49,7 @@ async def _range(request: web.Request) -> tuple[date, date]:
         day_to = _day(q["to"], "to")
     else:
         async with ctx(request).sessions() as db:
-            latest = await db.scalar(select(func.max(ManagerDayRow.day)))
+            latest = await db.scalar(select(func.max(table_of(ManagerDayRow).c.day)))
         day_to = latest or date.today()
     day_from = _day(q["from"], "from") if q.get("from") else day_to - timedelta(days=DEFAULT_DAYS - 1)
     if day_from > day_to:

@@ -57,8 +57,9 @@ class WebServer:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
-        if self.port == 0 and server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        sockets = getattr(server, "sockets", None)
+        if self.port == 0 and sockets:
+            self.port = sockets[0].getsockname()[1]
         log.info("web app on http://%s:%d/", self.host, self.port)
 
     async def stop(self) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.web.tables import AuditEntry
@@ -61,3 +61,17 @@ async def entries(session: AsyncSession, page: int, per_page: int) -> tuple[list
         }
         for r in rows
     ], total
+
+
+# Who the daemon's own maintenance (retention) is in the audit log.
+SYSTEM_USER = "pbxbridge"
+SYSTEM_ROLE = "system"
+
+
+async def system_entry(session: AsyncSession, action: str, target: str, details: dict[str, Any]) -> None:
+    """An entry for work pbxbridge did itself, in the caller's transaction (none before the log's table exists)."""
+    connection = await session.connection()
+    if not await connection.run_sync(lambda conn: inspect(conn).has_table(AuditEntry.__tablename__)):
+        return
+    session.add(AuditEntry(at=datetime.now(UTC), username=SYSTEM_USER, role=SYSTEM_ROLE, action=action,
+                           target=target, details=details, ip=None))

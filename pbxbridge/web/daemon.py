@@ -67,6 +67,7 @@ class DaemonWeb:
     async def start(self) -> None:
         """Serve the app (the daemon's database is open by now)."""
         config = self.hub.config
+        assert self.hub.sessions is not None, "the database starts before the web app"
         context = WebContext(
             config=config,
             sessions=self.hub.sessions,

@@ -55,7 +55,8 @@ def layout(
             for path, name, roles in NAV
             if user.role in roles
         )
-        token = request.get(SESSION).csrf if request.get(SESSION) else ""
+        session = request.get(SESSION)
+        token = session.csrf if session is not None else ""
         who = _esc(user.username) + (f" · ext {_esc(user.extension)}" if user.extension else "")
         nav = (
             f'<nav class="main">{links}</nav>'

@@ -38,6 +38,7 @@ def _run(connection: Connection) -> None:
 
 async def _run_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "alembic_config() always sets sqlalchemy.url"
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.connect() as connection:

@@ -6,6 +6,8 @@ Revises: 0001_core
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,7 +18,7 @@ depends_on = None
 
 # The figures as they stood when this revision was written; later figures get
 # their own revision rather than changing this list.
-FIGURE_COLUMNS: tuple[tuple[str, type[sa.types.TypeEngine[object]]], ...] = (
+FIGURE_COLUMNS: tuple[tuple[str, type[sa.types.TypeEngine[Any]]], ...] = (
     ("calls_in", sa.Integer),
     ("calls_out", sa.Integer),
     ("calls_internal", sa.Integer),

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.config import Config, PbxConfig
-
-DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+from pbxbridge.demo import DEMO_DIR, demo_traces
 
 
 def demo_wanted(config: Config) -> bool:
@@ -18,11 +17,6 @@ def demo_wanted(config: Config) -> bool:
     if mode != "auto":
         return mode == "on"
     return config.pbx == [PbxConfig()]
-
-
-def demo_traces(directory: Path = DEMO_DIR) -> list[Path]:
-    """The bundled AMI captures, in scenario order."""
-    return sorted(directory.rglob("*.ami"))
 
 
 async def start_demo_pbx(
