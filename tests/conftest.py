@@ -7,14 +7,15 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pbxbridge.db.engine import upgrade
+from pbxbridge.db.engine import make_engine, session_factory, upgrade
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PG_HOST = os.environ.get("PBXBRIDGE_TEST_PG_HOST", "127.0.0.1")
@@ -60,11 +61,10 @@ def _pg_template() -> Iterator[tuple[str, str]]:
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database, schema upgraded to every head; PostgreSQL is never skipped."""
-    if request.param == "sqlite":
-        path = tmp_path / "pbxbridge.sqlite3"
+def fresh_database(request: pytest.FixtureRequest, backend: str, directory: Path) -> Iterator[str]:
+    """A fresh database copied from the migrated template ("sqlite" or "postgresql"), dropped after."""
+    if backend == "sqlite":
+        path = directory / "pbxbridge.sqlite3"
         shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
@@ -75,6 +75,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"postgresql://{user}@{PG_HOST}:{PG_PORT}/{name}"
     finally:
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database, schema upgraded to every head; PostgreSQL is never skipped."""
+    yield from fresh_database(request, request.param, tmp_path)
+
+
+@pytest.fixture
+async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a fresh database (SQLite and PostgreSQL)."""
+    engine = make_engine(db_url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -28,22 +28,12 @@ from pbxbridge.config import (
     RecordingsConfig,
     load_config,
 )
-from pbxbridge.db.engine import make_engine, session_factory
 from tests.fixtures_ami import journal, trace_path, wait_until
 
 USER, SECRET = "pbxbridge", "s3cret"
 FAST = {"backoff_initial_s": 0.05, "backoff_cap_s": 0.2}
 SCENARIOS = ("01-inbound-answered", "04-inbound-overflow", "06-outbound-answered", "10-internal",
              "11-missed-then-callback", "12-blind-transfer", "13-burst", "pjsip-02-click-to-call")
-
-
-@pytest.fixture
-async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(db_url)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 def _calls(shared_dir: Path, scenarios: tuple[str, ...]) -> list[FinishedCall]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ from pbxbridge.calls.store import CallWriter, Written
 from pbxbridge.calls.tables import Call, CallParty, Recording
 from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.config import Config, PbxConfig, load_config
-from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.recordings.locate import RecordingStatus, locate_recording
 
 SPOOL = "/var/spool/asterisk/monitor"
@@ -42,15 +41,6 @@ def calls_of(shared_dir: Path) -> Any:
 def config(shared_dir: Path) -> Config:
     cfg = load_config(None, {"PBXBRIDGE_RECORDINGS__ROOT": str(shared_dir / "recordings")})
     return cfg
-
-
-@pytest.fixture
-async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(db_url)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 async def _count(factory: async_sessionmaker[AsyncSession], model: type) -> int:

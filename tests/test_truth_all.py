@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import shutil
 import signal
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ import pytest
 from pbxbridge.ami.traces import load_trace
 from pbxbridge.cli.main import main
 from pbxbridge.config import RecordingsConfig
-from tests.conftest import PG_HOST, PG_PORT, _pg_admin
+from tests.conftest import fresh_database
 from tests.fixtures_ami import WAIT_S, journal
 from tests.fixtures_service import SECRET, USER, DaemonProcess, write_config
 from tests.scenario_check import (
@@ -56,21 +54,9 @@ def _traces(shared_dir: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(shared_dir.glob("*.ami"))}
 
 
-@contextlib.contextmanager
-def _database(request: pytest.FixtureRequest, backend: str, directory: Path) -> Iterator[str]:
+def _database(request: pytest.FixtureRequest, backend: str, directory: Path) -> contextlib.AbstractContextManager[str]:
     """A fresh, migrated database for a whole module's tests (the conftest's templates, copied)."""
-    if backend == "sqlite":
-        path = directory / "pbxbridge.sqlite3"
-        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
-        yield f"sqlite:///{path}"
-        return
-    user, template = request.getfixturevalue("_pg_template")
-    name = f"pbxb_{uuid.uuid4().hex[:16]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    try:
-        yield f"postgresql://{user}@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return contextlib.contextmanager(fresh_database)(request, backend, directory)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

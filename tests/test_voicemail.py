@@ -7,12 +7,10 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.journal import fetch_journal
 from pbxbridge.calls.model import FinishedCall
@@ -20,22 +18,12 @@ from pbxbridge.calls.replay import replay_trace, tracker_settings
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.config import Config, PbxConfig, load_config
-from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.recordings.voicemail import locate_voicemail
 from pbxbridge.transcription.queue import enqueue_written
 from pbxbridge.transcription.tables import TranscriptionJob
 from pbxbridge.web.call_filters import has_recording
 
 MESSAGE = "lab/300/INBOX/msg0000.wav"
-
-
-@pytest.fixture
-async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(db_url)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
