@@ -163,8 +163,8 @@ async def test_each_role_signs_in_and_strangers_are_turned_away(site: Site) -> N
 def lab_managers(shared_dir: Path) -> list[dict[str, str]]:
     """Extensions and names as the lab's PBX announces them (pjsip.conf's callerid lines)."""
     conf = (shared_dir / "lab" / "pjsip" / "pjsip.conf").read_text(encoding="utf-8")
-    return [{"extension": ext, "name": name} for name, ext in sorted(re.findall(r'callerid = "([^"]+)" <(\d+)>', conf),
-                                                                       key=lambda found: found[1])]
+    announced = re.findall(r'callerid = "([^"]+)" <(\d+)>', conf)
+    return [{"extension": ext, "name": name} for name, ext in sorted(announced, key=lambda found: found[1])]
 
 
 async def test_users_for_the_head_only_and_managers_for_everyone_without_secrets(
@@ -199,10 +199,10 @@ async def test_users_for_the_head_only_and_managers_for_everyone_without_secrets
         assert not [s for s in secrets if s in text], username
 
 
-async def status_with_cookie(url: str, path: str, session_cookie: str) -> int:
+async def status_with_cookie(url: str, path: str, cookie: str) -> int:
     """The status a request gets carrying only a kept copy of a session cookie (no CSRF needed: GET)."""
     async with aiohttp.ClientSession(url, cookie_jar=aiohttp.DummyCookieJar()) as http:
-        async with http.get(path, headers={"Cookie": f"pbxb_session={session_cookie}"}, allow_redirects=False) as r:
+        async with http.get(path, headers={"Cookie": f"pbxb_session={cookie}"}, allow_redirects=False) as r:
             return r.status
 
 
@@ -677,7 +677,7 @@ async def test_every_documented_route_answers_each_role_as_documented(site: Site
             if want == 503:
                 assert answer == {"error": "click-to-call needs the daemon's AMI connection"}, where
             if path == "/api/login":
-                assert answer["user"]["username"] == username
+                assert answer is not None and answer["user"]["username"] == username
             if path == "/api/logout":
                 assert (await client.json("GET", "/api/me"))[0] == 401, f"{where}: still signed in"
 

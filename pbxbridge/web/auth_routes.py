@@ -10,7 +10,7 @@ from aiohttp import web
 
 from pbxbridge.web.access import require_user
 from pbxbridge.web.audit import client_address, record
-from pbxbridge.web.context import USER, ctx, write_session
+from pbxbridge.web.context import SESSION, USER, ctx, write_session
 from pbxbridge.web.errors import api_error
 from pbxbridge.web.middleware import set_csrf_cookie
 from pbxbridge.web.pages import render_login
@@ -21,6 +21,7 @@ from pbxbridge.web.sessions import (
     SessionData,
     new_token,
 )
+from pbxbridge.web.signed_out import SIGN_OUT, session_target
 from pbxbridge.web.users import authenticate, signed_in
 
 routes = web.RouteTableDef()
@@ -63,6 +64,19 @@ def _set_session(request: web.Request, response: web.StreamResponse, data: Sessi
         max_age=SESSION_LIFETIME_S,
     )
     set_csrf_cookie(request, response, data.csrf)
+
+
+async def _end_session(request: web.Request) -> None:
+    """Refuse the request's session cookie from now on, wherever a copy of it is kept."""
+    context = ctx(request)
+    data: SessionData | None = request.get(SESSION)
+    user = request.get(USER)
+    if data is None or user is None:
+        return
+    # In memory first: the refusal holds at once even if the audit write below fails.
+    context.signed_out.end(data, context.clock())
+    async with write_session(context) as db:
+        record(db, request, user, SIGN_OUT, session_target(data))
 
 
 def _clear_session(response: web.StreamResponse) -> None:
@@ -112,6 +126,7 @@ async def login_form(request: web.Request) -> web.Response:
 @routes.post("/logout")
 async def logout_form(request: web.Request) -> web.Response:
     """Sign out and go to the sign-in page."""
+    await _end_session(request)
     response = web.HTTPFound("/login")
     _clear_session(response)
     raise response
@@ -148,6 +163,7 @@ async def login_api(request: web.Request) -> web.Response:
 async def logout_api(request: web.Request) -> web.Response:
     """End the session."""
     require_user(request)
+    await _end_session(request)
     response = web.json_response({"signed_out": True})
     _clear_session(response)
     return response
