@@ -125,7 +125,9 @@ class InProgressSaver:
         links = self.links.values()
         events = sum(link.events for link in links)
         in_progress = sum(link.tracker.active_count() for link in links)
-        unsaved = sum(len(link.unsaved) for link in links)
+        # Changed since the save began (events fed while it waited) is unsaved too: the line
+        # must never claim more is safe on disk than is.
+        unsaved = sum(len(link.unsaved) + link.tracker.dirty_count() for link in links)
         unwritten = len(self.pipeline.unwritten)
         progress = (events, unwritten, in_progress, unsaved)
         if progress != self._last_progress:

@@ -340,6 +340,10 @@ class CallTracker:
         dirty, self._dirty = self._dirty, set()
         return dirty
 
+    def dirty_count(self) -> int:
+        """How many calls changed since the last take_dirty() (what a save has yet to take)."""
+        return len(self._dirty)
+
     def is_open(self, linkedid: str) -> bool:
         """Whether the call is in progress."""
         return linkedid in self._calls
