@@ -34,7 +34,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from pbxbridge.ami.frames import DecodeStats, Frame, FrameDecoder
+from pbxbridge.ami.frames import DecodeStats, Frame, FrameDecoder, event_timestamp
 from pbxbridge.ami.interest import EventInterest
 
 log = logging.getLogger(__name__)
@@ -449,16 +449,14 @@ class AmiListener:
                 return
 
     def _deliver(self, frame: Frame) -> None:
-        raw_ts = frame.get("Timestamp")
-        if raw_ts is None:
+        stamp = event_timestamp(frame)
+        if stamp is None:
             received_at = time.time()
-        else:
-            try:
-                received_at = float(raw_ts)
-            except ValueError:
-                received_at = time.time()
-                log.warning("[%s] event %s with a bad Timestamp %r", self.name, frame.get("Event"), raw_ts,
+            if "Timestamp" in frame:
+                log.warning("[%s] event %s with a bad Timestamp %r", self.name, frame.get("Event"), frame["Timestamp"],
                             extra=self.log_fields)
+        else:
+            received_at = stamp
         self.stats.events += 1
         try:
             self.on_event(frame, received_at)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pbxbridge.ami.frames import Frame
+from pbxbridge.ami.frames import Frame, event_timestamp
 
 # Events after which a caller is no longer waiting in a queue.
 _LEFT_QUEUE = frozenset({"QueueCallerLeave", "QueueCallerAbandon", "Hangup"})
@@ -30,9 +30,8 @@ class LiveLine:
     def feed(self, pbx: str, event: Frame, monotonic: float, received_at: float | None = None) -> None:
         """Take one event; its ``Timestamp`` is its time, else ``received_at`` (PBXs that do not stamp)."""
         self._follow_queue(pbx, event)
-        try:
-            at: float | None = float(event["Timestamp"])
-        except (KeyError, ValueError):
+        at = event_timestamp(event)
+        if at is None:
             if self.stamped:
                 return
             at = received_at

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from pbxbridge.ami.frames import Frame
+from pbxbridge.ami.frames import Frame, event_timestamp
 
 
 class LineState(StrEnum):
@@ -135,10 +135,7 @@ class _LineData:
 
 
 def _ts(event: Frame) -> float | None:
-    try:
-        return float(event["Timestamp"])
-    except (KeyError, ValueError):
-        return None
+    return event_timestamp(event)
 
 
 class LineStates:

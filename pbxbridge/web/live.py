@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pbxbridge.ami.frames import Frame
+from pbxbridge.ami.frames import Frame, event_time
 from pbxbridge.routing.line_states import LineStates, WaitingCaller
 from pbxbridge.routing.live import LineFeed
 
@@ -72,10 +72,7 @@ class LiveBoard:
         if self.down and event.get("Event") == "FullyBooted":
             # Logged in again: the lists and the channel reconciliation are on their way.
             self.down.discard(pbx)
-        try:
-            self.pbx_now = max(self.pbx_now, float(event.get("Timestamp", "0")))
-        except ValueError:
-            pass
+        self.pbx_now = max(self.pbx_now, event_time(event, 0.0))
         self.changed()
 
     def _own_feed(self, pbx: str) -> tuple[LineFeed, SendAction | None]:
