@@ -11,6 +11,7 @@ from pbxbridge.config import Config
 from pbxbridge.db.engine import make_engine, session_factory, upgrade_async
 from pbxbridge.service import logging as service_logging
 from pbxbridge.service.retention import RetentionReport, apply_retention
+from pbxbridge.transcription.retention import expire_transcripts
 from pbxbridge.web.audit import system_entry
 
 
@@ -46,6 +47,8 @@ async def _apply(config: Config, dry_run: bool) -> RetentionReport:
     await upgrade_async(config.database.url)
     engine = make_engine(config.database.url)
     try:
-        return await apply_retention(session_factory(engine), config, dry_run=dry_run, audit=system_entry)
+        return await apply_retention(
+            session_factory(engine), config, dry_run=dry_run, audit=system_entry, transcripts=expire_transcripts
+        )
     finally:
         await engine.dispose()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.calls.tables import Call, Recording
@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 DELETED = "deleted"
 # Writes one audit entry inside the caller's transaction: (session, action, target, details).
 Audit = Callable[[AsyncSession, str, str, dict[str, Any]], Awaitable[None]]
+
+
+# Deletes the transcripts of calls started before a moment (the transcription domain's, passed in).
+TranscriptRetention = Callable[
+    [async_sessionmaker[AsyncSession], datetime, "RetentionReport", Audit], Awaitable[None]
+]
 
 
 async def _no_audit(_session: AsyncSession, _action: str, _target: str, _details: dict[str, Any]) -> None:
@@ -84,6 +90,7 @@ async def apply_retention(
     dry_run: bool = False,
     now: datetime | None = None,
     audit: Audit = _no_audit,
+    transcripts: TranscriptRetention | None = None,
 ) -> RetentionReport:
     """Delete what the ``[retention]`` settings say is too old; report what was (or would be) done."""
     now = now or datetime.now(UTC)
@@ -92,8 +99,8 @@ async def apply_retention(
     if days > 0:
         await _recordings(sessions, Path(config.recordings.root), now - timedelta(days=days), report, audit)
     days = config.retention.transcripts_days
-    if days > 0:
-        await _transcripts(sessions, now - timedelta(days=days), report, audit)
+    if days > 0 and transcripts is not None:
+        await transcripts(sessions, now - timedelta(days=days), report, audit)
     log.info("retention: %s", report.summary(), extra={"dry_run": dry_run})
     return report
 
@@ -145,38 +152,3 @@ async def _recordings(
             report.bytes_freed += freed or int(size or 0)
         else:
             report.recordings_already_gone += 1
-
-
-async def _transcripts(
-    sessions: async_sessionmaker[AsyncSession], before: datetime, report: RetentionReport, audit: Audit
-) -> None:
-    try:
-        from pbxbridge.transcription.tables import TranscriptSegment
-    except ModuleNotFoundError:
-        return
-    async with sessions() as session:
-        per_call = (
-            await session.execute(
-                select(Call.id, Call.pbx, Call.linkedid, func.count(TranscriptSegment.id))
-                .join(TranscriptSegment, TranscriptSegment.call_id == Call.id)
-                .where(Call.started_at < before)
-                .group_by(Call.id, Call.pbx, Call.linkedid)
-                .order_by(Call.id)
-            )
-        ).all()
-    for call_id, pbx, linkedid, count in per_call:
-        where = {"pbx": pbx, "linkedid": linkedid}
-        if report.dry_run:
-            log.info("retention: would delete %d transcript segment(s) of call %s", count, linkedid, extra=where)
-        else:
-            async with sessions() as session:
-                async with session.begin():
-                    await session.connection(execution_options=WRITE)
-                    result = await session.execute(
-                        delete(TranscriptSegment).where(TranscriptSegment.call_id == call_id)
-                    )
-                    count = int(getattr(result, "rowcount", 0) or 0)
-                    await audit(session, "retention.transcript_deleted", f"call:{call_id}", {"segments": count})
-            log.info("retention: deleted %d transcript segment(s) of call %s", count, linkedid, extra=where)
-        report.transcript_segments_deleted += int(count)
-        report.transcript_calls += 1
