@@ -16,9 +16,13 @@ import os
 import signal
 import socket
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import func, select
+
 from pbxbridge.transcription.queue import enqueue_written
+from pbxbridge.transcription.tables import DONE, TranscriptionJob
 
 if TYPE_CHECKING:
     from pbxbridge.config import Config
@@ -31,6 +35,8 @@ RESTART_BACKOFF_MAX_S = 60.0
 PR_SET_PDEATHSIG = 1
 DIE_WITH_PARENT_ENV = "PBXBRIDGE_WORKER_PARENT"
 STOP_GRACE_S = 15.0
+# How often the daemon asks the database for transcripts the workers stored (when anyone listens).
+WATCH_S = 2.0
 
 
 def worker_environment(config: Config) -> dict[str, str]:
@@ -115,9 +121,56 @@ class WorkerProcesses:
                 await task
 
 
+class TranscriptWatcher:
+    """Tells the hub's ``on_transcript_ready`` subscribers of transcripts the workers stored.
+
+    Workers run in processes of their own (here or on other hosts) and write
+    to the database only; the daemon learns of their results by asking it,
+    every ``poll_s``, and only while somebody subscribed.
+    """
+
+    def __init__(self, hub: Hub, poll_s: float = WATCH_S) -> None:
+        self.hub = hub
+        self.poll_s = poll_s
+        # Rounds of asking done (tests wait on it).
+        self.polls = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if not self.hub.transcript_subscribers or self.hub.sessions is None:
+            return
+        async with self.hub.sessions() as session:
+            since = await session.scalar(select(func.max(TranscriptionJob.finished_at)))
+        self._task = asyncio.create_task(self._watch(since), name="transcript-watcher")
+
+    async def _watch(self, since: datetime | None) -> None:
+        assert self.hub.sessions is not None
+        while True:
+            await asyncio.sleep(self.poll_s)
+            async with self.hub.sessions() as session:
+                query = select(TranscriptionJob.recording_id, TranscriptionJob.finished_at).where(
+                    TranscriptionJob.status == DONE
+                )
+                if since is not None:
+                    query = query.where(TranscriptionJob.finished_at > since)
+                done = (await session.execute(query.order_by(TranscriptionJob.finished_at))).all()
+            for recording_id, finished_at in done:
+                self.hub.transcript_ready(recording_id)
+                since = finished_at
+            self.polls += 1
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
 def attach(hub: Hub) -> None:
     """Queue recordings as calls are written; start the configured worker processes (live only)."""
     hub.after_write(enqueue_written)
+    hub.add_component(TranscriptWatcher(hub), serving=True)
     count = hub.config.transcription.workers
     if count > 0:
         hub.add_component(WorkerProcesses(hub.config, count), serving=True)
