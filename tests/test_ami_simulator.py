@@ -219,26 +219,55 @@ async def test_fresh_ids_make_each_pass_new_calls(shared_dir: Path) -> None:
                 assert after[key] == value
 
 
-async def test_action_handlers_answer_and_inject_events(shared_dir: Path) -> None:
-    click = load_trace(trace_path(shared_dir, "pjsip-02-click-to-call.ami"))
-    captured = next(e for e in click.events if e["Event"] == "OriginateResponse")
-    sim = AmiSimulator([trace_path(shared_dir, "10-internal.ami")], speed=0, username=USER, secret=SECRET)
+async def test_events_a_handler_emits_go_where_replayed_ones_go(shared_dir: Path) -> None:
+    # What the click-to-call simulation relies on: the events an action handler emits
+    # come after the action's answer, reach every listening client through its event
+    # mask, and are in the lists a client asks for, just as replayed events are.
+    click = load_trace(trace_path(shared_dir, "pjsip-02-click-to-call.ami")).events
+    # The captured click-to-call up to the moment both parties are bridged: a call in progress.
+    bridged = next(i for i, e in enumerate(click) if e["Event"] == "BridgeEnter") + 1
+    emitted = list(click[:bridged])
+    in_progress = live_linkedids(emitted)
+    assert in_progress
+    dialplan = [e for e in emitted if "dialplan" in e["Privilege"].split(",")]
+    assert dialplan and len(dialplan) < len(emitted)
+    # Nothing replayed: whatever a client gets was emitted by the handler.
+    sim = AmiSimulator([], speed=0, username=USER, secret=SECRET)
 
     async def originate(server: AmiSimulator, session: ClientSession, action: Frame) -> None:
         session.respond(action, "Success", Message="Originate successfully queued")
-        await server.emit({**captured, "ActionID": action["ActionID"]})
+        for event in emitted:
+            await server.emit(event)
 
     sim.action_handlers["originate"] = originate
     await sim.start()
+    clients: list[RawAmiClient] = []
     try:
-        client = await RawAmiClient.connect(sim.port)
-        await client.login()
-        await sim.wait_replayed()
-        client.send({"Action": "Originate", "ActionID": "o-1", "Channel": "PJSIP/204", "Exten": "89267770004"})
-        frames = await client.read_until(
-            lambda f: f.get("Event") == "OriginateResponse" and f.get("ActionID") == "o-1"
-        )
-        assert {"Response": "Success", "ActionID": "o-1", "Message": "Originate successfully queued"} in frames
-        assert frames[-1] == {**captured, "ActionID": "o-1"}
+        asking = await RawAmiClient.connect(sim.port)
+        watching = await RawAmiClient.connect(sim.port)
+        deaf = await RawAmiClient.connect(sim.port)
+        clients += [asking, watching, deaf]
+        await asking.login()
+        assert (await asking.read_frame())["Event"] == "FullyBooted"
+        await watching.login(events="off")
+        watching.send({"Action": "Events", "ActionID": "m", "EventMask": "dialplan"})
+        assert (await watching.read_frame())["Events"] == "On"
+        await deaf.login(events="off")
+
+        asking.send({"Action": "Originate", "ActionID": "o-1", "Channel": "PJSIP/204", "Exten": "89267770004"})
+        answer = await asking.read_frame()
+        assert (answer["Response"], answer["ActionID"]) == ("Success", "o-1")
+        assert [await asking.read_frame() for _ in emitted] == emitted
+        # The client that asked for dialplan events only got those, and nothing more.
+        assert [await watching.read_frame() for _ in dialplan] == dialplan
+        watching.send({"Action": "Ping", "ActionID": "after"})
+        assert (await watching.read_frame())["ActionID"] == "after"
+        # A client with events off got none, yet the PBX lists the emitted call as up.
+        deaf.send({"Action": "CoreShowChannels", "ActionID": "c"})
+        listed = await deaf.read_until(lambda f: f.get("Event") == "CoreShowChannelsComplete")
+        assert listed[0]["ActionID"] == "c" and listed[0]["Response"] == "Success"
+        assert {f["Linkedid"] for f in listed if f.get("Event") == "CoreShowChannel"} == in_progress
     finally:
+        for client in clients:
+            await client.close()
         await sim.stop()

@@ -21,7 +21,6 @@ from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.config import ClickToCallConfig, Config
 from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.routing.click_to_call import (
-    FAIL_FAST_S,
     AmiUnavailable,
     ClickToCall,
     ExtensionBusy,
@@ -33,6 +32,7 @@ from pbxbridge.routing.click_to_call import (
 )
 from pbxbridge.routing.line_states import LineState, LineStates
 from pbxbridge.routing.sim_originate import OriginateSimulation
+from tests.fixtures_ami import WAIT_S
 from tests.fixtures_routing import lines_until, trace_events
 
 USER, SECRET = "pbxbridge", "s3cret"
@@ -174,8 +174,9 @@ async def test_manager_not_picking_up_is_his_failed_call_to_that_client(
 
 
 async def test_originate_failing_at_once_is_an_error_for_who_clicked(bench: Bench) -> None:
-    # The daemon's own click-to-call waits this briefly for Asterisk to say it failed.
-    bench.clicks = ClickToCall(bench.listener.send_action, bench.lines, ClickToCallConfig(), fail_fast_s=FAIL_FAST_S)
+    # The daemon's own click-to-call waits click_to_call.FAIL_FAST_S for Asterisk to say it failed; here the
+    # wait ends when the simulator's answer comes, with a bound no slow machine reaches.
+    bench.clicks = ClickToCall(bench.listener.send_action, bench.lines, ClickToCallConfig(), fail_fast_s=WAIT_S)
     with pytest.raises(OriginateFailed, match="298"):
         await bench.clicks.call("298", "+79162220001")
     await asyncio.wait_for(bench.originate.wait_played(), 10)

@@ -16,17 +16,10 @@ from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RoutingConfig
 from pbxbridge.routing.daemon import RoutingComponent, attach
 from pbxbridge.routing.sim_originate import OriginateSimulation
+from tests.fixtures_ami import wait_until
 from tests.fixtures_routing import asterisk_agi_call
 
 USER, SECRET = "pbxbridge", "s3cret"
-
-
-async def _until(check: object, timeout: float = 15.0) -> None:
-    async def poll() -> None:
-        while not check():  # type: ignore[operator]
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_daemon_routes_and_places_click_to_call(db_url: str, shared_dir: Path) -> None:
@@ -56,7 +49,7 @@ async def test_daemon_routes_and_places_click_to_call(db_url: str, shared_dir: P
             await session.flush()
             session.add(ClientPhone(client_id=client.id, number="+79162220001"))
         # The login's FullyBooted made the daemon ask for hints, queues and channels.
-        await _until(lambda: routing.feeds["main"].refreshes >= 1)
+        await wait_until(lambda: routing.feeds["main"].refreshes >= 1)
 
         # The client calls in: the AGI the daemon serves sends the call to the client's manager.
         assert routing.agi is not None
@@ -67,7 +60,7 @@ async def test_daemon_routes_and_places_click_to_call(db_url: str, shared_dir: P
         # Then the manager calls the client back with one click.
         request = await routing.click_to_call["main"].call("201", "+7 916 222-00-01")
         resolved = await asyncio.wait_for(routing.click_to_call["main"].wait_resolved(request.request_id), 15)
-        await _until(lambda: any(c.linkedid == resolved.linkedid for c in written))
+        await wait_until(lambda: any(c.linkedid == resolved.linkedid for c in written))
         async with daemon.session_factory() as session:
             row = (await session.execute(select(Call).where(Call.linkedid == resolved.linkedid))).scalar_one()
         # On the client's card, placed by the manager who clicked.

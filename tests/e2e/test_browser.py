@@ -1,8 +1,9 @@
 """The web app in a real browser (Debian's chromium through Playwright), served by the daemon.
 
 The daemon follows two PBXes: one simulator in this process that answers
-click-to-call Originates, and ``pbxbridge simulate`` replaying the captured
-burst of callers in a loop, so that the wallboard has live calls to show.
+click-to-call Originates with the captured click-to-call (pjsip-02, rewritten
+for the request), and ``pbxbridge simulate`` replaying the captured burst of
+callers in a loop, so that the wallboard has live calls to show.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import dataclasses
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -22,10 +22,12 @@ from typing import Any
 import playwright.sync_api as playwright_sync  # noqa: E402 - a missing Playwright must fail, not skip
 import pytest
 
-from pbxbridge.ami.frames import Frame
-from pbxbridge.ami.simulator import AmiSimulator, ClientSession
+from pbxbridge.ami.listener import ListenerState
+from pbxbridge.ami.simulator import AmiSimulator
 from pbxbridge.app import Daemon, attach_domains
 from pbxbridge.config import Config, PbxConfig, WebConfig
+from pbxbridge.routing.sim_originate import OriginateSimulation
+from pbxbridge.web.app import WebServer
 from tests.fixtures_web import (  # noqa: F401 - fixtures
     PASSWORD,
     PopulatedTemplates,
@@ -46,21 +48,18 @@ CHROMIUM_ARGS = [
 ]
 SEARCH_WORD = "информацию"  # another form of «информация», said 20 s into the first call
 WAIT_MS = 15_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Bound on anything awaited on the daemon's loop: a hang fails instead of blocking CI.
+WAIT_S = 30.0
 
 
 class DaemonThread:
     """The daemon, with the web app attached, on its own event loop in a thread."""
 
-    def __init__(self, config: Config, lab_port: int) -> None:
+    def __init__(self, config: Config, lab_port: int, traces_dir: Path) -> None:
         self.config = config
         self.lab_port = lab_port
-        self.originates: list[Frame] = []
+        # The sales PBX answers an Originate as the captured Asterisk did, at once (speed 0).
+        self.originate = OriginateSimulation(traces_dir=traces_dir)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="pbxbridge-daemon", daemon=True)
         self.daemon: Daemon | None = None
@@ -73,24 +72,43 @@ class DaemonThread:
 
     async def _start(self) -> None:
         # The sales PBX: nothing replayed, but it takes Originates as Asterisk does.
-        self.simulator = AmiSimulator([], host="127.0.0.1", port=0)
-
-        async def originate(server: AmiSimulator, session: ClientSession, action: Frame) -> None:
-            self.originates.append(dict(action))
-            session.respond(action, "Success", Message="Originate successfully queued")
-
-        self.simulator.action_handlers["originate"] = originate
+        self.simulator = AmiSimulator([], speed=0, host="127.0.0.1", port=0)
+        self.originate.install(self.simulator)
         await self.simulator.start()
         pbxes = [
             PbxConfig(name="main", host="127.0.0.1", port=self.simulator.port),
             PbxConfig(name="lab", host="127.0.0.1", port=self.lab_port),
         ]
-        routing = dataclasses.replace(self.config.routing, agi_port=_free_port())
+        # FastAGI on whatever port is free: no test here speaks AGI.
+        routing = dataclasses.replace(self.config.routing, agi_port=0)
         self.config = dataclasses.replace(self.config, pbx=pbxes, routing=routing)
         self.daemon = Daemon(self.config, listener_options={"backoff_initial_s": 0.2, "backoff_cap_s": 1.0})
         # Routing (line states, click-to-call) and the web app; transcription workers have their own tests.
         attach_domains(self.daemon, ("pbxbridge.routing.daemon", "pbxbridge.web.daemon"))
         await self.daemon.start()
+
+    @property
+    def web_port(self) -> int:
+        """The port the web app bound (it was asked for any free one)."""
+        assert self.daemon is not None
+        (server,) = [c.server for c in self.daemon.components if isinstance(getattr(c, "server", None), WebServer)]
+        return server.port
+
+    async def logged_in(self) -> None:
+        """Wait until every PBX's AMI session is up."""
+        assert self.daemon is not None
+        for link in self.daemon.links.values():
+            assert link.listener is not None
+            await asyncio.wait_for(link.listener.wait_for_state(ListenerState.LOGGED_IN), WAIT_S)
+
+    async def calls_played_and_journaled(self) -> None:
+        """Wait until the sales PBX has played every click-to-call and the daemon has journaled what ended."""
+        assert self.daemon is not None
+        await asyncio.wait_for(self.originate.wait_played(), WAIT_S)
+        # Asterisk answers a Ping after every event it sent before on that session:
+        # once the answer is in, the daemon has read (and tracked) all of them.
+        await asyncio.wait_for(self.daemon.send_action("main", {"Action": "Ping"}), WAIT_S)
+        await asyncio.wait_for(self.daemon.flush(), WAIT_S)
 
     def run(self, coro: Any, timeout: float = 30) -> Any:
         """Run a coroutine on the daemon's loop and wait for it (the browser's loop owns this thread)."""
@@ -171,15 +189,15 @@ def floor(
     db = tmp_path_factory.mktemp("e2e") / "pbxbridge.sqlite3"
     url = f"sqlite:///{db}"
     upgrade(url)
-    port = _free_port()
     config = web_config(url, shared_dir)
-    config = dataclasses.replace(config, web=WebConfig(host="127.0.0.1", port=port, secret_key="e2e-secret-key"))
-    daemon = DaemonThread(config, lab_simulator)
+    # Port 0: the web app binds a free port itself; the site's address is read back from it.
+    config = dataclasses.replace(config, web=WebConfig(host="127.0.0.1", port=0, secret_key="e2e-secret-key"))
+    daemon = DaemonThread(config, lab_simulator, shared_dir)
     data = daemon.run(populated_templates.fill(config, shared_dir, whisper_transcript), 120)
     daemon.start()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        yield Floor(f"http://127.0.0.1:{port}", data, daemon, chromium)
+        yield Floor(f"http://127.0.0.1:{daemon.web_port}", data, daemon, chromium)
     finally:
         daemon.stop()
 
@@ -305,22 +323,42 @@ def test_search_a_russian_word_and_play_from_the_hit(floor: Floor) -> None:
     page.context.close()
 
 
-def test_manager_starts_click_to_call_from_a_card(floor: Floor) -> None:
+def test_manager_starts_click_to_call_from_a_card(floor: Floor, expected: dict[str, Any]) -> None:
+    card_api = f"/api/clients/{floor.data.ivan_client_id}"
     page = sign_in(floor, "ivan", f"/clients/{floor.data.ivan_client_id}")
     page.wait_for_selector(".timeline-item")
+    before = {call["id"] for call in page.request.get(card_api).json()["calls"]}
     page.fill("textarea[name=notes]", "Asked for the price list; call back on Monday.")
     page.click("#card-form button[type=submit]")
     page.wait_for_selector("text=Saved.")
     page.click("button.call-button[data-number='+79161110001']")
     page.wait_for_selector("text=your handset")
     shot(page, "client-card")
-    (action,) = floor.daemon.originates
+    (action,) = floor.daemon.originate.received
     assert action["Channel"] == "Local/203@from-internal"
     assert action["Exten"] == "79161110001"
     assert action["Context"] == "from-internal"
+
+    # The PBX plays the captured click-to-call for this request: Ivan's handset (203)
+    # rings and answers, the client answers and they talk. It lands on the client's card.
+    floor.daemon.run(floor.daemon.calls_played_and_journaled(), 60)
+    (call,) = [c for c in page.request.get(card_api).json()["calls"] if c["id"] not in before]
+    truth = expected["pjsip-02-click-to-call"]["calls"][0]
+    assert (call["direction"], call["status"], call["originated"]) == (truth["direction"], truth["status"], True)
+    assert (call["manager"], call["client_number"], call["client_id"]) == ("203", "+79161110001", floor.data.ivan_client_id)
+    for field in ("wait_s", "talk_s"):
+        low, high = truth[field]
+        assert low <= call[field] <= high, field
+    # As Ivan sees it on the card, after a reload.
     page.reload()
-    page.wait_for_selector("textarea[name=notes]")
+    item = page.locator(".timeline-item", has=page.locator(f"a[href='/calls/{call['id']}']"))
+    item.wait_for()
+    assert "status-answered" in (item.get_attribute("class") or "")
+    text = item.inner_text()
+    # Direction, status and who placed it ("Name (203)", or the bare extension without a name).
+    assert "↗ out" in text and "answered" in text and "203" in text, text
     assert page.input_value("textarea[name=notes]") == "Asked for the price list; call back on Monday."
+    shot(page, "client-card-after-call")
     page.context.close()
 
 
@@ -335,11 +373,8 @@ def test_wallboard_shows_calls_as_the_trace_replays(floor: Floor) -> None:
     shot(page, "wallboard")
 
     # Both PBXes' AMI sessions are up and the database answers: the daemon is ready.
-    for _ in range(50):
-        ready = page.request.get("/readyz")
-        if ready.status == 200:
-            break
-        page.wait_for_timeout(200)
+    floor.daemon.run(floor.daemon.logged_in(), 60)
+    ready = page.request.get("/readyz")
     checks = ready.json()["checks"]
     assert ready.status == 200, checks
     assert checks["ami"] == {"main": "logged in", "lab": "logged in"} and checks["database"] == "ok"
