@@ -69,9 +69,9 @@ def test_run_follows_a_simulated_pbx_until_sigterm(
                 "PBXBRIDGE_PBX__MAIN__USERNAME": USER,
                 "PBXBRIDGE_PBX__MAIN__SECRET": SECRET,
                 "PBXBRIDGE_LOG__FORMAT": "text",
-                # The web and FastAGI servers the daemon also starts: ports no one else holds.
-                "PBXBRIDGE_WEB__PORT": str(_free_port()),
-                "PBXBRIDGE_ROUTING__AGI_PORT": str(_free_port()),
+                # The web and FastAGI servers the daemon also starts: ports they pick themselves.
+                "PBXBRIDGE_WEB__PORT": "0",
+                "PBXBRIDGE_ROUTING__AGI_PORT": "0",
                 # Transcription has its own tests; here it would only load the model.
                 "PBXBRIDGE_TRANSCRIPTION__WORKERS": "0",
             },
@@ -147,7 +147,7 @@ def test_demo_command_fills_the_journal_from_the_bundled_calls(db_url: str) -> N
         env={
             "PBXBRIDGE_LOG__FORMAT": "text",
             "PBXBRIDGE_WEB__PORT": str(web_port),
-            "PBXBRIDGE_ROUTING__AGI_PORT": str(_free_port()),
+            "PBXBRIDGE_ROUTING__AGI_PORT": "0",
             "PBXBRIDGE_TRANSCRIPTION__WORKERS": "0",
         },
     )

@@ -64,14 +64,16 @@ def test_a_worker_ends_when_its_daemon_is_killed(db_url: str, tmp_path: Path) ->
     parent_code = (
         "import os, subprocess, sys, time\n"
         "env = dict(os.environ, PBXBRIDGE_WORKER_PARENT=str(os.getpid()), PBXBRIDGE_DATABASE__URL=sys.argv[1])\n"
-        "w = subprocess.Popen([sys.executable, '-m', 'pbxbridge', 'transcribe-worker'], env=env)\n"
+        "w = subprocess.Popen([sys.executable, '-m', 'pbxbridge', 'transcribe-worker'], env=env,\n"
+        "                     stderr=subprocess.PIPE, text=True)\n"
+        # Told once the worker is up (it has asked to die with its parent by then).
+        "while 'waiting for recordings' not in w.stderr.readline(): pass\n"
         "print(w.pid, flush=True)\n"
         "time.sleep(600)\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", parent_code, db_url], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
     worker_pid = int(parent.stdout.readline())
-    time.sleep(2)
     assert _alive(worker_pid)
     parent.kill()
     parent.wait()

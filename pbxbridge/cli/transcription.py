@@ -139,9 +139,13 @@ async def _worker(config: Config, args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         stt = engine_settings(config)
+        settings = worker_settings(config, args)
+        # Ops (and the daemon's tests) see each worker come up, with the id its jobs carry.
+        logging.getLogger(__name__).info(
+            "transcription worker %s waiting for recordings (%s)", settings.worker_id, stt.model or stt.engine
+        )
         await run_worker(
-            session_factory(engine), EngineHolder(lambda: make_stt(stt)), worker_settings(config, args),
-            once=args.once, stop=stop,
+            session_factory(engine), EngineHolder(lambda: make_stt(stt)), settings, once=args.once, stop=stop,
         )
     finally:
         await engine.dispose()
