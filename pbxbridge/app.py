@@ -102,6 +102,7 @@ class Daemon:
         self.open_calls: OpenCallStore | None = None
         self.saver: InProgressSaver | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._saver_task: asyncio.Task[None] | None = None
         self._started: list[Component] = []
 
     # -- what domains and tests reach through the daemon -------------------------------
@@ -202,7 +203,8 @@ class Daemon:
         for pbx in self.config.pbx:
             link = self.links[pbx.name] = PbxLink.for_pbx(pbx)
             await self.saver.restore(link)
-        self._tasks.append(asyncio.create_task(self.saver.save_periodically(self.save_interval_s), name="open-call-saver"))
+        self._saver_task = asyncio.create_task(self.saver.save_periodically(self.save_interval_s), name="open-call-saver")
+        self._tasks.append(self._saver_task)
         self._tasks.append(asyncio.create_task(self.follower.release_held_periodically(), name="held-call-release"))
         self._tasks.append(asyncio.create_task(self.notifier.announce_ready(), name="sd-notify-ready"))
         interval = systemd.watchdog_interval()
@@ -280,7 +282,7 @@ class Daemon:
         """Whether the call writer and the saver run, and no database write is stuck."""
         if not self.pipeline.running:
             return False
-        if self.live and not any(t.get_name() == "open-call-saver" and not t.done() for t in self._tasks):
+        if self.live and (self._saver_task is None or self._saver_task.done()):
             return False
         interval = systemd.watchdog_interval() or SAVE_INTERVAL_S
         # A write may wait out a lock or an outage between attempts (that is

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import wave
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from pbxbridge.ami.frames import read_trace
 from pbxbridge.calls.replay import replay_trace, tracker_settings
 from pbxbridge.calls.store import CallWriter
 from pbxbridge.config import Config, PbxConfig, load_config
-from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.transcription.engines import Engine, EngineSettings
 from pbxbridge.transcription.engines import make_engine as make_stt
 from pbxbridge.transcription.queue import enqueue_written
@@ -177,16 +175,6 @@ def speech_span_s(path: Path, channel: int | None = None) -> tuple[float, float]
 def recordings_config(root: Path) -> Config:
     """Default settings with the recordings root pointed at root."""
     return load_config(None, {"PBXBRIDGE_RECORDINGS__ROOT": str(root)})
-
-
-@pytest.fixture
-async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Sessions on the migrated test database."""
-    engine = make_engine(db_url)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 async def write_scenarios(

@@ -15,7 +15,6 @@ from pbxbridge.transcription import search as search_module
 from pbxbridge.transcription.lemmas import lemmatise, words_of
 from pbxbridge.transcription.search import SearchFilters, search
 from pbxbridge.transcription.tables import TranscriptSegment
-from tests.fixtures_transcription import sessions  # noqa: F401 - fixture
 
 MANAGER_SAYS = "Все наши операторы заняты, оставайтесь на линии."
 CLIENT_SAYS = "Подскажите, какая скидка для постоянных клиентов?"

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client, ClientPhone
 from pbxbridge.transcription.search import SearchFilters, search
-from tests.fixtures_transcription import sessions  # noqa: F401 - fixture
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -11,7 +11,6 @@ from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.transcription.lemmas import lemmatise, words_of
 from pbxbridge.transcription.search import SearchFilters, search, search_calls
 from pbxbridge.transcription.tables import TranscriptSegment, TranscriptTerm
-from tests.fixtures_transcription import sessions  # noqa: F401 - fixture
 
 MANAGER_SAYS = "Все наши операторы заняты, оставайтесь на линии."
 CLIENT_ASKS = "Можно оформить рассрочку на год?"

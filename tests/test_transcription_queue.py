@@ -27,7 +27,6 @@ from pbxbridge.transcription.worker import EngineHolder, WorkerSettings, run_wor
 from tests.fixtures_transcription import (
     CachedEngine,
     recordings_config,
-    sessions,  # noqa: F401, F811 - fixture
     speech_recordings,
     stt,  # noqa: F401, F811 - fixture
     write_scenarios,

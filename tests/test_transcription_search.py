@@ -39,7 +39,6 @@ from tests.fixtures_transcription import (
     PROMPTS,
     CachedEngine,
     recordings_config,
-    sessions,  # noqa: F401, F811 - fixture
     speech_onset_s,
     speech_recordings,
     speech_span_s,

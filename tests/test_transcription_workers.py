@@ -19,7 +19,6 @@ from pbxbridge.transcription.tables import TranscriptionJob, TranscriptSegment
 from pbxbridge.transcription.worker import EngineHolder, WorkerSettings, run_job
 from tests.fixtures_transcription import (
     CachedEngine,
-    sessions,  # noqa: F401, F811 - fixture
     stt,  # noqa: F401, F811 - fixture
     write_scenarios,
 )

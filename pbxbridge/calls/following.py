@@ -158,7 +158,8 @@ class PbxFollower:
         tracker = link.tracker
         for call in tracker.feed(frame, received_at):
             self.finished(call)
-        log_warnings(link, tracker.take_warnings())
+        if tracker.has_warnings:
+            log_warnings(link, tracker.take_warnings())
         self.seen(link.config.name, frame)
 
     async def release_held_periodically(self) -> None:

@@ -282,6 +282,11 @@ class CallTracker:
             out.append(self._finish(call, ClosedBy.RECONCILE))
         return out
 
+    @property
+    def has_warnings(self) -> bool:
+        """Whether take_warnings() has anything (asked after every event: no list is made for it)."""
+        return bool(self._warnings)
+
     def take_warnings(self) -> list[tuple[str, str]]:
         """(linkedid, what was wrong) for bad input seen since the last call."""
         warnings, self._warnings = self._warnings, []
