@@ -34,6 +34,7 @@ without importing either domain's daemon parts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -195,7 +196,8 @@ class Hub:
     def database_turn(self) -> AbstractAsyncContextManager[None]:
         """The daemon's turn at the database: writes of calls, saves and other work never overlap."""
         if self._database_turn is None:
-            return _no_turn()
+            # Before the daemon serves its database there is nothing to take turns at.
+            return contextlib.nullcontext()
         return self._database_turn()
 
     async def writer_first(self, until: float) -> None:
@@ -275,15 +277,3 @@ class Hub:
         if not task.cancelled() and task.exception() is not None:
             self.stats.subscriber_errors += 1
             log.error("subscriber failed", exc_info=task.exception())
-
-
-class _NoTurn:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-def _no_turn() -> AbstractAsyncContextManager[None]:
-    return _NoTurn()
