@@ -45,6 +45,7 @@ def layout(
     scripts: tuple[str, ...] = (),
     data: Mapping[str, object] | None = None,
     status: int = 200,
+    styles: tuple[str, ...] = (),
 ) -> web.Response:
     """A full page: header with the role's navigation, the body, then the page's scripts."""
     user: SignedInUser | None = request.get(USER)
@@ -67,12 +68,16 @@ def layout(
     attrs = "".join(f' data-{_esc(k)}="{_esc(v)}"' for k, v in (data or {}).items())
     if user is not None:
         attrs += f' data-role="{_esc(user.role)}" data-extension="{_esc(user.extension or "")}"'
+    # Each page's own stylesheet after the shared one (css/<page>.css).
+    sheets = "".join(
+        f'<link rel="stylesheet" href="/static/{_esc(s)}?v={ASSET_VERSION}">' for s in ("css/app.css", *styles)
+    )
     tags = "".join(f'<script src="/static/{_esc(s)}?v={ASSET_VERSION}"></script>' for s in ("js/common.js", *scripts))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_esc(title)} · pbxbridge</title>
-<link rel="stylesheet" href="/static/css/app.css?v={ASSET_VERSION}">
+{sheets}
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 </head><body{attrs}>
 <header class="top"><a class="brand" href="/">pbx<b>bridge</b></a>{nav}</header>
@@ -128,7 +133,7 @@ async def home(request: web.Request) -> web.Response:
 async def calls_page(request: web.Request) -> web.Response:
     """The call journal: filters, search, paging, CSV export."""
     _user(request, HEAD, MANAGER)
-    return layout(request, "Calls", '<div id="calls-page"></div>', ("js/calls.js",))
+    return layout(request, "Calls", '<div id="calls-page"></div>', ("js/calls.js",), styles=("css/calls.css",))
 
 
 @routes.get("/calls/{call_id:\\d+}")
@@ -145,7 +150,7 @@ async def call_page(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(text="No such call.") from None
     return layout(
         request, "Call", '<div id="call-page"></div>',
-        ("vendor/wavesurfer.min.js", "js/player.js"), {"call-id": call_id},
+        ("vendor/wavesurfer.min.js", "js/player.js"), {"call-id": call_id}, styles=("css/player.css",)
     )
 
 
@@ -153,7 +158,7 @@ async def call_page(request: web.Request) -> web.Response:
 async def clients_page(request: web.Request) -> web.Response:
     """Client cards: search by name or number."""
     _user(request, HEAD, MANAGER)
-    return layout(request, "Clients", '<div id="clients-page"></div>', ("js/clients.js",))
+    return layout(request, "Clients", '<div id="clients-page"></div>', ("js/clients.js",), styles=("css/clients.css",))
 
 
 @routes.get("/clients/{client_id:\\d+}")
@@ -168,32 +173,35 @@ async def client_page(request: web.Request) -> web.Response:
             return forbidden_page(request, "This client is another manager's.")
         except web.HTTPNotFound:
             raise web.HTTPNotFound(text="No such client.") from None
-    return layout(request, "Client", '<div id="client-page"></div>', ("js/client.js",), {"client-id": client_id})
+    return layout(
+        request, "Client", '<div id="client-page"></div>', ("js/client.js",), {"client-id": client_id},
+        styles=("css/client.css",),
+    )
 
 
 @routes.get("/kpi")
 async def kpi_page(request: web.Request) -> web.Response:
     """KPI dashboard: lost leads first, then charts per manager and department."""
     _user(request, HEAD)
-    return layout(request, "KPI", '<div id="kpi-page"></div>', ("vendor/chart.umd.min.js", "js/kpi.js"))
+    return layout(request, "KPI", '<div id="kpi-page"></div>', ("vendor/chart.umd.min.js", "js/kpi.js"), styles=("css/kpi.css",))
 
 
 @routes.get("/wallboard")
 async def wallboard_page(request: web.Request) -> web.Response:
     """Live: calls in progress, callers waiting, each manager's line."""
     _user(request, HEAD, OPS, MANAGER)
-    return layout(request, "Wallboard", '<div id="wallboard-page"></div>', ("js/wallboard.js",))
+    return layout(request, "Wallboard", '<div id="wallboard-page"></div>', ("js/wallboard.js",), styles=("css/wallboard.css",))
 
 
 @routes.get("/routing")
 async def routing_page(request: web.Request) -> web.Response:
     """Overflow routing rules, for operations."""
     _user(request, HEAD, OPS)
-    return layout(request, "Routing", '<div id="routing-page"></div>', ("js/routing.js",))
+    return layout(request, "Routing", '<div id="routing-page"></div>', ("js/routing.js",), styles=("css/routing.css",))
 
 
 @routes.get("/audit")
 async def audit_page(request: web.Request) -> web.Response:
     """Who listened to, exported or changed what."""
     _user(request, HEAD)
-    return layout(request, "Audit log", '<div id="audit-page"></div>', ("js/audit.js",))
+    return layout(request, "Audit log", '<div id="audit-page"></div>', ("js/audit.js",), styles=("css/audit.css",))

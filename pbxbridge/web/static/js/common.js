@@ -128,6 +128,17 @@ const PBX = (() => {
     return name ? `${name} (${ext})` : ext;
   }
 
-  return { api, ApiError, el, clear, fmtTime, fmtDuration, fmtClock, badge, direction, snippet, notice,
+  /* Translation: t("English text", {name: value}) and tn("{n} call", "{n} calls", n). */
+  function fill(text, params) {
+    return params ? text.replace(/\{(\w+)\}/g, (m, k) => (k in params ? String(params[k]) : m)) : text;
+  }
+  function t(message, params) {
+    return fill(message, params);
+  }
+  function tn(singular, plural, n, params) {
+    return fill(n === 1 ? singular : plural, { n, ...(params || {}) });
+  }
+
+  return { t, tn, api, ApiError, el, clear, fmtTime, fmtDuration, fmtClock, badge, direction, snippet, notice,
            managerLabel, role, extension, cookie };
 })();
