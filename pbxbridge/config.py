@@ -149,6 +149,48 @@ class DemoConfig:
 
 
 @dataclass(slots=True)
+class Bitrix24Config:
+    # The inbound webhook's address, ".../rest/<user>/<token>/"; empty: Bitrix24 is not fed.
+    webhook_url: str = ""
+    # The inner number a call is put on when it has no manager (nobody's handset rang).
+    default_user: str = ""
+    # Bitrix24 drains its request counter by 2 a second (5 on Enterprise plans).
+    requests_per_s: int = 2
+
+
+@dataclass(slots=True)
+class AmoCrmConfig:
+    # https://<subdomain>.amocrm.ru; empty: amoCRM is not fed.
+    base_url: str = ""
+    # A long-lived token of the integration.
+    token: str = ""
+    requests_per_s: int = 7
+
+
+@dataclass(slots=True)
+class CrmConfig:
+    # A delivery the CRM keeps failing becomes a dead letter after this many tries.
+    max_attempts: int = 15
+    # Waits between tries grow from this to the cap, doubling.
+    retry_initial_ms: int = 2000
+    retry_max_ms: int = 600_000
+    bitrix24: Bitrix24Config = field(default_factory=Bitrix24Config)
+    amocrm: AmoCrmConfig = field(default_factory=AmoCrmConfig)
+
+
+@dataclass(slots=True)
+class WebhookConfig:
+    url: str = ""
+    # Signs every body (HMAC-SHA256); the receiver checks with the same secret.
+    secret: str = ""
+    # Which events it is sent; empty: all of them.
+    events: tuple[str, ...] = ()
+    # Names it in the outbox; the URL when empty.
+    name: str = ""
+    requests_per_s: int = 10
+
+
+@dataclass(slots=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
@@ -164,6 +206,8 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    crm: CrmConfig = field(default_factory=CrmConfig)
+    webhooks: list[WebhookConfig] = field(default_factory=list)
 
     def pbx_by_name(self, name: str) -> PbxConfig:
         """The PBX section with that name (KeyError when none)."""
@@ -316,6 +360,11 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str], problems: list[str]
             if isinstance(managers, dict):
                 managers[parts[1]] = value
             continue
+        if section == "crm" and len(parts) == 3 and parts[1] and parts[2]:
+            # A CRM's token belongs in the environment, not the file: PBXBRIDGE_CRM__BITRIX24__WEBHOOK_URL.
+            _set_path(data, ["crm", parts[1].lower(), parts[2].lower()], value)
+            env_keys.add(f"crm.{parts[1].lower()}.{parts[2].lower()}")
+            continue
         if len(parts) != 2 or not parts[1]:
             problems.append(f"{var}: expected PBXBRIDGE_<SECTION>__<KEY>")
             continue
@@ -363,11 +412,81 @@ def _validate(config: Config, problems: list[str]) -> None:
         zoneinfo.ZoneInfo(config.kpi.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         problems.append(f"kpi.timezone: not an IANA time zone (e.g. 'Europe/Moscow'), got {config.kpi.timezone!r}")
+    _validate_crm(config, problems)
     if len(config.transcription.channel_speakers) != 2:
         problems.append(
             "transcription.channel_speakers: must name two speakers, left channel then right, "
             f"got {list(config.transcription.channel_speakers)!r}"
         )
+
+
+# What a [[webhooks]] entry may ask to be sent.
+WEBHOOK_EVENTS = (
+    "call.ringing", "call.answered", "call.finished", "call.missed", "recording.ready", "transcript.ready",
+)
+_CRM_SECTIONS: dict[str, type] = {"bitrix24": Bitrix24Config, "amocrm": AmoCrmConfig}
+
+
+def _build_crm(section: str, raw: Any, problems: list[str], env_keys: set[str]) -> Any:
+    """``[crm]`` with its ``[crm.bitrix24]`` / ``[crm.amocrm]`` tables, or the ``[[webhooks]]`` list."""
+    if section == "webhooks":
+        if not isinstance(raw, list) or not all(isinstance(entry, dict) for entry in raw):
+            problems.append("webhooks: must be a list of [[webhooks]] tables")
+            return []
+        return [_build(WebhookConfig, entry, f"webhooks.{index}", problems, env_keys) for index, entry in enumerate(raw)]
+    if not isinstance(raw, dict):
+        problems.append("crm: must be a table")
+        return CrmConfig()
+    flat = {key: value for key, value in raw.items() if key not in _CRM_SECTIONS}
+    crm: CrmConfig = _build(CrmConfig, flat, "crm", problems, env_keys)
+    for key, cls in _CRM_SECTIONS.items():
+        if key in raw:
+            if isinstance(raw[key], dict):
+                setattr(crm, key, _build(cls, raw[key], f"crm.{key}", problems, env_keys))
+            else:
+                problems.append(f"crm.{key}: must be a table")
+    return crm
+
+
+def _validate_crm(config: Config, problems: list[str]) -> None:
+    crm = config.crm
+    for key in ("max_attempts", "retry_initial_ms", "retry_max_ms"):
+        if getattr(crm, key) < 1:
+            problems.append(f"crm.{key}: must be at least 1, got {getattr(crm, key)!r}")
+    targets: list[tuple[str, str, int]] = [
+        ("crm.bitrix24", crm.bitrix24.webhook_url, crm.bitrix24.requests_per_s),
+        ("crm.amocrm", crm.amocrm.base_url, crm.amocrm.requests_per_s),
+    ]
+    url = crm.bitrix24.webhook_url
+    if url and not url.endswith("/"):
+        problems.append(f"crm.bitrix24.webhook_url: must end with '/' (…/rest/<user>/<token>/), got {_hide_token(url)!r}")
+    if crm.amocrm.base_url and not crm.amocrm.token:
+        problems.append("crm.amocrm.token: must be set when crm.amocrm.base_url is (a long-lived token)")
+    names: set[str] = set()
+    for index, hook in enumerate(config.webhooks):
+        prefix = f"webhooks.{index}"
+        targets.append((prefix, hook.url, hook.requests_per_s))
+        if not hook.url:
+            problems.append(f"{prefix}.url: must be set")
+        if not hook.secret:
+            problems.append(f"{prefix}.secret: must be set (the receiver checks every body's signature with it)")
+        for event in hook.events:
+            if event not in WEBHOOK_EVENTS:
+                problems.append(f"{prefix}.events: {event!r} is not one of {', '.join(WEBHOOK_EVENTS)}")
+        name = hook.name or hook.url
+        if name in names:
+            problems.append(f"{prefix}.name: another [[webhooks]] is named {name!r}")
+        names.add(name)
+    for prefix, address, rate in targets:
+        if address and not re.match(r"^https?://[^/\s]+", address):
+            problems.append(f"{prefix}: the address must start with http:// or https://, got {_hide_token(address)!r}")
+        if rate < 1:
+            problems.append(f"{prefix}.requests_per_s: must be at least 1, got {rate!r}")
+
+
+def _hide_token(url: str) -> str:
+    """A Bitrix24 webhook address names its token in the path: never print it back."""
+    return re.sub(r"(/rest/[^/]+/)[^/]+", r"\1…", url)
 
 
 def _lowest_port(key: str) -> int:
@@ -412,6 +531,8 @@ def config_from_mapping(data: dict[str, Any], env: Mapping[str, str] | None = No
                 problems.append("managers: must be a table of extension = \"name\"")
                 continue
             kwargs["managers"] = {str(k): v for k, v in raw.items()}
+        elif section in ("crm", "webhooks"):
+            kwargs[section] = _build_crm(section, raw, problems, env_keys)
         elif section in SECTIONS:
             if not isinstance(raw, dict):
                 problems.append(f"{section}: must be a table")

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from pbxbridge.app import Daemon, attach_domains
+from pbxbridge.app import DOMAIN_MODULES, Daemon, attach_domains
 from pbxbridge.calls.journal import fetch_journal
 from pbxbridge.calls.replay import NewCallCount, replay_into, replay_pbx
 from pbxbridge.cli.common import add_common_options, config_from_args, config_or_exit
@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_common_options(p)
     p.add_argument("traces", nargs="+", type=Path, metavar="TRACE.ami")
     p.add_argument("--pbx", default=None, metavar="NAME", help="PBX the calls belong to (default: the first one)")
+    p.add_argument("--no-deliver", action="store_true",
+                   help="queue nothing for the CRM or webhooks (history they must not be sent)")
     p.set_defaults(func=cmd_replay)
 
     p = subparsers.add_parser("calls", help="print the call journal, oldest first")
@@ -75,7 +77,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for path in missing:
             print(f"{path}: no such file", file=sys.stderr)
         return 2
-    summary = asyncio.run(replay(args.traces, config, args.pbx))
+    summary = asyncio.run(replay(args.traces, config, args.pbx, deliver=not args.no_deliver))
     print(
         f"replayed {len(args.traces)} trace(s): {summary['calls']} call(s), "
         f"{summary['new']} new, {summary['again']} already in the journal; "
@@ -87,7 +89,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-async def replay(paths: list[Path], config: Config, pbx: str | None) -> dict[str, int]:
+async def replay(paths: list[Path], config: Config, pbx: str | None, *, deliver: bool = True) -> dict[str, int]:
     """The daemon's pipeline, every domain attached, fed from the captures: calls, new ones, cards, failures.
 
     What a live PBX's calls get, replayed calls get: the journal, the KPI
@@ -95,7 +97,8 @@ async def replay(paths: list[Path], config: Config, pbx: str | None) -> dict[str
     daemon's batches. The daemon is not live: no AMI, web, FastAGI or worker.
     """
     daemon = Daemon(config, live=False)
-    attach_domains(daemon)
+    # Queued as a live daemon would (sent by `pbxbridge outbox deliver`), unless --no-deliver.
+    attach_domains(daemon, DOMAIN_MODULES if deliver else tuple(m for m in DOMAIN_MODULES if m != "pbxbridge.crm.daemon"))
     new_calls = NewCallCount()
     daemon.after_write.append(new_calls.note_written)
     try:

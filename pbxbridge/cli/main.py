@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "pbxbridge.cli.routing",
     "pbxbridge.cli.web",
     "pbxbridge.cli.service",
+    "pbxbridge.cli.crm",
 )
 
 

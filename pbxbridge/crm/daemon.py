@@ -1,0 +1,64 @@
+"""The CRM domain in the daemon: calls queued for every target as they are written, delivered by a worker."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from pbxbridge.crm.connectors import retry_policy, targets_from_config
+from pbxbridge.crm.queueing import CallQueue
+from pbxbridge.crm.worker import OutboxWorker
+
+if TYPE_CHECKING:
+    from pbxbridge.hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+class TranscriptQueue:
+    """Queues a transcript the workers stored, in a short transaction of its own."""
+
+    def __init__(self, hub: Hub, queue: CallQueue, worker: OutboxWorker) -> None:
+        self.hub = hub
+        self.queue = queue
+        self.worker = worker
+
+    async def on_transcript_ready(self, recording_id: int) -> None:
+        factory = self.hub.write_sessions
+        if factory is None:
+            return
+        async with self.hub.database_turn(), factory() as session, session.begin():
+            added = await self.queue.note_transcript(session, recording_id)
+        if added:
+            self.worker.wake()
+
+
+def attach(hub: Hub) -> OutboxWorker | None:
+    """Queue every written call for the configured targets; deliver them while the daemon is live."""
+    targets = targets_from_config(hub.config)
+    if not targets:
+        return None
+    queue = CallQueue(targets, hub.clock)
+    hub.after_write(queue.note_written)
+    worker = OutboxWorker(None, targets, retry_policy(hub.config), clock=hub.clock, database_turn=hub.database_turn)
+    hub.on_call(worker.wake)
+    hub.on_transcript_ready(TranscriptQueue(hub, queue, worker).on_transcript_ready)
+    # Replay queues deliveries as a live daemon does; they are sent by a live daemon or `pbxbridge outbox deliver`.
+    hub.add_component(DaemonWorker(hub, worker), serving=True)
+    log.info("CRM: delivering calls to %s", ", ".join(t.name for t in targets))
+    return worker
+
+
+class DaemonWorker:
+    """The outbox worker as a daemon component: it gets the daemon's database once that is up."""
+
+    def __init__(self, hub: Hub, worker: OutboxWorker) -> None:
+        self.hub = hub
+        self.worker = worker
+
+    async def start(self) -> None:
+        self.worker.sessions = self.hub.write_sessions
+        await self.worker.start()
+
+    async def stop(self) -> None:
+        await self.worker.stop()
