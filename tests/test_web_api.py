@@ -502,11 +502,13 @@ async def test_journal_filters_search_paging_and_export(site: Site) -> None:
     assert spoken and hit["offset_s"] == pytest.approx(spoken[0]["start"], abs=0.01)
     assert hit["recording_id"] == detail["playable"][0]["id"]
 
-    async with olga.send("GET", "/api/calls/export.csv", params={"direction": "inbound"}) as export:
+    # The export's own checks (Russian Excel, local times) are in test_journal_export.py.
+    english = {"Accept-Language": "en"}
+    async with olga.send("GET", "/api/calls/export.csv", params={"direction": "inbound"}, headers=english) as export:
         assert export.status == 200 and export.content_type == "text/csv"
-        rows = list(csv.DictReader(io.StringIO((await export.read()).decode("utf-8-sig"))))
-    assert rows and all(r["direction"] == "inbound" for r in rows)
-    assert "+79161110001" in {r["client_number"] for r in rows}
+        rows = list(csv.DictReader(io.StringIO((await export.read()).decode("utf-8-sig")), delimiter=";"))
+    assert rows and all(r["Direction"] == "Inbound" for r in rows)
+    assert "'+7 (916) 111-00-01" in {r["Client number"] for r in rows}
     _, log = await olga.json("GET", "/api/audit")
     exports = [e for e in log["items"] if e["action"] == "export_calls"]
     assert len(exports) == 1 and exports[0]["details"]["rows"] == len(rows)

@@ -33,6 +33,35 @@ FIRST_WALK_CALLS = 256
 MAX_WALK_CALLS = 8_192
 # Client cards matched by a name or part of a number, at most.
 MAX_CLIENTS = 1_000
+# A query is a phrase someone typed: past these it is a pasted text, and each word
+# costs a lookup in the index (and one more nested condition in the walk's SQL).
+MAX_QUERY_CHARS = 200
+MAX_QUERY_WORDS = 20
+# No phone number has more digits than this (E.164).
+MAX_NUMBER_DIGITS = 15
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class SearchQueryError(ValueError):
+    """A query the search will not run."""
+
+
+class QueryTooLong(SearchQueryError):
+    """More than MAX_QUERY_CHARS characters."""
+
+
+class TooManyWords(SearchQueryError):
+    """More than MAX_QUERY_WORDS words."""
+
+
+def check_query(query: str) -> str:
+    """The query as one line (runs of spaces as one: "Петров  Иван" finds "Петров Иван"); raises if too long."""
+    line = " ".join(_CONTROL.sub(" ", query).split())
+    if len(line) > MAX_QUERY_CHARS:
+        raise QueryTooLong(f"a search has at most {MAX_QUERY_CHARS} characters")
+    if len(words_of(line)) > MAX_QUERY_WORDS:
+        raise TooManyWords(f"a search has at most {MAX_QUERY_WORDS} words")
+    return line
 
 
 @dataclass(slots=True)
@@ -94,7 +123,7 @@ def _is_number(query: str) -> bool:
 
 def _name_matches(query: str) -> Any:
     """Cards whose name holds the query in any case (Cyrillic too, on SQLite as well)."""
-    query = query.strip()
+    query = " ".join(query.split())
     return and_(
         # What the partial index of named cards holds (so the database reads it, not the table).
         Client.name_folded.is_not(None),
@@ -554,7 +583,7 @@ async def search_calls(
     whole of its index range, so the count stops at ``most`` and says so.
     """
     filters = filters or SearchFilters()
-    query = query.strip()
+    query = check_query(query)
     if not query:
         return CallPage([], 0, True)
     async with session_factory() as session:
@@ -587,6 +616,8 @@ async def _number_condition(session: AsyncSession, query: str) -> Any:
         owners = (await session.scalars(select(ClientPhone.client_id).where(ClientPhone.number == e164))).all()
         return or_(Call.client_number == e164, Call.client_id.in_(owners)) if owners else Call.client_number == e164
     digits = _digits(query)
+    if len(digits) > MAX_NUMBER_DIGITS:
+        return None  # no number holds it (and int() of thousands of digits is refused)
     prefixes = {"+" + digits}
     if digits.startswith("8"):
         prefixes.add("+7" + digits[1:])
@@ -642,7 +673,7 @@ async def search(
 ) -> list[Hit]:
     """Calls whose transcript holds the query's words (any form), else whose client's name/number matches."""
     filters = filters or SearchFilters()
-    query = query.strip()
+    query = check_query(query)
     if not query:
         return []
     async with session_factory() as session:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from aiohttp import web
@@ -36,7 +34,9 @@ from pbxbridge.web.access import (
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body
 from pbxbridge.web.call_filters import CallQuery, conditions, parse_call_query
+from pbxbridge.web.calls_csv import export_filename, journal_csv
 from pbxbridge.web.context import ctx, write_session
+from pbxbridge.web.display import phone_display
 from pbxbridge.web.errors import api_error
 from pbxbridge.web.tables import MANAGER
 from pbxbridge.web.users import SignedInUser
@@ -55,10 +55,6 @@ ORIGINATE_ERRORS: dict[type[ClickToCallError], int] = {
 EXPORT_LIMIT = 50_000
 # A text search counts matching calls up to this (and says "more than" past it).
 SEARCH_LIMIT = 1_000
-CSV_COLUMNS = (
-    "id", "started_at", "direction", "status", "client_number", "client_name", "manager", "final_manager",
-    "did", "rang", "queues", "transferred_to", "wait_s", "talk_s", "recording", "linkedid", "pbx",
-)
 
 
 def _hit_item(hit: Hit) -> dict[str, Any]:
@@ -85,14 +81,28 @@ async def _transcribed(db: AsyncSession, call_ids: list[int]) -> set[int]:
     return set(rows.all())
 
 
+def _transfers(call: Call, managers: dict[str, str | None], region: str) -> list[dict[str, Any]]:
+    """Where the call went after the manager who answered: each party with a name and as people read it."""
+    targets = list(call.transferred_to or [])
+    if not targets and call.final_manager and call.final_manager != call.manager:
+        targets = [call.final_manager]
+    return [{"to": t, "name": managers.get(t), "display": phone_display(t, region)} for t in targets]
+
+
 def call_item(
-    call: Call, clients: dict[int, str | None], managers: dict[str, str | None], transcribed: set[int]
+    call: Call, clients: dict[int, str | None], managers: dict[str, str | None], transcribed: set[int],
+    region: str = "RU",
 ) -> dict[str, Any]:
-    """A journal entry plus what the pages need: ids, names, playable recordings."""
+    """A journal entry plus what the pages need: ids, names beside extensions, numbers as people
+    read them (``*_display``; the raw fields stay for machines), playable recordings."""
     item = journal_entry(call)
     item["id"] = call.id
     item["client_name"] = clients.get(call.client_id) if call.client_id else None
+    item["client_number_display"] = phone_display(call.client_number, region) or None
     item["manager_name"] = managers.get(call.manager) if call.manager else None
+    item["final_manager_name"] = managers.get(call.final_manager) if call.final_manager else None
+    item["callee_name"] = managers.get(call.callee) if call.callee else None
+    item["transfers"] = _transfers(call, managers, region)
     item["duration_s"] = round((call.wait_s or 0) + (call.talk_s or 0), 1)
     item["has_transcript"] = call.id in transcribed
     item["playable"] = [
@@ -138,9 +148,10 @@ async def _select_calls(
             )
         clients, managers = await _names(db, calls)
         transcribed = await _transcribed(db, [c.id for c in calls])
+    region = ctx(request).config.phone.default_region
     items = []
     for call in calls:
-        item = call_item(call, clients, managers, transcribed)
+        item = call_item(call, clients, managers, transcribed, region)
         if q.q:
             item["hit"] = hits.get(call.id)
         items.append(item)
@@ -151,7 +162,7 @@ async def _select_calls(
 async def list_calls(request: web.Request) -> web.Response:
     """A page of the journal, newest first, filtered; ``q`` searches transcripts and clients."""
     user = require_user(request, *CALL_ROLES)
-    q = parse_call_query(request.query, ctx(request).config.kpi.timezone)
+    q = parse_call_query(request.query, ctx(request).config.kpi.timezone, request)
     items, total, exact = await _select_calls(request, user, q, q.per_page, (q.page - 1) * q.per_page)
     # total_exact false: a text search stopped counting at ``total``; more calls match.
     return web.json_response(
@@ -161,31 +172,21 @@ async def list_calls(request: web.Request) -> web.Response:
 
 @routes.get("/api/calls/export.csv")
 async def export_calls(request: web.Request) -> web.Response:
-    """The filtered journal as CSV (every page); the export is written to the audit log."""
+    """The filtered journal as CSV for Russian Excel (every page, the page's columns); the export is audited."""
     user = require_user(request, *CALL_ROLES)
-    q = parse_call_query(request.query, ctx(request).config.kpi.timezone)
+    timezone = ctx(request).config.kpi.timezone
+    q = parse_call_query(request.query, timezone, request)
     items, _total, _exact = await _select_calls(request, user, q, EXPORT_LIMIT, 0)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for item in items:
-        writer.writerow([_csv_cell(item.get(col)) for col in CSV_COLUMNS])
+    body = journal_csv(request, items, timezone, searched=bool(q.q))
     async with write_session(ctx(request)) as db:
         record(db, request, user, "export_calls", None, rows=len(items), query=dict(request.query))
+    filename = export_filename(q.date_from, q.date_to, items, timezone)
     return web.Response(
-        body=buffer.getvalue().encode("utf-8-sig"),  # the BOM makes spreadsheet programs read UTF-8
+        body=body,
         content_type="text/csv",
         charset="utf-8",
-        headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-
-
-def _csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    return str(value)
 
 
 @routes.get("/api/calls/{call_id:\\d+}")
@@ -198,7 +199,7 @@ async def get_call(request: web.Request) -> web.Response:
         call = await load_call(db, user, call_id)
         clients, managers = await _names(db, [call])
         transcribed = await _transcribed(db, [call.id])
-        item = call_item(call, clients, managers, transcribed)
+        item = call_item(call, clients, managers, transcribed, context.config.phone.default_region)
         client = await db.get(Client, call.client_id) if call.client_id else None
         if client is not None:
             item["client"] = {

@@ -25,6 +25,9 @@ from pbxbridge.web.middleware import csrf, errors, headers_and_token, session
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 1024 * 1024
+# A request line as long as a pasted page of Cyrillic search text (6 bytes a letter, encoded):
+# the journal itself then answers it with a reason, not aiohttp's bare 400 past 8 KiB.
+MAX_REQUEST_LINE_BYTES = 64 * 1024
 
 
 def create_app(context: WebContext) -> web.Application:
@@ -52,7 +55,7 @@ class WebServer:
 
     async def start(self) -> None:
         """Bind and serve (port 0 picks a free one, readable from ``.port`` afterwards)."""
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, max_line_size=MAX_REQUEST_LINE_BYTES)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from aiohttp import web
 from sqlalchemy import ColumnElement, exists, or_, select
 
 from pbxbridge.calls.model import CallStatus, Direction
 from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.clients.tables import Client, ClientPhone, fold_name
+from pbxbridge.transcription.search import (
+    MAX_QUERY_CHARS,
+    MAX_QUERY_WORDS,
+    QueryTooLong,
+    TooManyWords,
+    check_query,
+)
 from pbxbridge.transcription.tables import TranscriptSegment
 from pbxbridge.web.errors import api_error
+from pbxbridge.web.i18n import _, n_
 
 DIRECTIONS = tuple(d.value for d in Direction)
 STATUSES = tuple(s.value for s in CallStatus)
 MAX_PER_PAGE = 200
+# Extensions are stored in at most this many characters.
+MAX_EXTENSION_CHARS = 32
+# A client filter longer than this is no name or number anyone typed.
+MAX_CLIENT_CHARS = 200
+# Dates a journal can hold: outside them the local day would not even convert to UTC.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+# What no keyboard types and PostgreSQL's text refuses (NUL): a pasted binary, not a search.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass(slots=True)
@@ -43,26 +61,45 @@ class CallQuery:
     per_page: int = 50
 
 
-def _when(value: str, zone: ZoneInfo, end: bool, key: str) -> datetime:
+def _bad(key: str, message: str) -> web.HTTPException:
+    # ``field`` lets the page mark the input it came from.
+    return api_error(400, message, field=key)
+
+
+def _when(request: web.Request | None, value: str, zone: ZoneInfo, end: bool, key: str) -> datetime:
     # A bare date is the sales department's local day; "to" includes that whole day.
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            day = date.fromisoformat(value) + (timedelta(days=1) if end else timedelta())
-            return datetime.combine(day, time(), zone)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            day = date.fromisoformat(value)
+            parsed = datetime.combine(day + (timedelta(days=1) if end else timedelta()), time(), zone)
+        else:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise api_error(400, f"{key}: expected a date (YYYY-MM-DD) or an ISO 8601 time, got {value!r}") from None
+        raise _bad(key, _(
+            request, "{key}: expected a date (YYYY-MM-DD) or an ISO 8601 time, got {value}", key=key, value=repr(value)
+        )) from None
+    except OverflowError:  # the day after 31.12.9999
+        parsed = datetime.max
+    if not FIRST_DAY <= parsed.date() <= LAST_DAY:
+        raise _bad(key, _(
+            request, "{key}: the date must be between {first} and {last}", key=key,
+            first=FIRST_DAY.strftime("%d.%m.%Y"), last=LAST_DAY.strftime("%d.%m.%Y"),
+        ))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
-def _number(value: str, key: str) -> float:
+def _number(request: web.Request | None, value: str, key: str) -> float:
     try:
-        return float(value)
+        number = float(value.replace(",", "."))  # 1,5 as a Russian keyboard writes it
     except ValueError:
-        raise api_error(400, f"{key}: expected a number, got {value!r}") from None
+        number = math.nan
+    # nan and inf read as floats but compare with no duration.
+    if not math.isfinite(number):
+        raise _bad(key, _(request, "{key}: expected a number, got {value}", key=key, value=repr(value)))
+    return number
 
 
-def _flag(value: str, key: str) -> bool | None:
+def _flag(request: web.Request | None, value: str, key: str) -> bool | None:
     low = value.strip().lower()
     if low == "":
         return None
@@ -70,27 +107,50 @@ def _flag(value: str, key: str) -> bool | None:
         return True
     if low in _FALSE:
         return False
-    raise api_error(400, f"{key}: expected true or false, got {value!r}")
+    raise _bad(key, _(request, "{key}: expected true or false, got {value}", key=key, value=repr(value)))
 
 
-def _int(value: str, key: str, low: int, high: int) -> int:
+def _int(request: web.Request | None, value: str, key: str, low: int, high: int) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise api_error(400, f"{key}: expected an integer, got {value!r}") from None
+        raise _bad(key, _(request, "{key}: expected an integer, got {value}", key=key, value=repr(value[:40]))) from None
     if not low <= number <= high:
-        raise api_error(400, f"{key}: must be between {low} and {high}")
+        raise _bad(key, _(request, "{key}: must be between {low} and {high}", key=key, low=low, high=high))
     return number
 
 
-def _choice(value: str, key: str, choices: tuple[str, ...]) -> str:
+def _choice(request: web.Request | None, value: str, key: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise api_error(400, f"{key}: must be one of {', '.join(choices)}")
+        raise _bad(key, _(request, "{key}: must be one of {choices}", key=key, choices=", ".join(choices)))
     return value
 
 
-def parse_call_query(query: Any, timezone: str) -> CallQuery:
-    """Read the journal's filters from a query string; 400 names the bad parameter."""
+def _text(request: web.Request | None, value: str, key: str) -> str:
+    """Typed text as one line: runs of spaces are one space ("Петров  Иван" is "Петров Иван")."""
+    if _CONTROL.search(value):
+        raise _bad(key, _(request, "{key}: remove the control characters from the text", key=key))
+    return " ".join(value.split())
+
+
+def _search_text(request: web.Request | None, value: str) -> str:
+    text = _text(request, value, "q")
+    try:
+        return check_query(text)
+    except QueryTooLong:
+        raise _bad("q", n_(
+            request, "The search is too long: at most {n} character.", "The search is too long: at most {n} characters.",
+            MAX_QUERY_CHARS,
+        )) from None
+    except TooManyWords:
+        raise _bad("q", n_(
+            request, "The search has too many words: at most {n} word.", "The search has too many words: at most {n} words.",
+            MAX_QUERY_WORDS,
+        )) from None
+
+
+def parse_call_query(query: Any, timezone: str, request: web.Request | None = None) -> CallQuery:
+    """Read the journal's filters from a query string; 400 names the bad parameter, in the request's language."""
     zone = ZoneInfo(timezone)
     out = CallQuery()
 
@@ -99,30 +159,42 @@ def parse_call_query(query: Any, timezone: str) -> CallQuery:
         return value.strip() if isinstance(value, str) and value.strip() else None
 
     if (v := get("from")) is not None:
-        out.date_from = _when(v, zone, False, "from")
+        out.date_from = _when(request, v, zone, False, "from")
     if (v := get("to")) is not None:
-        out.date_to = _when(v, zone, True, "to")
-    out.manager = get("manager")
-    out.client = get("client")
+        out.date_to = _when(request, v, zone, True, "to")
+    if (v := get("manager")) is not None:
+        out.manager = _text(request, v, "manager")
+        if len(out.manager) > MAX_EXTENSION_CHARS:
+            raise _bad("manager", _(
+                request, "manager: an extension has at most {most} characters", most=MAX_EXTENSION_CHARS
+            ))
+    if (v := get("client")) is not None:
+        out.client = _text(request, v, "client")
+        if len(out.client) > MAX_CLIENT_CHARS:
+            raise _bad("client", n_(
+                request, "The client filter is too long: at most {n} character.",
+                "The client filter is too long: at most {n} characters.", MAX_CLIENT_CHARS,
+            ))
     if (v := get("client_id")) is not None:
-        out.client_id = _int(v, "client_id", 1, 2**31 - 1)
+        out.client_id = _int(request, v, "client_id", 1, 2**31 - 1)
     if (v := get("direction")) is not None:
-        out.direction = _choice(v, "direction", DIRECTIONS)
+        out.direction = _choice(request, v, "direction", DIRECTIONS)
     if (v := get("status")) is not None:
-        out.status = _choice(v, "status", STATUSES)
+        out.status = _choice(request, v, "status", STATUSES)
     if (v := get("min_duration")) is not None:
-        out.min_duration_s = _number(v, "min_duration")
+        out.min_duration_s = _number(request, v, "min_duration")
     if (v := get("max_duration")) is not None:
-        out.max_duration_s = _number(v, "max_duration")
+        out.max_duration_s = _number(request, v, "max_duration")
     if (v := get("has_recording")) is not None:
-        out.has_recording = _flag(v, "has_recording")
+        out.has_recording = _flag(request, v, "has_recording")
     if (v := get("has_transcript")) is not None:
-        out.has_transcript = _flag(v, "has_transcript")
-    out.q = get("q")
+        out.has_transcript = _flag(request, v, "has_transcript")
+    if (v := get("q")) is not None:
+        out.q = _search_text(request, v) or None
     if (v := get("page")) is not None:
-        out.page = _int(v, "page", 1, 1_000_000)
+        out.page = _int(request, v, "page", 1, 1_000_000)
     if (v := get("per_page")) is not None:
-        out.per_page = _int(v, "per_page", 1, MAX_PER_PAGE)
+        out.per_page = _int(request, v, "per_page", 1, MAX_PER_PAGE)
     return out
 
 
