@@ -50,9 +50,9 @@ def test_set_rejects_bad_rules_and_names_each_problem(
     bad.write_text(json.dumps({"policy": "whoever", "ring_timeout_s": 0, "colour": "red"}), encoding="utf-8")
     assert main(["routing", "set", "--db", db_url, "--file", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "policy: must be one of least_busy, longest_idle, round_robin" in err
-    assert "ring_timeout_s: must be an integer >= 1" in err
-    assert "colour: unknown key" in err
+    assert "policy: Unknown policy «whoever»: use least_busy, longest_idle, round_robin." in err
+    assert "ring_timeout_s: Ring the manager for a whole number of seconds, at least 1, not 0." in err
+    assert "colour: Unknown setting colour." in err
     assert main(["routing", "set", "--db", db_url, "--json", "[1, 2"]) == 2
     assert "cannot read the rules" in capsys.readouterr().err
 

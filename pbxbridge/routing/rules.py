@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,15 +25,41 @@ POLICIES = ("least_busy", "longest_idle", "round_robin")
 # FreePBX's queue application context; "400" is FreePBX's first suggested queue number.
 DEFAULT_QUEUE_DESTINATION = "ext-queues,400,1"
 _GOTO = re.compile(r"^[A-Za-z0-9_.\-]+,[^,\s]+,[A-Za-z0-9_]+$")
+# A day's times: 00:00 .. 23:59, and 24:00 as the end of the day (00:00-24:00 is the whole day).
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+# What a group member must look like before it is looked up among the known extensions.
+_EXTENSION = re.compile(r"^\d{2,6}$")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def N_(message: str) -> str:  # noqa: N802 - the name the message catalog's extractor looks for
+    """Mark a message for the catalog; the web app translates it when it shows it."""
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason the rules cannot be stored: where, and what a person should read (English, ``{}`` filled from params)."""
+
+    where: str
+    message: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The message in English with its values filled in."""
+        return self.message.format(**self.params)
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.text()}"
 
 
 class RulesError(ValueError):
-    """Rules that cannot be stored; ``problems`` names each bad field."""
+    """Rules that cannot be stored; ``problems`` names each bad field, ``details`` holds them as Problems."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid routing rules: " + "; ".join(problems))
-        self.problems = problems
+    def __init__(self, details: list[Problem]) -> None:
+        self.details = details
+        self.problems = [str(p) for p in details]
+        super().__init__("invalid routing rules: " + "; ".join(self.problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,36 +138,43 @@ def rules_from_config(config: RoutingConfig, timezone: str = "Europe/Moscow") ->
 def rules_from_json(data: Mapping[str, Any], base: RoutingRules | None = None) -> RoutingRules:
     """Rules from JSON, keys missing from ``data`` taken from ``base``; raises RulesError."""
     base = base or RoutingRules()
-    problems: list[str] = []
+    problems: list[Problem] = []
     known = set(RoutingRules.__dataclass_fields__)
     for key in data:
         if key not in known:
-            problems.append(f"{key}: unknown key")
+            problems.append(Problem(key, N_("Unknown setting {key}."), {"key": key}))
 
-    def integer(key: str, low: int) -> int:
+    def integer(key: str, low: int, message: str) -> int:
         value = data.get(key, getattr(base, key))
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            problems.append(f"{key}: must be an integer >= {low}, got {value!r}")
+            problems.append(Problem(key, message, {"low": low, "value": _shown(value)}))
             return int(getattr(base, key))
         return value
 
     def text(key: str, allow_empty: bool = True) -> str:
         value = data.get(key, getattr(base, key))
         if not isinstance(value, str) or (not allow_empty and not value):
-            problems.append(f"{key}: must be a{'' if allow_empty else ' non-empty'} string, got {value!r}")
+            problems.append(Problem(key, N_("{key} must be filled in with text, not {value}."),
+                                    {"key": key, "value": _shown(value)}))
             return str(getattr(base, key))
         return value
 
-    ring_timeout_s = integer("ring_timeout_s", 1)
-    max_waiting = integer("max_waiting", 0)
+    ring_timeout_s = integer(
+        "ring_timeout_s", 1, N_("Ring the manager for a whole number of seconds, at least {low}, not {value}.")
+    )
+    max_waiting = integer(
+        "max_waiting", 0, N_("The number of callers waiting must be a whole number, at least {low}, not {value}.")
+    )
     policy = text("policy", allow_empty=False)
     if policy not in POLICIES:
-        problems.append(f"policy: must be one of {', '.join(POLICIES)}, got {policy!r}")
+        problems.append(Problem("policy", N_("Unknown policy {value}: use {choices}."),
+                                {"value": _shown(policy), "choices": ", ".join(POLICIES)}))
     timezone = text("timezone", allow_empty=False)
     try:
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        problems.append(f"timezone: unknown time zone {timezone!r}")
+        problems.append(Problem("timezone", N_("Unknown time zone {value} (for example Europe/Moscow)."),
+                                {"value": _shown(timezone)}))
     queue_destination = text("queue_destination", allow_empty=False)
     _check_goto("queue_destination", queue_destination, problems)
     after_hours = text("after_hours_destination")
@@ -149,20 +182,22 @@ def rules_from_json(data: Mapping[str, Any], base: RoutingRules | None = None) -
         _check_goto("after_hours_destination", after_hours, problems)
     dial_template = text("dial_template", allow_empty=False)
     if "{ext}" not in dial_template:
-        problems.append(f"dial_template: must contain {{ext}}, got {dial_template!r}")
+        problems.append(Problem("dial_template", N_("The dial string must contain {{ext}}, got {value}."),
+                                {"value": _shown(dial_template)}))
     default_group = data.get("default_group", base.default_group)
     if default_group is not None and not isinstance(default_group, str):
-        problems.append(f"default_group: must be a group name or null, got {default_group!r}")
+        problems.append(Problem("default_group", N_("The default group must be a group's name, not {value}."),
+                                {"value": _shown(default_group)}))
         default_group = None
 
     groups = base.groups
     if "groups" in data:
         groups = tuple(_group(i, raw, problems) for i, raw in enumerate(_list(data["groups"], "groups", problems)))
         names = [g.name for g in groups]
-        for name in {n for n in names if names.count(n) > 1}:
-            problems.append(f"groups: name {name!r} used twice")
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(Problem("groups", N_("Two groups are named {name}."), {"name": name}))
     if default_group and default_group not in {g.name for g in groups}:
-        problems.append(f"default_group: no group named {default_group!r}")
+        problems.append(Problem("default_group", N_("There is no group named {name}."), {"name": default_group}))
     hours = base.hours
     if "hours" in data:
         hours = tuple(_hours(i, raw, problems) for i, raw in enumerate(_list(data["hours"], "hours", problems)))
@@ -182,63 +217,106 @@ def rules_from_json(data: Mapping[str, Any], base: RoutingRules | None = None) -
     )
 
 
-def _check_goto(key: str, value: str, problems: list[str]) -> None:
+def check_members(rules: RoutingRules, known: Collection[str]) -> None:
+    """Every group member must be an extension somebody knows (a manager, a user, a line the PBX listed).
+
+    Raises RulesError naming each member that is not: a typo here would leave a group
+    ringing a handset that does not exist while the client waits.
+    """
+    problems: list[Problem] = []
+    for index, group in enumerate(rules.groups):
+        where = f"groups[{index}].members"
+        for member in group.members:
+            if not _EXTENSION.match(member):
+                problems.append(Problem(where, N_("Group {group}: {member} is not an extension (digits only)."),
+                                        {"group": group.name, "member": member}))
+            elif member not in known:
+                problems.append(Problem(where, N_("Group {group}: no manager or line has extension {member}."),
+                                        {"group": group.name, "member": member}))
+    if problems:
+        raise RulesError(problems)
+
+
+def _shown(value: Any) -> str:
+    # How a bad value reads in a message: text as typed, anything else as JSON would write it.
+    if isinstance(value, str):
+        return f"«{value}»"
+    if value is None:
+        return "null"
+    return repr(value)
+
+
+def _check_goto(key: str, value: str, problems: list[Problem]) -> None:
     if not _GOTO.match(value):
-        problems.append(f"{key}: must be a dialplan target 'context,exten,priority', got {value!r}")
+        problems.append(Problem(key, N_("{key} must be a dialplan target context,exten,priority, not {value}."),
+                                {"key": key, "value": _shown(value)}))
 
 
-def _list(value: Any, key: str, problems: list[str]) -> list[Any]:
+def _list(value: Any, key: str, problems: list[Problem]) -> list[Any]:
     if not isinstance(value, list):
-        problems.append(f"{key}: must be a list")
+        problems.append(Problem(key, N_("{key} must be a list."), {"key": key}))
         return []
     return value
 
 
-def _group(index: int, raw: Any, problems: list[str]) -> Group:
+def _group(index: int, raw: Any, problems: list[Problem]) -> Group:
     where = f"groups[{index}]"
     if not isinstance(raw, Mapping):
-        problems.append(f"{where}: must be an object")
+        problems.append(Problem(where, N_("Group {n} must be an object."), {"n": index + 1}))
         return Group(name=f"?{index}", members=())
     name = raw.get("name")
     if not isinstance(name, str) or not name:
-        problems.append(f"{where}.name: must be a non-empty string")
+        problems.append(Problem(f"{where}.name", N_("Group {n} needs a name."), {"n": index + 1}))
         name = f"?{index}"
     members = raw.get("members", [])
     if not isinstance(members, list) or not all(isinstance(m, str) and m for m in members):
-        problems.append(f"{where}.members: must be a list of extensions")
+        problems.append(Problem(f"{where}.members", N_("Group {group}: members must be a list of extensions."),
+                                {"group": name}))
         members = []
-    if len(set(members)) != len(members):
-        problems.append(f"{where}.members: an extension is listed twice")
+    for member in sorted({m for m in members if members.count(m) > 1}):
+        problems.append(Problem(f"{where}.members", N_("Group {group}: extension {member} is listed twice."),
+                                {"group": name, "member": member}))
     policy = raw.get("policy")
     if policy is not None and policy not in POLICIES:
-        problems.append(f"{where}.policy: must be one of {', '.join(POLICIES)} or null, got {policy!r}")
+        problems.append(Problem(f"{where}.policy", N_("Group {group}: unknown policy {value}."),
+                                {"group": name, "value": _shown(policy)}))
     queue = raw.get("queue_destination")
     if queue is not None:
         if isinstance(queue, str):
             _check_goto(f"{where}.queue_destination", queue, problems)
         else:
-            problems.append(f"{where}.queue_destination: must be a string or null")
+            problems.append(Problem(f"{where}.queue_destination", N_("Group {group}: the queue must be text or empty."),
+                                    {"group": name}))
     for key in raw:
         if key not in ("name", "members", "policy", "queue_destination"):
-            problems.append(f"{where}.{key}: unknown key")
+            problems.append(Problem(f"{where}.{key}", N_("Unknown setting {key}."), {"key": key}))
     return Group(name=name, members=tuple(members), policy=policy, queue_destination=queue)
 
 
-def _hours(index: int, raw: Any, problems: list[str]) -> Hours:
+def _hours(index: int, raw: Any, problems: list[Problem]) -> Hours:
     where = f"hours[{index}]"
     if not isinstance(raw, Mapping):
-        problems.append(f"{where}: must be an object")
+        problems.append(Problem(where, N_("Business hours line {n} must be an object."), {"n": index + 1}))
         return Hours(0, "00:00", "00:00")
     weekday = raw.get("weekday")
     if not isinstance(weekday, int) or isinstance(weekday, bool) or not 0 <= weekday <= 6:
-        problems.append(f"{where}.weekday: must be 0 (Monday) .. 6 (Sunday), got {weekday!r}")
+        problems.append(Problem(f"{where}.weekday", N_("Business hours line {n}: no such weekday {value}."),
+                                {"n": index + 1, "value": _shown(weekday)}))
         weekday = 0
     opens, closes = raw.get("opens"), raw.get("closes")
     for key, value in (("opens", opens), ("closes", closes)):
         if not isinstance(value, str) or not _HHMM.match(value):
-            problems.append(f"{where}.{key}: must be HH:MM, got {value!r}")
+            problems.append(Problem(
+                f"{where}.{key}",
+                N_("Business hours line {n}: {value} is not a time from 00:00 to 24:00."),
+                {"n": index + 1, "value": _shown(value)},
+            ))
     if isinstance(opens, str) and isinstance(closes, str) and opens >= closes:
-        problems.append(f"{where}: opens {opens} is not before closes {closes}")
+        # Overnight spans are two lines (22:00-24:00, then 00:00-06:00 the next day).
+        problems.append(Problem(
+            where, N_("opens {opens} is not before closes {closes} on {day}: split a night into two lines."),
+            {"opens": opens, "closes": closes, "day": WEEKDAYS[weekday]},
+        ))
     return Hours(weekday=weekday, opens=str(opens), closes=str(closes))
 
 

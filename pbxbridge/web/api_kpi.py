@@ -12,13 +12,15 @@ from sqlalchemy import and_, func, or_, select
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client
 from pbxbridge.db.base import table_of
-from pbxbridge.kpi.calendar import iso_local
+from pbxbridge.kpi.calendar import iso_local, local_day
 from pbxbridge.kpi.definitions import FIGURE_KIND, UNANSWERED_INBOUND, KpiSettings
 from pbxbridge.kpi.report import read_figures
 from pbxbridge.kpi.tables import CallFactRow, ManagerDayRow
 from pbxbridge.web.access import require_user
 from pbxbridge.web.context import ctx
+from pbxbridge.web.display import phone_display
 from pbxbridge.web.errors import api_error
+from pbxbridge.web.i18n import _
 from pbxbridge.web.tables import HEAD
 
 routes = web.RouteTableDef()
@@ -28,6 +30,8 @@ MAX_DAYS = 400
 # Weekly figures that are plain sums of the daily ones; the rest are recomputed or left out.
 _SUMMED_KINDS = ("count",)
 _SUMMED_SECONDS = ("talk_s",)
+# A period with none of these on any row had no calls.
+_CALL_COUNTS = ("calls_in", "calls_out", "calls_internal", "offered")
 _RATIOS = {
     "reach_rate": ("outbound_answered", "calls_out"),
     "service_level": ("answered_within_sl", None),
@@ -35,27 +39,29 @@ _RATIOS = {
 }
 
 
-def _day(value: str, key: str) -> date:
+def _day(request: web.Request, value: str, key: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise api_error(400, f"{key}: expected YYYY-MM-DD, got {value!r}") from None
+        raise api_error(400, _(request, "{key}: a date as YYYY-MM-DD, not {value}", key=key, value=value)) from None
 
 
 async def _range(request: web.Request) -> tuple[date, date]:
     """The days asked for; by default the two weeks up to the latest day with figures."""
     q = request.query
     if q.get("to"):
-        day_to = _day(q["to"], "to")
+        day_to = _day(request, q["to"], "to")
     else:
         async with ctx(request).sessions() as db:
             latest = await db.scalar(select(func.max(table_of(ManagerDayRow).c.day)))
-        day_to = latest or date.today()
-    day_from = _day(q["from"], "from") if q.get("from") else day_to - timedelta(days=DEFAULT_DAYS - 1)
+        # No figures yet: the department's today, not the server's.
+        context = ctx(request)
+        day_to = latest or local_day(context.clock(), KpiSettings.from_config(context.config).zone)
+    day_from = _day(request, q["from"], "from") if q.get("from") else day_to - timedelta(days=DEFAULT_DAYS - 1)
     if day_from > day_to:
-        raise api_error(400, "from is after to")
+        raise api_error(400, _(request, "The period starts after it ends"))
     if (day_to - day_from).days >= MAX_DAYS:
-        raise api_error(400, f"at most {MAX_DAYS} days at once")
+        raise api_error(400, _(request, "At most {n} days at once", n=MAX_DAYS))
     return day_from, day_to
 
 
@@ -99,7 +105,7 @@ async def kpi(request: web.Request) -> web.Response:
     settings = KpiSettings.from_config(context.config)
     period = request.query.get("period", "day")
     if period not in ("day", "week"):
-        raise api_error(400, "period: day or week")
+        raise api_error(400, _(request, "period: day or week"))
     day_from, day_to = await _range(request)
     manager = request.query.get("manager") or None
     async with context.sessions() as db:
@@ -107,7 +113,14 @@ async def kpi(request: web.Request) -> web.Response:
     if period == "week":
         rows = weekly(rows, settings.daily_outbound_norm)
     return web.json_response(
-        {"from": day_from.isoformat(), "to": day_to.isoformat(), "period": period, "rows": rows}
+        {
+            "from": day_from.isoformat(),
+            "to": day_to.isoformat(),
+            "period": period,
+            # No call at all in the period: the page says so instead of drawing zeros as if measured.
+            "empty": not any(row.get(name) for row in rows for name in _CALL_COUNTS),
+            "rows": rows,
+        }
     )
 
 
@@ -118,6 +131,7 @@ async def lost_leads(request: web.Request) -> web.Response:
     context = ctx(request)
     settings = KpiSettings.from_config(context.config)
     day_from, day_to = await _range(request)
+    region = context.config.phone.default_region
     unanswered = CallFactRow.status.in_(sorted(UNANSWERED_INBOUND))
     cond = and_(
         CallFactRow.day >= day_from,
@@ -140,6 +154,7 @@ async def lost_leads(request: web.Request) -> web.Response:
                 "client_id": fact.client_id,
                 "client_name": name,
                 "client_number": number,
+                "client_display": phone_display(number, region) if number else None,
                 "status": fact.status,
                 "state": "lost" if fact.lost else "at_risk",
                 "ended_at": iso_local(fact.ended_at, settings.zone),

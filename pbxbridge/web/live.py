@@ -149,6 +149,7 @@ class LiveBoard:
             "waiting": waiting,
             "managers": managers,
             "queues": [{"queue": q, "waiting": n} for q, n in sorted(queues.items())],
+            "totals": totals(waiting),
         }
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
@@ -192,6 +193,16 @@ class LiveBoard:
                 await self._push
         for feed, _send in self._feeds.values():
             await feed.stop()
+
+
+def totals(waiting: list[dict[str, Any]]) -> dict[str, Any]:
+    """The department's line right now: callers waiting and the longest of their waits so far.
+
+    A caller's wait is the whole time since their call began (greeting and queue alike): what
+    the caller has lived through, as the KPIs' waits count it.
+    """
+    waits = [float(c.get("duration_s") or 0.0) for c in waiting]
+    return {"waiting": len(waiting), "longest_wait_s": max(waits) if waits else None}
 
 
 def _call_key(caller: WaitingCaller) -> str:
