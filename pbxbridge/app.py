@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 DOMAIN_MODULES = (
     "pbxbridge.transcription.daemon",
     "pbxbridge.kpi.daemon",
+    "pbxbridge.workflow.daemon",
     "pbxbridge.routing.daemon",
     "pbxbridge.web.daemon",
     "pbxbridge.crm.daemon",

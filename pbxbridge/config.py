@@ -143,6 +143,15 @@ class RetentionConfig:
 
 
 @dataclass(slots=True)
+class WorkflowConfig:
+    # A missed client not reached within this many minutes is shown as overdue.
+    callback_due_min: int = 15
+    # Which manager a card without one gets from its calls: the first who talked with the
+    # client, the latest, or nobody (cards are then assigned by hand only).
+    assign_manager: str = "first_answered"
+
+
+@dataclass(slots=True)
 class DemoConfig:
     # auto: demo mode when no PBX is configured beyond the defaults; on/off force it.
     mode: str = "auto"
@@ -206,6 +215,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
     crm: CrmConfig = field(default_factory=CrmConfig)
     webhooks: list[WebhookConfig] = field(default_factory=list)
 
@@ -229,13 +239,14 @@ SECTIONS: dict[str, type] = {
     "log": LogConfig,
     "retention": RetentionConfig,
     "demo": DemoConfig,
+    "workflow": WorkflowConfig,
 }
 
 PORT_FIELDS = {"port", "agi_port"}
 # Ports pbxbridge listens on rather than connects to: 0 has the system pick a free
 # one (the log says which), for daemons started side by side, as the tests start them.
 LISTEN_PORT_KEYS = {"web.port", "routing.agi_port"}
-POSITIVE_FIELDS = {"beam_size", "threads", "max_attempts", "timeout_ms", "ring_timeout_s"}
+POSITIVE_FIELDS = {"beam_size", "threads", "max_attempts", "timeout_ms", "ring_timeout_s", "callback_due_min"}
 CHOICES: dict[str, tuple[str, ...]] = {
     "log.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "log.format": ("json", "text"),
@@ -244,6 +255,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "transcription.compute_type": ("auto", "int8", "int8_float16", "int8_float32", "int16", "float16", "bfloat16", "float32"),
     "routing.policy": ("least_busy", "longest_idle", "round_robin"),
     "demo.mode": ("auto", "on", "off"),
+    "workflow.assign_manager": ("first_answered", "last_answered", "none"),
 }
 DB_SCHEMES = ("sqlite", "postgresql", "postgres")
 PBX_NAME = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, event, text
@@ -43,6 +43,12 @@ class Client(Base):
     is_lead: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     responsible_manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
+    # Who chose the responsible manager: AUTO (from the calls, workflow.assign_manager) or
+    # MANUAL (a person); None while nobody has. A manual choice is never overridden by calls.
+    manager_set_by: Mapped[str | None] = mapped_column(String(8))
+    # AUTO: the start of the call that decided it (calls may be written out of order);
+    # MANUAL: when the person chose.
+    manager_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     notes: Mapped[str | None] = mapped_column(Text)
 
     phones: Mapped[list[ClientPhone]] = relationship(back_populates="client", lazy="selectin")
@@ -60,6 +66,19 @@ def fold_name(name: str) -> str:
 @event.listens_for(Client.name, "set", propagate=True)
 def _fold_on_set(target: Client, value: str | None, _old: Any, _initiator: Any) -> None:
     target.name_folded = fold_name(value) if value else None
+
+
+# Values of Client.manager_set_by.
+AUTO = "auto"
+MANUAL = "manual"
+
+
+@event.listens_for(Client.responsible_manager_id, "set", propagate=True)
+def _manual_on_set(target: Client, _value: int | None, _old: Any, _initiator: Any) -> None:
+    # Any code that sets the manager on a card (the card's form, a script) is a person's choice;
+    # the assignment from calls sets manager_set_by back to AUTO right after (clients.assign).
+    target.manager_set_by = MANUAL
+    target.manager_set_at = datetime.now(UTC)
 
 
 class ClientPhone(Base):

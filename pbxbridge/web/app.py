@@ -13,6 +13,7 @@ from pbxbridge.web import (
     api_clients,
     api_kpi,
     api_live,
+    api_missed,
     api_recordings,
     api_routing,
     auth_routes,
@@ -37,7 +38,7 @@ def create_app(context: WebContext) -> web.Application:
     )
     app[CONTEXT] = context
     for module in (health, auth_routes, api_calls, api_recordings, api_clients, api_kpi, api_live,
-                   api_routing, api_admin, pages):
+                   api_routing, api_admin, api_missed, pages):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
     return app

@@ -25,6 +25,7 @@ routes = web.RouteTableDef()
 NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("/calls", "Calls", (HEAD, MANAGER)),
     ("/clients", "Clients", (HEAD, MANAGER)),
+    ("/missed", "Missed calls", (HEAD, MANAGER)),
     ("/kpi", "KPI", (HEAD,)),
     ("/wallboard", "Wallboard", (HEAD, OPS, MANAGER)),
     ("/routing", "Routing", (HEAD, OPS)),

@@ -1,0 +1,298 @@
+"""Missed clients to call back: one row per client, read off the journal with the KPIs' own words.
+
+A client's missed call (``UNANSWERED_INBOUND``: ``missed`` or ``abandoned``)
+stays on the worklist until the company reaches the client: an answered call
+either way (the client called again and got through, or a manager's call was
+answered) that starts at or after the missed call's end, the moment from which
+the KPIs measure a callback. An outbound call nobody answered (``busy``,
+``no_answer``) is an attempt: the row stays, the attempt is noted, and its
+callback time is the KPIs' (``link_callbacks``). A ``failed`` call never
+reached the client: it is no attempt and reaches nobody. A person may close a
+row with a reason; a call missed after that opens a new one.
+
+Internal calls and calls without a client card are never rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pbxbridge.calls.tables import Call
+from pbxbridge.clients.tables import Client, ClientPhone, Manager
+from pbxbridge.db.base import table_of
+from pbxbridge.db.chunks import chunks
+from pbxbridge.kpi.definitions import (
+    ANSWERED,
+    INBOUND,
+    OUTBOUND,
+    UNANSWERED_INBOUND,
+    CallFact,
+    KpiSettings,
+    client_key,
+    link_callbacks,
+)
+from pbxbridge.workflow.tables import MissedClosure
+
+# Reasons a person closes a row for (the company reaching the client closes it by itself).
+SPAM = "spam"
+WRONG_NUMBER = "wrong_number"
+REACHED_OTHERWISE = "reached_otherwise"
+CLOSE_REASONS = (SPAM, WRONG_NUMBER, REACHED_OTHERWISE)
+
+
+@dataclass(slots=True)
+class MissedRow:
+    """One client waiting for the company to call back."""
+
+    client_id: int
+    # The number the client last called from (E.164).
+    number: str | None
+    # Missed calls since the company last reached the client (and since a person last closed the row).
+    missed_calls: int
+    first_missed_at: float
+    last_missed_at: float
+    # When the first of them ended: the row is open since then, and callback time runs from it.
+    opened_at: float
+    waited_s: float
+    longest_wait_s: float
+    # Handsets the missed calls rang, in the order they first rang.
+    rang: tuple[str, ...]
+    # Outbound calls that rang out to the client since, none answered (busy, no answer).
+    callback_attempts: int
+    last_attempt_at: float | None
+    last_attempt_status: str | None
+    # The KPIs' callback time of the first missed call (None until an attempt) and whether
+    # the lead is lost (None: the window is still open).
+    callback_s: float | None
+    lost: bool | None
+    last_missed_call_id: int
+    call_ids: tuple[int, ...]
+    client_name: str | None = None
+    manager: str | None = None
+    manager_name: str | None = None
+    numbers: tuple[str, ...] = field(default_factory=tuple)
+
+    def open_s(self, now: float) -> float:
+        """How long the row has been open at ``now``."""
+        return max(0.0, now - self.opened_at)
+
+    def overdue(self, now: float, due_s: float) -> bool:
+        """Open longer than the department allows for a callback."""
+        return self.open_s(now) > due_s
+
+    def as_dict(self, now: float, due_s: float) -> dict[str, Any]:
+        """JSON-able, times in Unix seconds (the API and ``pbxbridge missed --json``)."""
+        return {
+            "client_id": self.client_id,
+            "client_name": self.client_name,
+            "number": self.number,
+            "numbers": list(self.numbers),
+            "manager": self.manager,
+            "manager_name": self.manager_name,
+            "missed_calls": self.missed_calls,
+            "first_missed_at": self.first_missed_at,
+            "last_missed_at": self.last_missed_at,
+            "opened_at": self.opened_at,
+            "open_s": round(self.open_s(now), 1),
+            "overdue": self.overdue(now, due_s),
+            "waited_s": round(self.waited_s, 1),
+            "longest_wait_s": round(self.longest_wait_s, 1),
+            "rang": list(self.rang),
+            "callback_attempts": self.callback_attempts,
+            "last_attempt_at": self.last_attempt_at,
+            "last_attempt_status": self.last_attempt_status,
+            "callback_s": None if self.callback_s is None else round(self.callback_s, 1),
+            "lost": self.lost,
+            "last_missed_call_id": self.last_missed_call_id,
+            "call_ids": list(self.call_ids),
+        }
+
+
+def reached_at(facts: Iterable[CallFact]) -> float | None:
+    """The start of the latest call with the client that somebody answered, either way."""
+    starts = [f.started_at for f in facts if f.answered and f.direction in (INBOUND, OUTBOUND)]
+    return max(starts) if starts else None
+
+
+def open_row(
+    client_id: int,
+    facts: Sequence[CallFact],
+    closed_through: float | None,
+    settings: KpiSettings,
+    clock: float,
+) -> MissedRow | None:
+    """The client's row from their calls, or None when nothing is left to call back.
+
+    ``facts``: the client's inbound and outbound calls (at least those since the
+    company last reached them); ``closed_through``: the end of the latest missed
+    call a person closed the row at; ``clock``: the line's clock for the KPIs'
+    lost-lead window.
+    """
+    reached = reached_at(facts)
+    missed = sorted(
+        (
+            f for f in facts
+            if f.unanswered_inbound
+            and (reached is None or f.ended_at > reached)
+            and (closed_through is None or f.ended_at > closed_through)
+        ),
+        key=lambda f: (f.started_at, f.call_id),
+    )
+    if not missed:
+        return None
+    # The KPIs' own callback of each missed call (the next outbound attempt by anyone).
+    link_callbacks(facts, settings, clock)
+    first, last = missed[0], missed[-1]
+    attempts = sorted(
+        (f for f in facts if f.dialled_client and not f.answered and f.started_at >= first.ended_at),
+        key=lambda f: (f.started_at, f.call_id),
+    )
+    rang: list[str] = []
+    for f in missed:
+        rang.extend(ext for ext in f.rang if ext not in rang)
+    return MissedRow(
+        client_id=client_id,
+        number=None,
+        missed_calls=len(missed),
+        first_missed_at=first.started_at,
+        last_missed_at=last.started_at,
+        opened_at=first.ended_at,
+        waited_s=sum(f.wait_s for f in missed),
+        longest_wait_s=max(f.wait_s for f in missed),
+        rang=tuple(rang),
+        callback_attempts=len(attempts),
+        last_attempt_at=attempts[-1].started_at if attempts else None,
+        last_attempt_status=attempts[-1].status if attempts else None,
+        callback_s=first.callback_s,
+        lost=first.lost,
+        last_missed_call_id=last.call_id,
+        call_ids=tuple(f.call_id for f in missed),
+    )
+
+
+def _fact(row: Any) -> CallFact:
+    started = row.started_at.timestamp()
+    return CallFact(
+        call_id=row.id,
+        direction=row.direction,
+        status=row.status,
+        started_at=started,
+        ended_at=row.ended_at.timestamp(),
+        answered_at=None if row.answered_at is None else row.answered_at.timestamp(),
+        wait_s=float(row.wait_s),
+        talk_s=float(row.talk_s),
+        client_key=client_key(row.client_id, row.client_number),
+        client_id=row.client_id,
+        manager=row.manager,
+        rang=tuple(row.rang or ()),
+    )
+
+
+async def line_clock(session: AsyncSession) -> float:
+    """The line's own clock as the KPIs judge lost leads by: the latest call in the journal."""
+    latest: datetime | None = await session.scalar(select(func.max(Call.started_at)))
+    return latest.timestamp() if latest is not None else 0.0
+
+
+async def read_worklist(
+    session: AsyncSession, settings: KpiSettings, client_ids: Sequence[int] | None = None
+) -> list[MissedRow]:
+    """Every client's open row (or only these clients'), the longest open first."""
+    calls = table_of(Call)
+    reached = (
+        select(calls.c.client_id, func.max(calls.c.started_at).label("reached_at"))
+        .where(calls.c.status == ANSWERED, calls.c.direction.in_((INBOUND, OUTBOUND)), calls.c.client_id.is_not(None))
+        .group_by(calls.c.client_id)
+        .subquery()
+    )
+    closures = table_of(MissedClosure)
+    closed = (
+        select(closures.c.client_id, func.max(closures.c.through_at).label("through_at"))
+        .group_by(closures.c.client_id)
+        .subquery()
+    )
+    # Clients with a missed call the company has not reached them after, nor a person closed.
+    waiting = (
+        select(calls.c.client_id)
+        .select_from(
+            calls.outerjoin(reached, reached.c.client_id == calls.c.client_id)
+            .outerjoin(closed, closed.c.client_id == calls.c.client_id)
+        )
+        .where(
+            calls.c.direction == INBOUND,
+            calls.c.status.in_(sorted(UNANSWERED_INBOUND)),
+            calls.c.client_id.is_not(None),
+            or_(reached.c.reached_at.is_(None), calls.c.ended_at > reached.c.reached_at),
+            or_(closed.c.through_at.is_(None), calls.c.ended_at > closed.c.through_at),
+        )
+        .distinct()
+    )
+    if client_ids is not None:
+        waiting = waiting.where(calls.c.client_id.in_(list(client_ids)))
+    ids = sorted(set((await session.scalars(waiting)).all()))
+    if not ids:
+        return []
+    clock = await line_clock(session)
+    facts: dict[int, list[CallFact]] = {i: [] for i in ids}
+    through: dict[int, float] = {}
+    for part in chunks(ids):
+        rows = await session.execute(
+            select(calls)
+            .select_from(calls.outerjoin(reached, reached.c.client_id == calls.c.client_id))
+            .where(
+                calls.c.client_id.in_(part),
+                calls.c.direction.in_((INBOUND, OUTBOUND)),
+                # Only calls since the company last reached the client matter (that call included).
+                or_(reached.c.reached_at.is_(None), calls.c.ended_at >= reached.c.reached_at),
+            )
+        )
+        for call in rows.all():
+            facts[call.client_id].append(_fact(call))
+        for client_id, through_at in (
+            await session.execute(select(closed.c.client_id, closed.c.through_at).where(closed.c.client_id.in_(part)))
+        ).all():
+            through[client_id] = through_at.timestamp()
+    out: list[MissedRow] = []
+    for client_id in ids:
+        found = open_row(client_id, facts[client_id], through.get(client_id), settings, clock)
+        if found is not None:
+            out.append(found)
+    await _describe(session, out)
+    out.sort(key=lambda r: (r.opened_at, r.client_id))
+    return out
+
+
+async def _describe(session: AsyncSession, rows: list[MissedRow]) -> None:
+    """Cards' names, numbers and responsible managers on the rows."""
+    if not rows:
+        return
+    by_id = {r.client_id: r for r in rows}
+    for part in chunks(sorted(by_id)):
+        cards = await session.execute(
+            select(Client.id, Client.name, Manager.extension, Manager.name)
+            .outerjoin(Manager, Manager.id == Client.responsible_manager_id)
+            .where(Client.id.in_(part))
+        )
+        for client_id, name, ext, manager_name in cards.all():
+            row = by_id[client_id]
+            row.client_name, row.manager, row.manager_name = name, ext, manager_name
+        phones = await session.execute(
+            select(ClientPhone.client_id, ClientPhone.number).where(ClientPhone.client_id.in_(part))
+        )
+        numbers: dict[int, list[str]] = {}
+        for client_id, number in phones.all():
+            numbers.setdefault(client_id, []).append(number)
+        for client_id, listed in numbers.items():
+            by_id[client_id].numbers = tuple(sorted(listed))
+    last_number: dict[int, str | None] = {}
+    for part in chunks(sorted(r.last_missed_call_id for r in rows)):
+        called = await session.execute(select(Call.id, Call.client_number).where(Call.id.in_(part)))
+        last_number.update({call_id: number for call_id, number in called.all()})
+    for row in rows:
+        row.number = last_number.get(row.last_missed_call_id) or (row.numbers[0] if row.numbers else None)
