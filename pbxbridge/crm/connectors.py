@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pbxbridge.config import Config
+from pbxbridge.crm.bitrix24 import Bitrix24Target
 from pbxbridge.crm.outbox import RetryPolicy
 from pbxbridge.crm.targets import Target
 from pbxbridge.crm.webhooks import WebhookTarget
@@ -12,8 +13,6 @@ def targets_from_config(config: Config) -> list[Target]:
     """Every target configured, in a fixed order (their deliveries are queued in it)."""
     targets: list[Target] = []
     if config.crm.bitrix24.webhook_url:
-        from pbxbridge.crm.bitrix24 import Bitrix24Target
-
         targets.append(Bitrix24Target(config))
     targets += [WebhookTarget(hook) for hook in config.webhooks]
     return targets
