@@ -21,7 +21,9 @@ from pbxbridge.web.api_calls import _names, _transcribed, call_item
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body
 from pbxbridge.web.context import ctx, write_session
+from pbxbridge.web.display import phone_display
 from pbxbridge.web.errors import api_error
+from pbxbridge.web.i18n import _
 from pbxbridge.web.tables import HEAD
 
 routes = web.RouteTableDef()
@@ -30,14 +32,17 @@ MAX_NOTES = 20_000
 MAX_NAME = 200
 
 
-def _card(client: Client, managers_by_id: dict[int, tuple[str, str | None]]) -> dict[str, Any]:
+def _card(client: Client, managers_by_id: dict[int, tuple[str, str | None]], region: str) -> dict[str, Any]:
     responsible = managers_by_id.get(client.responsible_manager_id) if client.responsible_manager_id else None
+    numbers = sorted(p.number for p in client.phones)
     return {
         "id": client.id,
         "name": client.name,
         "is_lead": client.is_lead,
         "created_at": client.created_at.isoformat().replace("+00:00", "Z"),
-        "numbers": sorted(p.number for p in client.phones),
+        "numbers": numbers,
+        # Each number as people write it (+7 (495) 123-45-67); "numbers" stays what is dialled.
+        "phones": [{"number": n, "display": phone_display(n, region)} for n in numbers],
         "responsible_manager": responsible[0] if responsible else None,
         "responsible_manager_name": responsible[1] if responsible else None,
         "notes": client.notes or "",
@@ -58,8 +63,9 @@ async def list_clients(request: web.Request) -> web.Response:
         page = max(1, int(request.query.get("page", "1")))
         per_page = min(200, max(1, int(request.query.get("per_page", "50"))))
     except ValueError:
-        raise api_error(400, "page and per_page must be integers") from None
+        raise api_error(400, _(request, "page and per_page must be integers")) from None
     conds = [clients_visible(user)]
+    region = ctx(request).config.phone.default_region
     if q:
         digits = re.sub(r"\D", "", q)
         # The folded copy: SQLite's own case folding knows only ASCII letters.
@@ -82,7 +88,7 @@ async def list_clients(request: web.Request) -> web.Response:
         managers = await _managers_by_id(db)
         items = []
         for client, last_at in rows.all():
-            card = _card(client, managers)
+            card = _card(client, managers, region)
             card["last_call_at"] = last_at.isoformat().replace("+00:00", "Z") if last_at else None
             items.append(card)
     return web.json_response({"items": items, "total": total, "page": page, "per_page": per_page})
@@ -95,7 +101,7 @@ async def get_client(request: web.Request) -> web.Response:
     client_id = int(request.match_info["client_id"])
     async with ctx(request).sessions() as db:
         client = await load_client(db, user, client_id)
-        card = _card(client, await _managers_by_id(db))
+        card = _card(client, await _managers_by_id(db), ctx(request).config.phone.default_region)
         calls = list(
             (
                 await db.execute(
@@ -107,7 +113,8 @@ async def get_client(request: web.Request) -> web.Response:
         )
         clients, managers = await _names(db, calls)
         transcribed = await _transcribed(db, [c.id for c in calls])
-        card["calls"] = [call_item(c, clients, managers, transcribed) for c in calls]
+        region = ctx(request).config.phone.default_region
+        card["calls"] = [call_item(c, clients, managers, transcribed, region) for c in calls]
     return web.json_response(card)
 
 
@@ -119,42 +126,44 @@ async def update_client(request: web.Request) -> web.Response:
     body = await json_body(request)
     unknown = set(body) - {"name", "notes", "is_lead", "responsible_manager"}
     if unknown:
-        raise api_error(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+        raise api_error(400, _(request, "unknown field(s): {fields}", fields=", ".join(sorted(unknown))))
     async with write_session(ctx(request)) as db:
         client = await load_client(db, user, client_id)
         changed: dict[str, Any] = {}
         if "name" in body:
             name = body["name"]
             if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
-                raise api_error(400, f"name: text up to {MAX_NAME} characters")
+                raise api_error(400, _(request, "name: text up to {count} characters", count=MAX_NAME))
             client.name = (name or "").strip() or None
             changed["name"] = client.name
         if "notes" in body:
             notes = body["notes"]
             if not isinstance(notes, str) or len(notes) > MAX_NOTES:
-                raise api_error(400, f"notes: text up to {MAX_NOTES} characters")
+                raise api_error(400, _(request, "notes: text up to {count} characters", count=MAX_NOTES))
             client.notes = notes
             changed["notes"] = len(notes)
         if "is_lead" in body:
             if not isinstance(body["is_lead"], bool):
-                raise api_error(400, "is_lead: true or false")
+                raise api_error(400, _(request, "is_lead: true or false"))
             client.is_lead = body["is_lead"]
             changed["is_lead"] = client.is_lead
         if "responsible_manager" in body:
             if user.role != HEAD:
-                raise api_error(403, "only the head of sales reassigns clients")
+                raise api_error(403, _(request, "only the head of sales reassigns clients"))
             ext = body["responsible_manager"]
             if ext is None:
                 client.responsible_manager_id = None
             else:
                 manager_id = await db.scalar(select(Manager.id).where(Manager.extension == str(ext)))
                 if manager_id is None:
-                    raise api_error(400, f"responsible_manager: no manager with extension {ext!r}")
+                    raise api_error(
+                        400, _(request, "responsible_manager: no manager with extension {extension}", extension=ext)
+                    )
                 client.responsible_manager_id = manager_id
             changed["responsible_manager"] = ext
         record(db, request, user, "update_client", f"client:{client_id}", **changed)
         await db.flush()
-        card = _card(client, await _managers_by_id(db))
+        card = _card(client, await _managers_by_id(db), ctx(request).config.phone.default_region)
     return web.json_response(card)
 
 

@@ -2,103 +2,239 @@
 "use strict";
 
 (() => {
-  const { api, el, clear, fmtTime, fmtDuration, badge, direction, managerLabel, notice } = PBX;
+  const { t, tn, api, el, clear, fmtTime, fmtDuration, fmtClock, badge, direction, managerLabel, notice } = PBX;
   const root = document.getElementById("client-page");
-  const clientId = document.body.dataset.clientId;
+  const clientId = Number(document.body.dataset.clientId);
   const isHead = PBX.role === "head";
+  // The card as last read or saved; every part of the page is drawn from it.
+  let card = null;
+  let managers = [];
 
-  async function callNow(number, button, ringSelect) {
+  function cardTitle(c) {
+    return c.name || (c.phones[0] && c.phones[0].display) || t("Unnamed client");
+  }
+
+  function phonesOf(c) {
+    // "phones" carries each number as people write it; "numbers" alone is what older servers sent.
+    return c.phones || c.numbers.map((n) => ({ number: n, display: n }));
+  }
+
+  function managerName(extension) {
+    const found = managers.find((m) => m.extension === extension);
+    return managerLabel(extension, found ? found.name : null);
+  }
+
+  /* The player reports the start of listening once per page; streaming the audio is not listening. */
+  function reportListening(audio, recordingId) {
+    let reported = false;
+    audio.addEventListener("playing", () => {
+      if (reported) return;
+      reported = true;
+      api(`/api/recordings/${recordingId}/listen`, { method: "POST" }).catch(() => { reported = false; });
+    });
+  }
+
+  async function placeCall(number, extension, button) {
     button.disabled = true;
     try {
-      const body = { client_id: Number(clientId), number };
-      if (ringSelect) body.extension = ringSelect.value;
+      const body = { client_id: clientId, number };
+      if (extension) body.extension = extension;
       const res = await api("/api/calls/originate", { method: "POST", json: body });
-      notice(`Ringing ext ${res.extension}${PBX.extension === res.extension ? " (your handset)" : ""}; `
-             + `the client ${res.number} is dialled when it is picked up.`, "ok");
+      const client = phonesOf(card).find((p) => p.number === res.number);
+      const shown = client ? client.display : res.number;
+      notice(PBX.extension && PBX.extension === res.extension
+        ? t("Your handset is ringing; {number} is dialled when you pick up.", { number: shown })
+        : t("The handset of {manager} is ringing; {number} is dialled when it is picked up.",
+          { manager: managerName(res.extension), number: shown }), "ok");
     } catch (err) {
-      notice(`Could not place the call: ${err.message}`, "error");
+      notice(t("Could not place the call: {reason}", { reason: err.message }), "error");
     } finally {
+      // A second click while the handset rings would ring it twice.
       setTimeout(() => { button.disabled = false; }, 3000);
     }
   }
 
-  function timelineItem(call) {
-    const transcriptBox = el("div", { class: "mini-transcript" });
-    const toggle = call.has_transcript ? el("button", { type: "button", class: "link", onclick: async () => {
-      if (transcriptBox.childElementCount) { clear(transcriptBox); return; }
-      const full = await api(`/api/calls/${call.id}`);
-      clear(transcriptBox, full.transcript.map((s) => el("p", {},
-        el("a", { href: `/calls/${call.id}?t=${s.start}&rec=${s.recording_id || ""}`, class: "time" }, PBX.fmtClock(s.start)),
-        s.speaker ? el("span", { class: "speaker speaker-" + s.speaker }, s.speaker) : null, " ", s.text)));
-    } }, "Transcript") : null;
-    return el("li", { class: "timeline-item status-" + call.status },
-      el("div", { class: "when" }, el("a", { href: `/calls/${call.id}` }, fmtTime(call.started_at))),
-      el("div", { class: "what" },
-        direction(call.direction), " ", badge(call.status), " ",
-        el("span", {}, managerLabel(call.manager, call.manager_name)),
-        el("span", { class: "muted" }, ` · wait ${fmtDuration(call.wait_s)} · talk ${fmtDuration(call.talk_s)}`),
-        call.playable.length ? el("audio", { controls: true, preload: "none", src: call.playable[0].audio_url }) : null,
-        toggle, transcriptBox));
+  /* The head has no handset of their own: they choose whose rings, the client's own manager first. */
+  function askWhoRings(phone, button) {
+    const old = document.getElementById("ring-dialog");
+    if (old) old.remove();
+    const choice = el("select", { name: "ring_extension", id: "ring-extension" },
+      el("option", { value: "", disabled: true, selected: !card.responsible_manager }, t("Choose a manager…")),
+      managers.map((m) => el("option", { value: m.extension, selected: m.extension === card.responsible_manager },
+        managerLabel(m.extension, m.name))));
+    const ring = el("button", { type: "submit", class: "primary", id: "ring-confirm", disabled: !choice.value },
+      t("Ring"));
+    choice.addEventListener("change", () => { ring.disabled = !choice.value; });
+    const form = el("form", { method: "dialog", class: "ring-form" },
+      el("h2", {}, t("Call {number}", { number: phone.display })),
+      el("label", {}, t("Whose handset should ring first?"), choice),
+      el("p", { class: "muted small" }, t("The manager picks up, then the client is dialled.")),
+      el("div", { class: "ring-actions" },
+        el("button", { type: "button", class: "cancel", onclick: () => dialog.close() }, t("Cancel")), ring));
+    const dialog = el("dialog", { id: "ring-dialog", "aria-label": t("Whose handset should ring?") }, form);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!choice.value) return;
+      dialog.close();
+      placeCall(phone.number, choice.value, button);
+    });
+    dialog.addEventListener("close", () => dialog.remove());
+    document.body.append(dialog);
+    dialog.showModal();
+    choice.focus();
   }
 
-  async function load() {
-    let card, managers = [];
-    try {
-      [card, managers] = await Promise.all([api(`/api/clients/${clientId}`), api("/api/managers").then((d) => d.items)]);
-    } catch (err) {
-      clear(root, el("p", { class: "error" }, err.message));
-      return;
-    }
-    const name = el("input", { name: "name", value: card.name || "", placeholder: "Client's name" });
+  function numbersList() {
+    const phones = phonesOf(card);
+    if (!phones.length) return el("p", { class: "muted" }, t("No numbers on this card."));
+    return el("ul", { class: "numbers" }, phones.map((phone) => {
+      const button = el("button", { type: "button", class: "primary call-button", dataset: { number: phone.number },
+                                    "aria-label": t("Call {number}", { number: phone.display }) }, t("Call"));
+      button.addEventListener("click", () => (isHead ? askWhoRings(phone, button) : placeCall(phone.number, null, button)));
+      return el("li", {},
+        el("a", { class: "number", href: "tel:" + phone.number }, phone.display), button);
+    }));
+  }
+
+  function summary() {
+    return el("p", { class: "muted small", id: "card-summary" },
+      t("First contact {date}", { date: fmtTime(card.created_at) }), " · ",
+      t("Responsible: {manager}", {
+        manager: card.responsible_manager ? managerLabel(card.responsible_manager, card.responsible_manager_name)
+          : t("nobody"),
+      }));
+  }
+
+  function heading() {
+    return el("div", { class: "card-head", id: "card-head" },
+      el("h1", {}, cardTitle(card)),
+      badge(card.is_lead ? "lead" : "client", card.is_lead ? t("Lead") : t("Client")));
+  }
+
+  function editForm() {
+    const name = el("input", { name: "name", value: card.name || "", placeholder: t("Client's name"),
+                               maxlength: 200, autocomplete: "off" });
     const lead = el("select", { name: "is_lead" },
-      el("option", { value: "true", selected: card.is_lead }, "Lead"),
-      el("option", { value: "false", selected: !card.is_lead }, "Client"));
+      el("option", { value: "true", selected: card.is_lead }, t("Lead")),
+      el("option", { value: "false", selected: !card.is_lead }, t("Client")));
     const responsible = el("select", { name: "responsible_manager", disabled: !isHead },
-      el("option", { value: "" }, "Nobody"),
+      el("option", { value: "" }, t("Nobody")),
       managers.map((m) => el("option", { value: m.extension, selected: m.extension === card.responsible_manager },
-                                       managerLabel(m.extension, m.name))));
-    const notes = el("textarea", { name: "notes", rows: 6, placeholder: "Notes about this client…" }, card.notes);
-    const save = el("button", { type: "submit", class: "primary" }, "Save");
+        managerLabel(m.extension, m.name))));
+    const notes = el("textarea", { name: "notes", rows: 6, placeholder: t("Notes about this client…") }, card.notes);
+    const save = el("button", { type: "submit", class: "primary" }, t("Save"));
     const form = el("form", { class: "card edit", id: "card-form" },
-      el("label", {}, "Name", name),
-      el("label", {}, "Stage", lead),
-      el("label", {}, "Responsible manager", responsible),
-      el("label", { class: "wide" }, "Notes", notes),
+      el("label", {}, t("Name"), name),
+      el("label", {}, t("Stage"), lead),
+      el("label", {}, t("Responsible manager"), responsible),
+      el("label", { class: "wide" }, t("Notes"), notes),
       el("div", { class: "wide" }, save));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const body = { name: name.value, notes: notes.value, is_lead: lead.value === "true" };
       if (isHead) body.responsible_manager = responsible.value || null;
+      save.disabled = true;
       try {
-        await api(`/api/clients/${clientId}`, { method: "PATCH", json: body });
-        notice("Saved.", "ok");
+        const saved = await api(`/api/clients/${clientId}`, { method: "PATCH", json: body });
+        // The card as the server now holds it, without a reload; what was typed stays if saving failed.
+        card = { ...card, ...saved };
+        name.value = card.name || "";
+        notes.value = card.notes;
+        redrawCard();
+        notice(t("Saved."), "ok");
       } catch (err) {
-        notice(`Not saved: ${err.message}`, "error");
+        notice(t("Not saved: {reason}", { reason: err.message }), "error");
+      } finally {
+        save.disabled = false;
       }
     });
-    const numbers = el("ul", { class: "numbers" }, card.numbers.map((n) => {
-      const button = el("button", { type: "button", class: "primary call-button", dataset: { number: n } }, "Call");
-      // The head of sales has no handset of their own: they pick whose rings.
-      const ring = isHead ? el("select", { "aria-label": "Ring the handset of" },
-        managers.map((m) => el("option", { value: m.extension, selected: m.extension === card.responsible_manager },
-                               managerLabel(m.extension, m.name)))) : null;
-      button.addEventListener("click", () => callNow(n, button, ring));
-      return el("li", {}, el("span", { class: "number" }, n), ring, button);
-    }));
+    return form;
+  }
+
+  function timelineItem(call) {
+    const transcriptBox = el("div", { class: "mini-transcript" });
+    const toggle = call.has_transcript ? el("button", { type: "button", class: "link", "aria-expanded": "false",
+      onclick: async (event) => {
+        const button = event.currentTarget;
+        if (transcriptBox.childElementCount) {
+          clear(transcriptBox);
+          button.setAttribute("aria-expanded", "false");
+          return;
+        }
+        try {
+          const full = await api(`/api/calls/${call.id}`);
+          button.setAttribute("aria-expanded", "true");
+          clear(transcriptBox, full.transcript.map((s) => el("p", {},
+            el("a", { href: `/calls/${call.id}?t=${s.start}&rec=${s.recording_id || ""}`, class: "time" },
+              fmtClock(s.start)),
+            s.speaker ? el("span", { class: "speaker speaker-" + s.speaker },
+              s.speaker === "client" ? t("client") : s.speaker === "manager" ? t("manager") : s.speaker) : null,
+            " ", s.text)));
+        } catch (err) {
+          notice(err.message, "error");
+        }
+      } }, t("Transcript")) : null;
+    const recording = call.playable[0];
+    let audio = null;
+    if (recording) {
+      // preload="none": nothing is fetched until the manager presses play.
+      audio = el("audio", { controls: true, preload: "none", src: recording.audio_url,
+                            "aria-label": t("Recording of the call") });
+      reportListening(audio, recording.id);
+    }
+    return el("li", { class: "timeline-item status-" + call.status },
+      el("div", { class: "when" }, el("a", { href: `/calls/${call.id}` }, fmtTime(call.started_at))),
+      el("div", { class: "what" },
+        el("div", { class: "call-line" },
+          direction(call.direction), " ", badge(call.status), " ",
+          el("span", { class: "call-manager" }, managerLabel(call.manager, call.manager_name))),
+        el("div", { class: "muted small" },
+          t("wait {wait} · talk {talk}", { wait: fmtDuration(call.wait_s), talk: fmtDuration(call.talk_s) })),
+        audio,
+        el("div", { class: "links" },
+          recording ? el("a", { href: `/calls/${call.id}` }, t("Open the player")) : null,
+          recording ? el("a", { href: recording.audio_url + "?download=1", download: "" }, t("Download")) : null,
+          toggle),
+        transcriptBox));
+  }
+
+  let headBox, numbersBox, summaryBox;
+
+  /* The parts the saved card changes: heading, crumbs, numbers and who is responsible. */
+  function redrawCard() {
+    document.title = `${cardTitle(card)} · pbxbridge`;
+    clear(headBox, heading());
+    clear(numbersBox, numbersList());
+    clear(summaryBox, summary());
+    const crumb = document.getElementById("crumb-name");
+    if (crumb) crumb.textContent = cardTitle(card);
+  }
+
+  async function load() {
+    try {
+      [card, managers] = await Promise.all([
+        api(`/api/clients/${clientId}`), api("/api/managers").then((d) => d.items),
+      ]);
+    } catch (err) {
+      clear(root, el("p", { class: "error" }, err.message));
+      return;
+    }
+    headBox = el("div");
+    numbersBox = el("div");
+    summaryBox = el("div");
+    redrawCard();
     clear(root,
-      el("p", { class: "crumbs" }, el("a", { href: "/clients" }, "Clients"), " / ", card.name || card.numbers[0] || "card"),
-      el("div", { class: "card-head" },
-        el("h1", {}, card.name || card.numbers[0] || "Unnamed client"),
-        badge(card.is_lead ? "lead" : "client", card.is_lead ? "lead" : "client")),
+      el("p", { class: "crumbs" }, el("a", { href: "/clients" }, t("Clients")), " / ",
+        el("span", { id: "crumb-name" }, cardTitle(card))),
+      headBox,
       el("div", { class: "client-layout" },
         el("div", {},
-          el("section", { class: "card" }, el("h2", {}, "Numbers"), numbers,
-            el("p", { class: "muted small" }, `First contact ${fmtTime(card.created_at)} · responsible: ${
-              managerLabel(card.responsible_manager, card.responsible_manager_name)}`)),
-          form),
-        el("section", { class: "card" }, el("h2", {}, `Calls (${card.calls.length})`),
+          el("section", { class: "card" }, el("h2", {}, t("Numbers")), numbersBox, summaryBox),
+          editForm()),
+        el("section", { class: "card calls" },
+          el("h2", {}, tn("{n} call", "{n} calls", card.calls.length)),
           card.calls.length ? el("ol", { class: "timeline" }, card.calls.map(timelineItem))
-            : el("p", { class: "muted" }, "No calls you may see."))));
+            : el("p", { class: "muted" }, t("No calls you may see.")))));
   }
   load();
 })();
