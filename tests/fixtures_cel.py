@@ -20,7 +20,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -59,17 +59,23 @@ def capture_tables(path: Path | str) -> CaptureTables:
     _banner, frames = read_trace(path)
     out = CaptureTables()
     linkedid_of: dict[str, str] = {}
-    recording_of: dict[str, str] = {}
+    recordings: dict[str, list[tuple[float, str]]] = {}
     cdr_events: list[dict[str, str]] = []
+    # The PBX's wall clock minus Unix time (what EventTime and StartTime are written in).
+    offset = 0.0
     for frame in frames:
         kind = frame.get("Event")
         if kind == "CEL":
+            if not out.cel:
+                offset = _wall(frame["EventTime"]) - int(float(frame["Timestamp"]))
             linkedid_of.setdefault(frame.get("UniqueID", ""), frame.get("LinkedID", ""))
             out.cel.append(_cel_row(frame))
         elif kind == "Cdr":
             cdr_events.append(dict(frame))
         elif kind == "VarSet" and frame.get("Variable") == "MIXMONITOR_FILENAME" and frame.get("Value"):
-            recording_of.setdefault(frame.get("Uniqueid", ""), PurePosixPath(frame["Value"]).name)
+            at = float(frame.get("Timestamp", "0"))
+            recordings.setdefault(frame.get("Uniqueid", ""), []).append((at, PurePosixPath(frame["Value"]).name))
+    recording_of = _recording_per_cdr(cdr_events, recordings, offset)
     for sequence, event in enumerate(cdr_events):
         uid = event.get("UniqueID", "")
         row: Row = {
@@ -87,7 +93,7 @@ def capture_tables(path: Path | str) -> CaptureTables:
             "uniqueid": uid,
             "userfield": event.get("UserField", ""),
             "did": "",
-            "recordingfile": recording_of.get(uid, ""),
+            "recordingfile": recording_of.get(sequence, ""),
             "cnum": "",
             "cnam": "",
             "outbound_cnum": "",
@@ -101,6 +107,28 @@ def capture_tables(path: Path | str) -> CaptureTables:
             "sequence": sequence,
         }
         out.cdr.append({k: _cut(v, CDR_WIDTHS[k]) if k in CDR_WIDTHS else v for k, v in row.items()})
+    return out
+
+
+def _wall(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def _recording_per_cdr(
+    cdr_events: list[dict[str, str]], recordings: dict[str, list[tuple[float, str]]], offset: float
+) -> dict[int, str]:
+    """Which CDR (by its place in the capture) holds each recording: the channel's CDR that had begun when it started.
+
+    A transfer starts a new CDR on the same channel, and FreePBX sets ``CDR(recordingfile)``
+    on the CDR current when MixMonitor starts.
+    """
+    out: dict[int, str] = {}
+    for uid, started in recordings.items():
+        cdrs = [(i, _wall(e.get("StartTime", "")) - offset) for i, e in enumerate(cdr_events) if e.get("UniqueID") == uid]
+        for at, name in started:
+            begun = [i for i, start in cdrs if start <= at + 1 and i not in out]
+            if begun:
+                out[begun[-1]] = name
     return out
 
 

@@ -55,7 +55,7 @@ def test_a_capture_row_is_what_cel_odbc_writes(shared_dir: Path) -> None:
     rows = capture_tables(shared_dir / "01-inbound-answered.ami")
     first = rows.cel[0]
     assert first["eventtype"] == "CHAN_START"
-    assert first["eventtime"] == "2026-11-26 20:04:09"  # the PBX's wall clock (Moscow), to the second
+    assert first["eventtime"] == "2026-11-26 20:04:09"  # the PBX's wall clock (the lab ran on UTC), to the second
     assert first["channame"] == "Local/79161110001@client-sim-00000002;1"
     assert first["uniqueid"] == first["linkedid"] == "1795723449.4"
     assert {r["linkedid"] for r in rows.cdr} == {"1795723449.4"}

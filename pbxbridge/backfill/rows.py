@@ -80,6 +80,7 @@ class CdrRow:
     channel: str = ""
     dstchannel: str = ""
     lastapp: str = ""
+    lastdata: str = ""
     disposition: str = ""
     duration: int = 0
     billsec: int = 0
@@ -158,6 +159,7 @@ def cdr_row(raw: Mapping[str, Any], zone: ZoneInfo) -> CdrRow:
         channel=_text(raw, "channel"),
         dstchannel=_text(raw, "dstchannel"),
         lastapp=_text(raw, "lastapp"),
+        lastdata=_text(raw, "lastdata"),
         disposition=_text(raw, "disposition"),
         duration=int(raw.get("duration") or 0),
         billsec=int(raw.get("billsec") or 0),

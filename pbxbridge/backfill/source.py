@@ -1,0 +1,227 @@
+"""Reading a PBX's asteriskcdrdb: CEL rows in pages by id, a call's CDR rows beside them.
+
+The URL's scheme picks the driver: ``mysql://`` (MariaDB/MySQL, as FreePBX has it) reads
+through asyncmy, ``postgresql://`` through asyncpg (Asterisk's cel_pgsql/cdr_pgsql). Only
+SELECTs are sent: a read-only grant is enough (docs/FREEPBX.md).
+
+FreePBX's cel table has no index on ``eventtime``, only its primary key: rows are read in
+id order (the order Asterisk wrote them), and the first id of a range is found by a binary
+search on the key, a few dozen point reads however large the table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from pbxbridge.backfill.rows import BadRow, CdrRow, CelRow, cdr_row, cel_row
+
+log = logging.getLogger(__name__)
+
+PAGE_ROWS = 5000
+CEL_SELECT = (
+    "id, eventtype, eventtime, cid_name, cid_num, cid_ani, cid_dnid, exten, context, channame,"
+    " appname, appdata, uniqueid, linkedid, peer, eventextra"
+)
+CDR_SELECT = (
+    "calldate, uniqueid, linkedid, src, dst, dcontext, channel, dstchannel, lastapp, lastdata,"
+    " disposition, duration, billsec, did, recordingfile, cnum, sequence"
+)
+_DRIVERS = {
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mysql+asyncmy",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+class SourceError(RuntimeError):
+    """The CDR database cannot be read; the message says what to fix."""
+
+
+def driver_url(url: str) -> str:
+    """The URL with its async driver (``mysql://`` -> asyncmy, ``postgresql://`` -> asyncpg)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in _DRIVERS:
+        raise SourceError(f"cdr_url: unsupported scheme {parsed.drivername!r} (use mysql:// or postgresql://)")
+    return parsed.set(drivername=_DRIVERS[backend]).render_as_string(hide_password=False)
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unreadable URL is shown as nothing rather than leaked
+        return "(unreadable URL)"
+
+
+@dataclass(frozen=True, slots=True)
+class CelPage:
+    rows: list[CelRow]
+    # The last id read (bad rows included): the next page starts after it.
+    last_id: int
+    # Unix seconds of the last row read.
+    last_at: float
+
+
+class CdrSource:
+    """One PBX's asteriskcdrdb, read-only."""
+
+    def __init__(
+        self,
+        url: str,
+        zone: ZoneInfo,
+        warn: Callable[[str], None] | None = None,
+        engine: AsyncEngine | None = None,
+    ) -> None:
+        self.url = url
+        self.zone = zone
+        self.engine = engine or create_async_engine(driver_url(url), pool_pre_ping=True, pool_size=2)
+        self._warn = warn or log.warning
+        self.bad_rows = 0
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def check(self) -> None:
+        """Fail now, with what to fix, when the database cannot be read (wrong password, unreachable, no cel)."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT id FROM cel ORDER BY id LIMIT 1"))
+        except (OperationalError, InterfaceError, ProgrammingError, DBAPIError, OSError) as exc:
+            raise SourceError(_explain(exc, safe_url(self.url))) from exc
+
+    async def _one(self, sql: str, **params: Any) -> Any:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(text(sql), params)).first()
+
+    async def first_id_at(self, at: float) -> int:
+        """The id of the first CEL row written at or after ``at`` (one past the last when none)."""
+        bounds = await self._one("SELECT min(id), max(id) FROM cel")
+        if bounds is None or bounds[0] is None:
+            return 1
+        lo, hi = int(bounds[0]), int(bounds[1]) + 1
+        wall = self._wall(at)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            row = await self._one("SELECT id, eventtime FROM cel WHERE id >= :mid ORDER BY id LIMIT 1", mid=mid)
+            if row is None:
+                hi = mid
+            elif _naive(row[1]) < wall:
+                lo = int(row[0]) + 1
+            else:
+                hi = mid
+        return lo
+
+    def _wall(self, at: float) -> datetime:
+        """Unix seconds as the PBX's wall clock (what eventtime and calldate hold)."""
+        return datetime.fromtimestamp(at, self.zone).replace(tzinfo=None)
+
+    async def cel_page(self, after_id: int, limit: int = PAGE_ROWS) -> CelPage | None:
+        """Up to ``limit`` CEL rows after ``after_id``, in id order; None past the last row."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                text(f"SELECT {CEL_SELECT} FROM cel WHERE id > :after ORDER BY id LIMIT :limit"),
+                {"after": after_id, "limit": limit},
+            )
+            raw = result.mappings().all()
+        if not raw:
+            return None
+        rows: list[CelRow] = []
+        last_at = 0.0
+        for item in raw:
+            try:
+                row = cel_row(dict(item), self.zone)
+            except BadRow as exc:
+                self.bad_rows += 1
+                self._warn(f"{exc}; skipped")
+                continue
+            rows.append(row)
+            last_at = row.at
+        return CelPage(rows=rows, last_id=int(raw[-1]["id"]), last_at=last_at)
+
+    async def cdr_rows(self, linkedids: Sequence[str], since: float, until: float) -> dict[str, list[CdrRow]]:
+        """The CDR rows of these calls, which began between ``since`` and ``until`` (by calldate's index)."""
+        if not linkedids:
+            return {}
+        wanted = set(linkedids)
+        statement = text(
+            f"SELECT {CDR_SELECT} FROM cdr WHERE calldate >= :since AND calldate <= :until"
+        ).bindparams(bindparam("since"), bindparam("until"))
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                statement, {"since": self._wall(since - 1), "until": self._wall(until + 1)}
+            )
+            raw = result.mappings().all()
+        out: dict[str, list[CdrRow]] = {}
+        for item in raw:
+            try:
+                row = cdr_row(dict(item), self.zone)
+            except BadRow as exc:
+                self._warn(f"{exc}; skipped")
+                continue
+            if row.linkedid in wanted:
+                out.setdefault(row.linkedid, []).append(row)
+        return out
+
+    async def cdr_pages(self, since: float, until: float, limit: int = PAGE_ROWS) -> AsyncIterator[list[CdrRow]]:
+        """Every CDR row that began in [since, until), in pages by calldate (the CDR-only fallback)."""
+        start = self._wall(since)
+        end = self._wall(until)
+        offset = 0
+        while True:
+            async with self.engine.connect() as conn:
+                result = await conn.execute(
+                    text(
+                        f"SELECT {CDR_SELECT} FROM cdr WHERE calldate >= :start AND calldate < :end"
+                        " ORDER BY calldate, sequence LIMIT :limit OFFSET :offset"
+                    ),
+                    {"start": start, "end": end, "limit": limit, "offset": offset},
+                )
+                raw = result.mappings().all()
+            if not raw:
+                return
+            offset += len(raw)
+            page: list[CdrRow] = []
+            for item in raw:
+                try:
+                    page.append(cdr_row(dict(item), self.zone))
+                except BadRow as exc:
+                    self._warn(f"{exc}; skipped")
+            yield page
+
+
+def _naive(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a date and time: {value!r}")
+    return value.replace(tzinfo=None)
+
+
+def _explain(exc: BaseException, where: str) -> str:
+    """What went wrong reading the CDR database, in words an admin acts on."""
+    message = str(getattr(exc, "orig", None) or exc)
+    lowered = message.lower()
+    if "access denied" in lowered or "password" in lowered or "authentication" in lowered:
+        return f"CDR database {where}: login refused (wrong user or password?): {message}"
+    if (
+        "doesn't exist" in lowered
+        or "does not exist" in lowered
+        or "unknown database" in lowered
+        or "no such table" in lowered
+    ):
+        return f"CDR database {where}: no cel table there (is it FreePBX's asteriskcdrdb, is CEL on?): {message}"
+    if "select command denied" in lowered or "permission denied" in lowered:
+        return f"CDR database {where}: no right to read cel (grant SELECT, see docs/FREEPBX.md): {message}"
+    return f"CDR database {where} unreachable: {message}"
