@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pbxbridge.config import Config
+from pbxbridge.crm.amocrm import AmoCrmTarget
 from pbxbridge.crm.bitrix24 import Bitrix24Target
 from pbxbridge.crm.outbox import RetryPolicy
 from pbxbridge.crm.targets import Target
@@ -14,6 +15,8 @@ def targets_from_config(config: Config) -> list[Target]:
     targets: list[Target] = []
     if config.crm.bitrix24.webhook_url:
         targets.append(Bitrix24Target(config))
+    if config.crm.amocrm.base_url:
+        targets.append(AmoCrmTarget(config))
     targets += [WebhookTarget(hook) for hook in config.webhooks]
     return targets
 
