@@ -76,6 +76,8 @@ class WebConfig:
     secret_key: str = ""
     # Mark session cookies Secure even when a proxy in front speaks HTTPS for us.
     secure_cookies: bool = False
+    # The web app's language when neither the user nor the browser says: ru or en.
+    language: str = "ru"
 
 
 @dataclass(slots=True)
@@ -255,6 +257,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "transcription.compute_type": ("auto", "int8", "int8_float16", "int8_float32", "int16", "float16", "bfloat16", "float32"),
     "routing.policy": ("least_busy", "longest_idle", "round_robin"),
     "demo.mode": ("auto", "on", "off"),
+    "web.language": ("ru", "en"),
     "workflow.assign_manager": ("first_answered", "last_answered", "none"),
 }
 DB_SCHEMES = ("sqlite", "postgresql", "postgres")

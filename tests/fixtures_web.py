@@ -45,7 +45,8 @@ def web_config(db_url: str, shared_dir: Path, **web: Any) -> Config:
     return Config(
         database=DatabaseConfig(url=db_url),
         recordings=RecordingsConfig(root=str(shared_dir / "recordings")),
-        web=WebConfig(secret_key="test-secret-key-0123456789", **web),
+        # English unless a test asks otherwise: the API's messages are asserted as written.
+        web=WebConfig(secret_key="test-secret-key-0123456789", **{"language": "en", **web}),
     )
 
 

@@ -602,6 +602,7 @@ STATUS_BY_ROLE: dict[tuple[str, str], tuple[int, int, int]] = {
     ("POST", "/api/login"): (200, 200, 200),
     ("POST", "/api/logout"): (200, 200, 200),
     ("GET", "/api/me"): (200, 200, 200),
+    ("POST", "/api/me/language"): (200, 200, 200),
     ("GET", "/api/calls"): (200, 200, 403),
     ("GET", "/api/calls/export.csv"): (200, 200, 403),
     ("GET", "/api/calls/{call_id}"): (200, 200, 403),
@@ -637,6 +638,7 @@ async def test_every_documented_route_answers_each_role_as_documented(site: Site
         ("POST", "/api/calls/originate"): {"client_id": data.ivan_client_id, "extension": "203"},
         ("PATCH", "/api/clients/{client_id}"): {"notes": "Called about the price list"},
         ("PUT", "/api/routing/rules"): {"max_waiting": 3},
+        ("POST", "/api/me/language"): {"language": "en"},
     }
     stranger = site.client()
     await stranger.prime()

@@ -18,6 +18,7 @@ from pbxbridge.web import (
     api_routing,
     auth_routes,
     health,
+    language,
     pages,
 )
 from pbxbridge.web.context import CONTEXT, WebContext
@@ -38,7 +39,7 @@ def create_app(context: WebContext) -> web.Application:
     )
     app[CONTEXT] = context
     for module in (health, auth_routes, api_calls, api_recordings, api_clients, api_kpi, api_live,
-                   api_routing, api_admin, api_missed, pages):
+                   api_routing, api_admin, api_missed, language, pages):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
     return app

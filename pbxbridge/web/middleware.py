@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Paths anyone may reach without signing in.
-PUBLIC_PREFIXES = ("/static/", "/healthz", "/readyz", "/metrics", "/login", "/api/login", "/api/openapi.json")
+PUBLIC_PREFIXES = ("/static/", "/healthz", "/readyz", "/metrics", "/login", "/api/login", "/api/openapi.json", "/language")
 # wavesurfer draws into a shadow root with inline styles; everything else is same-origin.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "

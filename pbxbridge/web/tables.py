@@ -32,6 +32,8 @@ class User(Base):
     # A manager's handset extension: which calls and clients are theirs.
     extension: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The language the user picked for the web app ("ru", "en"); None: the browser's.
+    language: Mapped[str | None] = mapped_column(String(8))
 
 
 class AuditEntry(Base):

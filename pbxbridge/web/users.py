@@ -48,10 +48,15 @@ class SignedInUser:
     extension: str | None
     # Changes when the password does, so a new password ends old sessions.
     password_tag: str
+    # The web app's language the user chose; None: the browser's.
+    language: str | None = None
 
     def as_json(self) -> dict[str, object]:
         """Public fields for /api/me."""
-        return {"id": self.id, "username": self.username, "role": self.role, "extension": self.extension}
+        return {
+            "id": self.id, "username": self.username, "role": self.role, "extension": self.extension,
+            "language": self.language,
+        }
 
 
 def password_tag(password_hash: str) -> str:
@@ -61,7 +66,9 @@ def password_tag(password_hash: str) -> str:
 
 def signed_in(user: User) -> SignedInUser:
     """The request-side view of a user row."""
-    return SignedInUser(user.id, user.username, user.role, user.extension, password_tag(user.password_hash))
+    return SignedInUser(
+        user.id, user.username, user.role, user.extension, password_tag(user.password_hash), user.language
+    )
 
 
 def hash_password(password: str) -> str:
@@ -116,6 +123,16 @@ async def set_password(session: AsyncSession, username: str, password: str) -> U
     if user is None:
         raise UserError(f"no user {username!r}")
     user.password_hash = hash_password(password)
+    await session.flush()
+    return user
+
+
+async def set_language(session: AsyncSession, user_id: int, language: str | None) -> User:
+    """Keep the user's own language for the web app (None: follow the browser again)."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise UserError(f"no user with id {user_id}")
+    user.language = language
     await session.flush()
     return user
 

@@ -1,0 +1,64 @@
+"""The call journal in Russian on a desktop and on a phone: numbers as people write them, names
+beside extensions, local times, rows as cards that fit a 390 px screen, a refused search explained."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from tests.e2e.browser import DESKTOP, PHONE, Floor, shot, sign_in
+
+# The first captured call: +79161110001 answered by 203 (Anna Kuznetsova) at 20:04:09 UTC on 26.11.2026.
+IVAN_NUMBER = "+7 (916) 111-00-01"
+IVAN_STARTED = "26.11.2026 23:04:09"  # Moscow time
+MANAGER = "Anna Kuznetsova (203)"
+
+
+def _ivan_row(page: Any, floor: Floor) -> Any:
+    row = page.locator(f"#calls-table tr.call-row[data-call-id='{floor.data.ivan_call_id}']")
+    row.wait_for()
+    return row
+
+
+def _overflow(page: Any) -> int:
+    """How many pixels the page is wider than the screen."""
+    return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+
+def test_journal_in_russian_on_a_desktop_and_a_phone(floor: Floor) -> None:
+    for width in (DESKTOP, PHONE):
+        page = sign_in(floor, "olga", "/calls?per_page=200", width=width, locale="ru-RU")
+        row = _ivan_row(page, floor)
+        text = row.inner_text()
+        assert IVAN_NUMBER in text and MANAGER in text and IVAN_STARTED in text, text
+        # The blind transfer says to whom, by name.
+        assert "→ Olga Smirnova (202)" in page.locator("#calls-table").inner_text()
+        assert _overflow(page) <= 0, f"{width} px: the page is wider than the screen"
+        folded = page.evaluate("!document.querySelector('#filters details.more-filters').open")
+        if width == PHONE:
+            # Rows are cards, one above another, each as wide as the screen at most.
+            assert not page.locator("#calls-table thead").is_visible()
+            box = row.bounding_box()
+            assert box is not None and box["width"] <= PHONE
+            assert folded, "the filters take the phone's screen"
+            page.click("#filters summary")
+            page.wait_for_selector("#filters input[name=client]", state="visible")
+            assert _overflow(page) <= 0
+        else:
+            assert page.locator("#calls-table thead").is_visible() and not folded
+        shot(page, f"journal-ru-{width}")
+        page.context.close()
+
+
+def test_a_refused_search_says_why_on_the_page(floor: Floor) -> None:
+    page = sign_in(floor, "ivan", "/calls", width=PHONE, locale="ru-RU")
+    page.wait_for_selector("#calls-table tbody tr")
+    pasted = "информацию " * 500
+    expected = page.request.get("/api/calls?q=" + quote(pasted)).json()["error"]
+    page.goto("/calls?q=" + quote(pasted))
+    message = page.wait_for_selector("#calls-error:not([hidden])")
+    assert message.inner_text() == expected
+    assert page.get_attribute("input[name=q]", "aria-invalid") == "true"
+    assert _overflow(page) <= 0
+    shot(page, "journal-refused-search")
+    page.context.close()
