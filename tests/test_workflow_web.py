@@ -176,3 +176,31 @@ async def test_the_page_for_heads_and_managers_only(desk: Desk) -> None:
     async with ops.send("GET", "/missed") as page:
         assert page.status == 403
     assert (await ops.json("GET", "/api/missed"))[0] == 403
+
+
+async def test_a_managers_pages_hear_of_their_own_clients_missed_calls(desk: Desk) -> None:
+    head = await desk.signed_in("olga")
+    _, listing = await head.json("GET", "/api/missed")
+    rows = by_number(listing)
+    for number, ext in ((ABANDONED, "203"), (BUSY_EVERYONE, "202")):
+        status, _ = await head.json(
+            "POST", "/api/clients/assign", json={"client_ids": [rows[number]["client_id"]], "manager": ext}
+        )
+        assert status == 200
+    ivan = await desk.signed_in("ivan")
+    # A page just opened learns where the journal is and announces nothing from before.
+    status, first = await ivan.json("GET", "/api/missed/alerts")
+    assert (status, first["items"]) == (200, []) and first["latest"] > 0
+    # Everything after a point: only Ivan's own client's missed call.
+    _, since = await ivan.json("GET", "/api/missed/alerts?after=0")
+    assert [(i["call_id"], i["number_display"]) for i in since["items"]] == [
+        (rows[ABANDONED]["last_missed_call_id"], "+7 (916) 111-00-03")
+    ]
+    _, later = await ivan.json("GET", f"/api/missed/alerts?after={since['items'][0]['call_id']}")
+    assert later["items"] == []
+    petr = await desk.signed_in("petr")
+    _, his = await petr.json("GET", "/api/missed/alerts?after=0")
+    assert [i["client_id"] for i in his["items"]] == [rows[BUSY_EVERYONE]["client_id"]]
+    _, heads = await head.json("GET", "/api/missed/alerts?after=0")
+    assert heads["items"] == []
+    assert (await ivan.json("GET", "/api/missed/alerts?after=x"))[0] == 400

@@ -116,7 +116,7 @@ def layout(
     # The catalog first: every page script translates as soon as it runs.
     catalog = f'<script src="/static/i18n/{lang}.js?v={load_catalog(lang).version}"></script>'
     tags = catalog + "".join(
-        f'<script src="/static/{_esc(s)}?v={ASSET_VERSION}"></script>' for s in ("js/common.js", *scripts)
+        f'<script src="/static/{_esc(s)}?v={ASSET_VERSION}"></script>' for s in ("js/common.js", "js/missed_alert.js", *scripts)
     )
     page = f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8">
