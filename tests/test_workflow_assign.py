@@ -178,3 +178,45 @@ def test_reassigning_in_bulk_from_the_command_line(
     assert asyncio.run(managers()) == {i: ("202", MANUAL) for i in ids}
     assert main(["assign", "--db", db_url, "--nobody", str(ids[0])]) == 0
     assert asyncio.run(managers())[ids[0]] == (None, MANUAL)
+
+
+def test_workflow_settings_are_checked() -> None:
+    from pbxbridge.config import ConfigError, config_from_mapping
+
+    config = config_from_mapping({"workflow": {"callback_due_min": 30, "assign_manager": "last_answered"}})
+    assert (config.workflow.callback_due_min, config.workflow.assign_manager) == (30, "last_answered")
+    assert config_from_mapping({}).workflow.assign_manager == FIRST_ANSWERED
+    with pytest.raises(ConfigError) as bad:
+        config_from_mapping({"workflow": {"callback_due_min": 0, "assign_manager": "whoever", "due": 5}})
+    problems = " ".join(bad.value.problems)
+    assert "workflow.callback_due_min" in problems and "workflow.assign_manager" in problems
+    assert "workflow.due" in problems
+
+
+def test_cards_written_before_get_their_manager_from_the_calls(
+    db_url: str, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    traces = [shared_dir / "01-inbound-answered.ami", shared_dir / "03-inbound-abandoned.ami"]
+    monkeypatch.setenv("PBXBRIDGE_WORKFLOW__ASSIGN_MANAGER", "none")
+    assert main(["replay", "--db", db_url, *map(str, traces)]) == 0
+    monkeypatch.delenv("PBXBRIDGE_WORKFLOW__ASSIGN_MANAGER")
+
+    async def managers() -> dict[str, str | None]:
+        engine = make_engine(db_url)
+        try:
+            async with session_factory(engine)() as session:
+                rows = await session.execute(
+                    select(ClientPhone.number, Manager.extension)
+                    .join(Client, Client.id == ClientPhone.client_id)
+                    .outerjoin(Manager, Manager.id == Client.responsible_manager_id)
+                )
+                return dict(rows.all())  # type: ignore[arg-type]
+        finally:
+            await engine.dispose()
+
+    import asyncio
+
+    assert asyncio.run(managers()) == {"+79161110001": None, "+79161110003": None}
+    assert main(["assign", "--db", db_url, "--from-calls"]) == 0
+    # The caller 203 answered gets 203; the one nobody answered still has nobody.
+    assert asyncio.run(managers()) == {"+79161110001": "203", "+79161110003": None}
