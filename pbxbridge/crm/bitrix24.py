@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from pbxbridge.config import Config
-from pbxbridge.crm.events import CALL_FINISHED, RECORDING_READY, TRANSCRIPT_READY, CallEvent
+from pbxbridge.crm.events import CALL_FINISHED, CALL_RINGING, RECORDING_READY, TRANSCRIPT_READY, CallEvent
 from pbxbridge.crm.targets import DEFAULT_THROTTLE_S, Delivery, DeliveryFailed, Planned, Target, post, retry_after
 
 REGISTER = "telephony.externalcall.register"
@@ -57,6 +57,7 @@ class Bitrix24Target(Target):
     """The ``[crm.bitrix24]`` portal, reached through its inbound webhook."""
 
     burst = BURST
+    live_events = frozenset({CALL_RINGING})
 
     def __init__(self, config: Config) -> None:
         settings = config.crm.bitrix24
@@ -75,6 +76,10 @@ class Bitrix24Target(Target):
         if call["direction"] not in ("inbound", "outbound"):
             # A call between colleagues has no client to put it on.
             return []
+        if event.name == CALL_RINGING:
+            # Registered while it rings, the manager's card pops up with the client's CRM record;
+            # the same key as the finished call's register: whichever comes first is the one.
+            return [Planned("register", "bitrix24.register", self._register(call, show=True))]
         if event.name == CALL_FINISHED:
             return [
                 Planned("register", "bitrix24.register", self._register(call)),
@@ -86,7 +91,7 @@ class Bitrix24Target(Target):
             return [Planned("attach_transcription", f"bitrix24.{event.key}", dict(event.extra))]
         return []
 
-    def _register(self, call: dict[str, Any]) -> dict[str, Any]:
+    def _register(self, call: dict[str, Any], show: bool = False) -> dict[str, Any]:
         inbound = call["direction"] == "inbound"
         # Who the call is put on: who answered or placed it, else the first whose handset rang.
         user = call.get("manager") or next(iter(call.get("rang") or []), None)
@@ -98,8 +103,8 @@ class Bitrix24Target(Target):
             "CALL_START_DATE": started.isoformat(timespec="seconds"),
             # An unknown number becomes a lead.
             "CRM_CREATE": 1,
-            # The call is over by now: no card pops up on the manager's screen for it.
-            "SHOW": 0,
+            # A call registered once it is over pops no card up on the manager's screen.
+            "SHOW": 1 if show else 0,
             "EXTERNAL_CALL_ID": external_call_id(call),
         }
         if inbound and call.get("did"):

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from pbxbridge.crm.connectors import retry_policy, targets_from_config
+from pbxbridge.crm.live import LiveCalls
 from pbxbridge.crm.queueing import CallQueue
 from pbxbridge.crm.worker import OutboxWorker
 
@@ -45,6 +46,9 @@ def attach(hub: Hub) -> OutboxWorker | None:
     hub.on_transcript_ready(TranscriptQueue(hub, queue, worker).on_transcript_ready)
     # Replay queues deliveries as a live daemon does; they are sent by a live daemon or `pbxbridge outbox deliver`.
     hub.add_component(DaemonWorker(hub, worker), serving=True)
+    live = LiveCalls(hub.calls_in_progress, targets, hub.config.phone.default_region, hub.clock,
+                     hub.database_turn, worker.wake)
+    hub.add_component(DaemonLiveCalls(hub, live), serving=True)
     log.info("CRM: delivering calls to %s", ", ".join(t.name for t in targets))
     return worker
 
@@ -62,3 +66,17 @@ class DaemonWorker:
 
     async def stop(self) -> None:
         await self.worker.stop()
+
+
+class DaemonLiveCalls:
+    """Calls still up, read a few times a second once the daemon's database is up (live daemons only)."""
+
+    def __init__(self, hub: Hub, live: LiveCalls) -> None:
+        self.hub = hub
+        self.live = live
+
+    async def start(self) -> None:
+        await self.live.start(self.hub.write_sessions)
+
+    async def stop(self) -> None:
+        await self.live.stop()

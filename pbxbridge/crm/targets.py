@@ -67,6 +67,8 @@ class Target(abc.ABC):
     # Sustained requests a second, and how many may go at once after a quiet spell.
     requests_per_s: float
     burst: int
+    # Events of calls still up (call.ringing, call.answered) it takes: read off the PBX while they happen.
+    live_events: frozenset[str] = frozenset()
 
     @abc.abstractmethod
     def plan(self, event: CallEvent) -> list[Planned]:

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from pbxbridge.config import WEBHOOK_EVENTS, WebhookConfig
-from pbxbridge.crm.events import CallEvent
+from pbxbridge.crm.events import CALL_ANSWERED, CALL_RINGING, CallEvent
 from pbxbridge.crm.targets import Delivery, Planned, Target, http_failure, post
 
 SIGNATURE_HEADER = "X-Pbxbridge-Signature"
@@ -59,6 +59,7 @@ class WebhookTarget(Target):
         self.requests_per_s = float(settings.requests_per_s)
         self.burst = max(1, settings.requests_per_s)
         self.events = set(settings.events or WEBHOOK_EVENTS)
+        self.live_events = frozenset(self.events & {CALL_RINGING, CALL_ANSWERED})
         self.clock = clock
 
     def plan(self, event: CallEvent) -> list[Planned]:
