@@ -8,7 +8,7 @@ from pbxbridge.web.sessions import (
     SessionSigner,
     tokens_match,
 )
-from pbxbridge.web.throttle import FREE_FAILURES, MAX_DELAY_S, LoginThrottle
+from pbxbridge.web.throttle import ACCOUNT_RULE, LoginThrottle
 
 
 def test_session_cookie_is_signed_and_expires() -> None:
@@ -36,18 +36,19 @@ def test_csrf_tokens_must_be_present_and_equal() -> None:
 def test_each_failure_past_the_free_ones_doubles_the_wait() -> None:
     now = [0.0]
     throttle = LoginThrottle(clock=lambda: now[0])
-    waits = [throttle.failed("Anna", "10.0.0.1") for _ in range(FREE_FAILURES + 3)]
-    assert waits[: FREE_FAILURES - 1] == [0.0] * (FREE_FAILURES - 1)
-    assert waits[FREE_FAILURES - 1:] == [1.0, 2.0, 4.0, 8.0]
-    # Per name (any case) and address: others are not held up.
+    free = ACCOUNT_RULE.free
+    waits = [throttle.failed("Anna", "10.0.0.1") or throttle.retry_after("anna", "10.0.0.1") for _ in range(free + 3)]
+    assert waits[: free - 1] == [0.0] * (free - 1)
+    assert waits[free - 1:] == [1.0, 2.0, 4.0, 8.0]
+    # Per account (any case, from any address); other accounts from the same address are not held up.
     assert throttle.retry_after("anna", "10.0.0.1") == 8.0
-    assert throttle.retry_after("anna", "10.0.0.2") == 0.0
+    assert throttle.retry_after("ANNA ", "10.0.0.2") == 8.0
     assert throttle.retry_after("boris", "10.0.0.1") == 0.0
     now[0] = 8.0
     assert throttle.retry_after("anna", "10.0.0.1") == 0.0
-    # The wait is capped; a correct password clears the slate.
-    for _ in range(30):
-        wait = throttle.failed("anna", "10.0.0.1")
-    assert wait == MAX_DELAY_S
+    # The wait is capped until the lock; a correct password clears the account.
+    for _ in range(ACCOUNT_RULE.lock_after - free - 4):
+        throttle.failed("anna", "10.0.0.3")
+    assert throttle.retry_after("anna", "10.0.0.1") == ACCOUNT_RULE.max_delay_s
     throttle.succeeded("ANNA", "10.0.0.1")
     assert throttle.retry_after("anna", "10.0.0.1") == 0.0

@@ -12,6 +12,7 @@ from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client, Manager
 from pbxbridge.web.context import USER
 from pbxbridge.web.errors import api_error
+from pbxbridge.web.i18n import N_
 from pbxbridge.web.tables import HEAD, MANAGER, OPS
 from pbxbridge.web.users import SignedInUser
 
@@ -25,9 +26,9 @@ def require_user(request: web.Request, *roles: str) -> SignedInUser:
     """The signed-in user, if their role is one of ``roles`` (any role when none given)."""
     user = current_user(request)
     if user is None:
-        raise api_error(401, "sign in first")
+        raise api_error(401, N_("sign in first"))
     if roles and user.role not in roles:
-        raise api_error(403, "your role may not do this")
+        raise api_error(403, N_("your role may not do this"))
     return user
 
 
@@ -67,10 +68,10 @@ async def load_call(session: AsyncSession, user: SignedInUser, call_id: int) -> 
     """The call, or 404 when there is none and 403 when it is not this user's."""
     call = await session.get(Call, call_id)
     if call is None:
-        raise api_error(404, "no such call")
+        raise api_error(404, N_("no such call"))
     allowed = await session.scalar(select(Call.id).where(Call.id == call_id, calls_visible(user)))
     if allowed is None:
-        raise api_error(403, "this call is not yours")
+        raise api_error(403, N_("this call is not yours"))
     return call
 
 
@@ -78,10 +79,10 @@ async def load_client(session: AsyncSession, user: SignedInUser, client_id: int)
     """The client's card, or 404 / 403."""
     client = await session.get(Client, client_id)
     if client is None:
-        raise api_error(404, "no such client")
+        raise api_error(404, N_("no such client"))
     allowed = await session.scalar(select(Client.id).where(Client.id == client_id, clients_visible(user)))
     if allowed is None:
-        raise api_error(403, "this client is not yours")
+        raise api_error(403, N_("this client is not yours"))
     return client
 
 

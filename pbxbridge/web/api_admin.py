@@ -39,5 +39,5 @@ async def audit_log(request: web.Request) -> web.Response:
     except ValueError:
         raise api_error(400, "page and per_page must be integers") from None
     async with ctx(request).sessions() as db:
-        items, total = await audit.entries(db, page, per_page)
+        items, total = await audit.entries(db, page, per_page, request.query.get("action") or None)
     return web.json_response({"items": items, "total": total, "page": page, "per_page": per_page})

@@ -1,4 +1,5 @@
-"""The audit log: who listened to, exported or changed what. Rows are only ever added."""
+"""The audit log: who listened to, exported or changed what, who failed to sign in and what was
+refused. Rows are only ever added."""
 
 from __future__ import annotations
 
@@ -10,7 +11,31 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.web.tables import AuditEntry
+from pbxbridge.web.throttle import MAX_NAME_CHARS, Attempt, Lock
 from pbxbridge.web.users import SignedInUser
+
+SIGN_IN = "sign_in"
+SIGN_IN_FAILED = "sign_in_failed"
+SIGN_IN_LOCKED = "sign_in_locked"
+REQUEST_REFUSED = "request_refused"
+# Why a sign-in failed (details.reason of SIGN_IN_FAILED).
+UNKNOWN_USER = "unknown_user"
+WRONG_PASSWORD = "wrong_password"
+LOCKED = "locked"
+THROTTLED = "throttled"
+# Why a request was refused (details.reason of REQUEST_REFUSED).
+SIGN_IN_REQUIRED = "sign_in_required"
+FORBIDDEN = "forbidden"
+CSRF = "csrf"
+# Who a request came from when nobody was signed in.
+ANONYMOUS = ""
+# The log's column widths: longer values (a hostile request's) are cut, never refused.
+MAX_TARGET_CHARS = 200
+MAX_ROLE_CHARS = 16
+# Whether the request's refusal (or failed sign-in) is already in the log.
+AUDITED: web.RequestKey[bool] = web.RequestKey("pbxbridge_audited", bool)
+# Why the request is being refused, when its status alone does not say (CSRF).
+REFUSAL_REASON: web.RequestKey[str] = web.RequestKey("pbxbridge_refusal_reason", str)
 
 
 def client_address(request: web.Request) -> str:
@@ -40,13 +65,72 @@ def record(
     )
 
 
-async def entries(session: AsyncSession, page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
-    """A page of entries, newest first, and the total count."""
-    total = int(await session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+def anonymous_entry(
+    at: datetime,
+    username: str,
+    action: str,
+    address: str,
+    target: str | None = None,
+    role: str = ANONYMOUS,
+    **details: Any,
+) -> AuditEntry:
+    """An entry for someone who may not be signed in (a name typed at sign-in, or nobody)."""
+    return AuditEntry(
+        at=at,
+        username=username[:MAX_NAME_CHARS],
+        role=role[:MAX_ROLE_CHARS],
+        action=action,
+        target=target[:MAX_TARGET_CHARS] if target is not None else None,
+        details=details,
+        ip=address[:64] or None,
+    )
+
+
+def failed_sign_in(at: datetime, username: str, address: str, reason: str, **details: Any) -> AuditEntry:
+    """A sign-in that failed: the name tried, from where, and why."""
+    return anonymous_entry(at, username, SIGN_IN_FAILED, address, reason=reason, **details)
+
+
+def sign_in_lock(at: datetime, username: str, address: str, lock: Lock) -> AuditEntry:
+    """An account or address locked after too many failures (``lock.until`` is a Unix time)."""
+    until = datetime.fromtimestamp(lock.until, UTC).isoformat().replace("+00:00", "Z")
+    return anonymous_entry(
+        at, username, SIGN_IN_LOCKED, address, f"{lock.scope}:{lock.key}", scope=lock.scope,
+        failures=lock.failures, until=until,
+    )
+
+
+async def sign_in_attempts(session: AsyncSession, since: float) -> list[Attempt]:
+    """Sign-ins checked against a password since ``since`` (Unix time): what the throttle counts."""
     rows = (
         await session.execute(
-            select(AuditEntry).order_by(AuditEntry.id.desc()).offset((page - 1) * per_page).limit(per_page)
+            select(AuditEntry.at, AuditEntry.username, AuditEntry.ip, AuditEntry.action, AuditEntry.details)
+            .where(AuditEntry.at >= datetime.fromtimestamp(since, UTC),
+                   AuditEntry.action.in_((SIGN_IN, SIGN_IN_FAILED)))
+            .order_by(AuditEntry.id)
         )
+    ).all()
+    attempts = []
+    for at, username, ip, action, details in rows:
+        # Tries refused during a wait were never checked, so they never counted.
+        if action == SIGN_IN_FAILED and (details or {}).get("reason") not in (UNKNOWN_USER, WRONG_PASSWORD):
+            continue
+        attempts.append(Attempt(at.timestamp(), username, ip or "", action == SIGN_IN))
+    return attempts
+
+
+async def entries(
+    session: AsyncSession, page: int, per_page: int, action: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of entries (of one action, when given), newest first, and the total count."""
+    chosen = select(AuditEntry)
+    counted = select(func.count()).select_from(AuditEntry)
+    if action:
+        chosen = chosen.where(AuditEntry.action == action)
+        counted = counted.where(AuditEntry.action == action)
+    total = int(await session.scalar(counted) or 0)
+    rows = (
+        await session.execute(chosen.order_by(AuditEntry.id.desc()).offset((page - 1) * per_page).limit(per_page))
     ).scalars()
     return [
         {

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from pbxbridge.web import refusals
 from pbxbridge.web.access import require_user
-from pbxbridge.web.audit import client_address, record
-from pbxbridge.web.context import SESSION, USER, ctx, write_session
-from pbxbridge.web.errors import api_error
+from pbxbridge.web.audit import (
+    ANONYMOUS,
+    AUDITED,
+    LOCKED,
+    SIGN_IN,
+    SIGN_IN_FAILED,
+    THROTTLED,
+    UNKNOWN_USER,
+    WRONG_PASSWORD,
+    client_address,
+    failed_sign_in,
+    record,
+    sign_in_attempts,
+    sign_in_lock,
+)
+from pbxbridge.web.context import SESSION, USER, WebContext, ctx, write_session
+from pbxbridge.web.errors import api_error, api_error_said
+from pbxbridge.web.i18n import N_, _, n_
 from pbxbridge.web.middleware import set_csrf_cookie
 from pbxbridge.web.pages import render_login
+from pbxbridge.web.refusals import Refusal
 from pbxbridge.web.sessions import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -22,34 +41,73 @@ from pbxbridge.web.sessions import (
     new_token,
 )
 from pbxbridge.web.signed_out import SIGN_OUT, session_target
-from pbxbridge.web.users import authenticate, signed_in
+from pbxbridge.web.throttle import MAX_NAME_CHARS, Attempt, Wait
+from pbxbridge.web.users import authenticate, find_user, signed_in
 
 routes = web.RouteTableDef()
 
 
 class SignInRefused(Exception):
-    """Wrong name or password, or too many tries: ``retry_after`` says which."""
+    """Wrong name or password, or a try during a wait: ``wait`` says which."""
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, wait: Wait | None) -> None:
         super().__init__("sign-in refused")
-        self.retry_after = retry_after
+        self.wait = wait
 
 
 async def _sign_in(request: web.Request, username: str, password: str) -> SessionData:
     context = ctx(request)
     address = client_address(request)
-    wait = context.throttle.retry_after(username, address)
-    if wait > 0:
+    # The sign-in writes its own audit entries; the request pipeline must not add a refusal too.
+    request[AUDITED] = True
+    throttle = context.throttle
+    if not throttle.restored:
+        await throttle.restore_once(functools.partial(_attempts, context))
+    wait = throttle.wait(username, address)
+    if wait is not None:
+        # Not checked at all: a correct password during a wait fails like a wrong one.
+        await refusals.note(request, Refusal(
+            at=context.clock(), action=SIGN_IN_FAILED, reason=LOCKED if wait.locked else THROTTLED,
+            username=username[:MAX_NAME_CHARS], role=ANONYMOUS, address=address,
+            target=f"{request.method} {request.path}",
+        ))
         raise SignInRefused(wait)
+    now = datetime.fromtimestamp(context.clock(), UTC)
     async with write_session(context) as db:
         user = await authenticate(db, username, password)
         if user is None:
-            context.throttle.failed(username, address)
-            raise SignInRefused(0.0)
-        who = signed_in(user)
-        record(db, request, who, "sign_in")
-    context.throttle.succeeded(username, address)
+            # Asked whether the user is unknown or not in either case, so the answer takes as long.
+            known = await find_user(db, username.strip())
+            db.add(failed_sign_in(now, username, address, WRONG_PASSWORD if known else UNKNOWN_USER))
+            # No password is checked during a lock, so every lock a failure brings is a new one.
+            for lock in throttle.failed(username, address):
+                db.add(sign_in_lock(now, username, address, lock))
+        else:
+            who = signed_in(user)
+            record(db, request, who, SIGN_IN)
+    if user is None:
+        raise SignInRefused(None)
+    throttle.succeeded(username, address)
     return SessionData(who.id, who.password_tag, new_token(), context.clock())
+
+
+async def _attempts(context: WebContext, since: float) -> list[Attempt]:
+    async with context.sessions() as db:
+        return await sign_in_attempts(db, since)
+
+
+def _wait_text(request: web.Request, wait: Wait) -> str:
+    """When to try again, in words: seconds for a short wait, minutes for a lock."""
+    if wait.seconds < 90:
+        seconds = math.ceil(wait.seconds)
+        if wait.locked:
+            return n_(request, "Too many failed sign-ins: sign-in is locked. Try again in {n} second.",
+                      "Too many failed sign-ins: sign-in is locked. Try again in {n} seconds.", seconds)
+        return n_(request, "Too many failed attempts. Try again in {n} second.",
+                  "Too many failed attempts. Try again in {n} seconds.", seconds)
+    minutes = math.ceil(wait.seconds / 60)
+    return n_(request, "Too many failed sign-ins: sign-in is locked. Try again in {n} minute.",
+              "Too many failed sign-ins: sign-in is locked. Try again in {n} minutes.", minutes)
 
 
 def _set_session(request: web.Request, response: web.StreamResponse, data: SessionData) -> None:
@@ -109,14 +167,17 @@ async def login_form(request: web.Request) -> web.Response:
     try:
         data = await _sign_in(request, username, password)
     except SignInRefused as refused:
-        if refused.retry_after:
-            message = f"Too many failed attempts. Try again in {math.ceil(refused.retry_after)} s."
+        headers = {}
+        if refused.wait is not None:
+            message = _wait_text(request, refused.wait)
             status = 429
+            headers["Retry-After"] = str(math.ceil(refused.wait.seconds))
         else:
-            message = "Wrong username or password."
+            message = _(request, "Wrong username or password.")
             status = 401
         response = render_login(request, next_url=next_url, error=message, username=html.escape(username))
         response.set_status(status)
+        response.headers.update(headers)
         return response
     response = web.HTTPFound(next_url)
     _set_session(request, response, data)
@@ -138,16 +199,16 @@ async def login_api(request: web.Request) -> web.Response:
     body = await json_body(request)
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
-        raise api_error(400, "username and password are required")
+        raise api_error(400, N_("username and password are required"))
     try:
         data = await _sign_in(request, username, password)
     except SignInRefused as refused:
-        if refused.retry_after:
-            wait = math.ceil(refused.retry_after)
-            exc = api_error(429, "too many failed attempts", retry_after=wait)
+        if refused.wait is not None:
+            wait = math.ceil(refused.wait.seconds)
+            exc = api_error_said(429, _wait_text(request, refused.wait), retry_after=wait, locked=refused.wait.locked)
             exc.headers["Retry-After"] = str(wait)
             raise exc from None
-        raise api_error(401, "wrong username or password") from None
+        raise api_error(401, N_("wrong username or password")) from None
     async with ctx(request).sessions() as db:
         from pbxbridge.web.tables import User
 
@@ -180,7 +241,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
-        raise api_error(400, "the body must be JSON") from None
+        raise api_error(400, N_("the body must be JSON")) from None
     if not isinstance(body, dict):
-        raise api_error(400, "the body must be a JSON object")
+        raise api_error(400, N_("the body must be a JSON object"))
     return body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -11,8 +12,23 @@ from aiohttp import web
 from multidict import CIMultiDict
 from sqlalchemy import select
 
+from pbxbridge.web import refusals
+from pbxbridge.web.audit import (
+    ANONYMOUS,
+    AUDITED,
+    CSRF,
+    FORBIDDEN,
+    REFUSAL_REASON,
+    REQUEST_REFUSED,
+    SIGN_IN_REQUIRED,
+    THROTTLED,
+    client_address,
+)
 from pbxbridge.web.context import SESSION, USER, ctx
-from pbxbridge.web.errors import api_error
+from pbxbridge.web.error_pages import api_text, error_page, new_reference
+from pbxbridge.web.errors import already_said, api_error
+from pbxbridge.web.i18n import N_, _
+from pbxbridge.web.refusals import Refusal
 from pbxbridge.web.sessions import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -51,16 +67,79 @@ def is_public(path: str) -> bool:
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes a plain response (JSON on the API); unexpected ones are logged as 500."""
+    """Every failure becomes a page in the site's layout (JSON on the API), in the person's language;
+    an unexpected one is logged with a reference the page shows; refusals go to the audit log."""
     try:
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:
-        return _as_response(request, exc)
+        response = _as_response(request, exc)
     except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+        reference = new_reference()
+        log.exception("%s %s failed (reference %s)", request.method, request.path, reference)
         if is_api(request):
-            return _as_response(request, api_error(500, "internal error"))
-        return web.Response(status=500, text="Internal error.")
+            body = {"error": _(request, "internal error (reference {reference})", reference=reference),
+                    "reference": reference}
+            response = web.json_response(body, status=500, dumps=_dumps)
+        else:
+            try:
+                response = error_page(request, 500, reference=reference)
+            except Exception:
+                # The layout itself failing must not hide the reference.
+                log.exception("the error page for reference %s failed", reference)
+                response = web.Response(status=500, text=f"Internal error. Reference: {reference}")
+    if response.status in REFUSED and not request.get(AUDITED):
+        await refusals.note(request, _refusal(request, response))
+    return response
+
+
+# Refusals the audit log records: not signed in (the API; a page sends the person to sign in),
+# not allowed, too many tries.
+REFUSED = {401: SIGN_IN_REQUIRED, 403: FORBIDDEN, 429: THROTTLED}
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _refusal(request: web.Request, response: web.StreamResponse) -> Refusal:
+    user: SignedInUser | None = request.get(USER)
+    details: dict[str, object] = {"status": response.status}
+    error = request.get(REFUSAL_MESSAGE)
+    if error:
+        details["error"] = error
+    return Refusal(
+        at=ctx(request).clock(),
+        action=REQUEST_REFUSED,
+        reason=request.get(REFUSAL_REASON) or REFUSED[response.status],
+        username=user.username if user else ANONYMOUS,
+        role=user.role if user else ANONYMOUS,
+        address=client_address(request),
+        target=f"{request.method} {request.path}",
+        details=details,
+    )
+
+
+# The refusal's own words before translation (the audit log keeps them in English, its msgid).
+REFUSAL_MESSAGE: web.RequestKey[str] = web.RequestKey("pbxbridge_refusal_message", str)
+
+
+def _custom_text(exc: web.HTTPException) -> str | None:
+    """The message a handler gave the exception, or None for aiohttp's own "404: Not Found"."""
+    text = exc.text or ""
+    if exc.content_type == "application/json":
+        try:
+            error = json.loads(text).get("error")
+        except (ValueError, AttributeError):
+            return None
+        return error if isinstance(error, str) else None
+    if exc.content_type != "text/plain" or not text or text == f"{exc.status}: {exc.reason}":
+        return None
+    # aiohttp raises 400, 405 and 413 itself, with technical words ("Maximum request body size
+    # 1048576 exceeded"); only the statuses handlers raise carry words meant for a person.
+    return text if exc.status in _OWN_WORDS else None
+
+
+_OWN_WORDS = frozenset({401, 403, 404, 409, 429})
 
 
 def _as_response(request: web.Request, exc: web.HTTPException) -> web.Response:
@@ -69,13 +148,30 @@ def _as_response(request: web.Request, exc: web.HTTPException) -> web.Response:
     headers = CIMultiDict(exc.headers)
     headers.pop("Content-Type", None)
     headers.pop("Content-Length", None)
-    if is_api(request) and exc.status >= 400 and exc.content_type != "application/json":
-        body = json.dumps({"error": exc.reason})
-        response = web.Response(status=exc.status, text=body, content_type="application/json", headers=headers)
-    else:
+    if exc.status < 400 or exc.content_type == "text/html" or request.path.startswith("/static/"):
         response = web.Response(
             status=exc.status, reason=exc.reason, body=exc.body, content_type=exc.content_type, headers=headers
         )
+    else:
+        given = _custom_text(exc)
+        if given and exc.status in REFUSED:
+            request[REFUSAL_MESSAGE] = given
+        if is_api(request):
+            body: dict[str, object] = {"error": api_text(request, exc.status)}
+            if exc.content_type == "application/json":
+                with contextlib.suppress(ValueError):
+                    parsed = json.loads(exc.text or "")
+                    if isinstance(parsed, dict):
+                        body = parsed
+            if given and not already_said(exc):
+                # Messages are msgids: the handler's English words, in the person's language.
+                body["error"] = _(request, given)
+            response = web.Response(status=exc.status, text=_dumps(body), content_type="application/json",
+                                    headers=headers)
+        else:
+            message = _(request, given) if given else None
+            response = error_page(request, exc.status, message)
+            response.headers.extend(headers)
     for morsel in exc.cookies.values():
         response.headers.add("Set-Cookie", morsel.OutputString())
     return response
@@ -119,7 +215,7 @@ async def session(request: web.Request, handler: Handler) -> web.StreamResponse:
                 request[SESSION] = data
     if request[USER] is None and not is_public(request.path):
         if is_api(request):
-            raise api_error(401, "sign in first")
+            raise api_error(401, N_("sign in first"))
         raise web.HTTPFound("/login?next=" + quote(request.path_qs, safe=""))
     return await handler(request)
 
@@ -158,7 +254,8 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         value = form.get(CSRF_FIELD)
         given = value if isinstance(value, str) else None
     if not tokens_match(given, expected_csrf(request)):
+        request[REFUSAL_REASON] = CSRF
         if is_api(request):
-            raise api_error(403, "missing or wrong CSRF token")
-        raise web.HTTPForbidden(text="Missing or wrong CSRF token. Reload the page and try again.")
+            raise api_error(403, N_("missing or wrong CSRF token"))
+        raise web.HTTPForbidden(text=N_("The form is out of date. Reload the page and try again."))
     return await handler(request)

@@ -156,20 +156,18 @@ def render_login(request: web.Request, next_url: str = "/", error: str = "", use
     return response
 
 
-def forbidden_page(request: web.Request, message: str, title: str = "Not yours") -> web.Response:
-    """A 403 page in the site's layout."""
-    body = (
-        f'<section class="card narrow"><h1>{_esc(title)}</h1><p>{_esc(message)}</p>'
-        '<p><a href="/">Back</a></p></section>'
-    )
-    return layout(request, "Forbidden", body, status=403)
+def forbidden_page(request: web.Request, message: str, title: str | None = None) -> web.Response:
+    """A 403 page in the site's layout (``message`` and ``title`` already translated), with a way back."""
+    from pbxbridge.web.error_pages import error_page
+
+    return error_page(request, 403, message, title or _(request, "Not yours"))
 
 
 def _user(request: web.Request, *roles: str) -> SignedInUser:
     user: SignedInUser = request[USER]
     if roles and user.role not in roles:
-        page = forbidden_page(request, "Your role may not open this page.", title="Not for your role")
-        raise web.HTTPForbidden(text=page.text, content_type="text/html")
+        # The request pipeline draws the 403 page from this message and writes the refusal to the audit log.
+        raise web.HTTPForbidden(text=N_("Your role may not open this page."))
     return user
 
 
