@@ -10,6 +10,8 @@
   // As long as the server takes them (pbxbridge.transcription.search, web.call_filters).
   const MAX_QUERY_CHARS = 200;
   const MAX_CLIENT_CHARS = 200;
+  // The server reads a request line up to 64 KiB (web.app); a longer address never reaches the journal.
+  const MAX_ADDRESS_CHARS = 60000;
   const params = new URLSearchParams(location.search);
   const narrow = window.matchMedia("(max-width: 700px)");
 
@@ -151,9 +153,11 @@
   async function load() {
     const page = Number(params.get("page") || 1);
     summary.textContent = t("Loading…");
+    const path = "/api/calls?" + query(page).toString();
     let data;
     try {
-      data = await api("/api/calls?" + query(page).toString());
+      if (path.length > MAX_ADDRESS_CHARS) throw new Error(t("The search and the filters are too long to send. Shorten them."));
+      data = await api(path);
     } catch (err) {
       summary.textContent = "";
       clear(table);
