@@ -612,6 +612,12 @@ STATUS_BY_ROLE: dict[tuple[str, str], tuple[int, int, int]] = {
     ("GET", "/api/clients/{client_id}"): (200, 200, 403),
     ("PATCH", "/api/clients/{client_id}"): (200, 200, 403),
     ("GET", "/api/managers"): (200, 200, 200),
+    ("POST", "/api/clients/assign"): (200, 403, 403),
+    ("GET", "/api/missed"): (200, 200, 403),
+    ("GET", "/api/missed/alerts"): (200, 200, 200),
+    # Ivan's client was answered: no row to close or call back.
+    ("POST", "/api/missed/{client_id}/close"): (404, 404, 403),
+    ("POST", "/api/missed/{client_id}/call"): (404, 404, 403),
     ("GET", "/api/kpi"): (200, 403, 403),
     ("GET", "/api/kpi/lost-leads"): (200, 403, 403),
     ("GET", "/api/live/snapshot"): (200, 200, 200),
@@ -637,6 +643,9 @@ async def test_every_documented_route_answers_each_role_as_documented(site: Site
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/api/calls/originate"): {"client_id": data.ivan_client_id, "extension": "203"},
         ("PATCH", "/api/clients/{client_id}"): {"notes": "Called about the price list"},
+        ("POST", "/api/clients/assign"): {"client_ids": [data.ivan_client_id], "manager": "203"},
+        ("POST", "/api/missed/{client_id}/close"): {"reason": "spam"},
+        ("POST", "/api/missed/{client_id}/call"): {},
         ("PUT", "/api/routing/rules"): {"max_waiting": 3},
         ("POST", "/api/me/language"): {"language": "en"},
     }
