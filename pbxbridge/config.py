@@ -499,6 +499,13 @@ def _validate_crm(config: Config, problems: list[str]) -> None:
             problems.append(f"{prefix}.requests_per_s: must be at least 1, got {rate!r}")
 
 
+def crm_secrets(config: Config) -> list[str]:
+    """The CRMs' tokens and the webhooks' secrets, for the log to hide (Bitrix24's is its address's last part)."""
+    bitrix = config.crm.bitrix24.webhook_url.rstrip("/")
+    token = bitrix.rsplit("/", 1)[-1] if "/rest/" in bitrix else ""
+    return [s for s in (token, config.crm.amocrm.token, *(hook.secret for hook in config.webhooks)) if s]
+
+
 def _hide_token(url: str) -> str:
     """A Bitrix24 webhook address names its token in the path: never print it back."""
     return re.sub(r"(/rest/[^/]+/)[^/]+", r"\1…", url)

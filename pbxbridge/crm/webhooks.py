@@ -55,7 +55,8 @@ class WebhookTarget(Target):
 
     def __init__(self, settings: WebhookConfig, clock: Any = time.time) -> None:
         self.settings = settings
-        self.name = f"webhook:{settings.name or settings.url}"
+        # A URL's query may carry the receiver's own key: it names nothing shown.
+        self.name = f"webhook:{settings.name or settings.url.split('?', 1)[0]}"
         self.requests_per_s = float(settings.requests_per_s)
         self.burst = max(1, settings.requests_per_s)
         self.events = set(settings.events or WEBHOOK_EVENTS)

@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import make_url
 
-from pbxbridge.config import Config
+from pbxbridge.config import Config, crm_secrets
 
 REDACTED = "***"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -109,6 +109,7 @@ def config_secrets(config: Config) -> list[str]:
     if password:
         secrets.append(str(password))
     secrets.append(config.web.secret_key)
+    secrets += crm_secrets(config)
     return [s for s in secrets if s]
 
 
