@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from typing import Any
 
-from pbxbridge.web.calls_csv import COLUMNS
+from pbxbridge.web.calls_csv import COLUMNS, duration, export_filename, safe_cell
 from pbxbridge.web.i18n import load_catalog
 from tests.fixtures_web import (  # noqa: F401 - fixtures
     IVAN_CLIENT,
@@ -121,3 +122,16 @@ async def test_a_formula_typed_into_a_clients_name_stays_text_in_the_csv(site: S
         body, _ = await _export(olga, ENGLISH, client_id=str(site.data.ivan_client_id))
         _header, *rows = _table(body)
         assert rows and all(r[at["Client"]] == "'" + typed for r in rows), (typed, rows)
+
+
+def test_cells_as_excel_reads_them() -> None:
+    assert [duration(s) for s in (None, 0, 27.6, 125, 3725)] == ["", "0:00:00", "0:00:28", "0:02:05", "1:02:05"]
+    assert [safe_cell(v) for v in ("=1+1", "+7 (916) 111-00-01", "-5", "@A1", "Иван", "", "5-й")] == [
+        "'=1+1", "'+7 (916) 111-00-01", "'-5", "'@A1", "Иван", "", "5-й"]
+    # A day asked for is the department's day, "to" included; with no days asked, those of the calls.
+    asked = export_filename(datetime(2026, 12, 6, 21, tzinfo=UTC), datetime(2026, 12, 8, 21, tzinfo=UTC), [],
+                            "Europe/Moscow")
+    assert asked == "calls_07.12.2026-08.12.2026.csv"
+    calls = [{"started_at": "2026-12-07T20:59:00Z"}, {"started_at": "2026-12-07T21:01:00Z"}]
+    assert export_filename(None, None, calls, "Europe/Moscow") == "calls_07.12.2026-08.12.2026.csv"
+    assert export_filename(None, None, [], "Europe/Moscow") == "calls.csv"

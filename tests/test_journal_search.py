@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from pbxbridge.transcription.search import MAX_QUERY_WORDS, QueryTooLong, TooManyWords, check_query
 from tests.fixtures_web import (  # noqa: F401 - fixtures
     fast_password_hashing,
     populated_templates,
@@ -88,3 +91,14 @@ async def test_two_spaces_between_words_find_what_one_space_finds(site: Site) ->
     _, two = await _answer(olga, {"q": "дополнительная   информация"})
     assert [c["id"] for c in one["items"]] == [c["id"] for c in two["items"]] == [site.data.ivan_call_id]
     assert "[информация]" in two["items"][0]["hit"]["snippet"]
+
+
+def test_a_query_is_one_line_of_so_many_characters_and_words() -> None:
+    # The command line's search reads queries through the same check as the web journal.
+    assert check_query("  скидка \t на   доставку\n") == "скидка на доставку"
+    assert check_query("ab\x00cd") == "ab cd"
+    assert check_query(" ".join(["да"] * MAX_QUERY_WORDS)).count("да") == MAX_QUERY_WORDS
+    with pytest.raises(QueryTooLong):
+        check_query("а" * 201)
+    with pytest.raises(TooManyWords):
+        check_query(" ".join(["да"] * (MAX_QUERY_WORDS + 1)))
