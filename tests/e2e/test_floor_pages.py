@@ -1,0 +1,154 @@
+"""The floor's pages in Chromium, in Russian and English, on a desktop and on a phone: the
+wallboard with names, numbers and the department's totals, and its TV mode; the KPI page with a
+single day and with a period that had no calls; the routing page refusing unknown members and
+keeping business hours that run to 24:00."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.e2e.browser import DESKTOP, PHONE, Floor, shot, sign_in
+
+LAB_DAY = "2026-11-26"
+# The looping burst's callers: +7 916 555-..., written as people write them.
+BURST_NUMBER = re.compile(r"^\+7 \(916\) 555-\d\d-\d\d$")
+
+
+def no_sideways_scroll(page: Any) -> None:
+    """Nothing of the page's own content sticks out to the right of the screen.
+
+    (The site's header is the layout's; its own tests hold it to the phone's width.)
+    """
+    out = page.evaluate("""() => [...document.querySelectorAll('main *')]
+        .filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > window.innerWidth + 0.5
+                       && !e.closest('.scroll'))
+        .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}px`)""")
+    assert not out, f"{page.url}: wider than the screen: {out[:5]}"
+    # A table too wide for a phone scrolls inside its own box, never the page.
+    assert page.evaluate("document.querySelector('main').scrollWidth <= window.innerWidth")
+
+
+def translated(page: Any, message: str) -> str:
+    """The message as the page's own catalog gives it (the Russian text is the catalog's to write)."""
+    return str(page.evaluate("(m) => PBX.t(m)", message))
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+def test_wallboard_names_numbers_and_totals_in_russian(floor: Floor, width: int) -> None:
+    page = sign_in(floor, "sergey", "/wallboard", width=width, locale="ru-RU")
+    page.wait_for_selector("#live-status.on")
+    assert page.evaluate("PBX.language") == "ru"
+    page.wait_for_selector("#live-calls tr.live-call", timeout=45_000)
+    for tile, label in (("#total-waiting", "Waiting now"), ("#total-longest", "Longest wait now"),
+                        ("#total-missed", "Missed today, not called back")):
+        assert page.inner_text(f"{tile} .label") == translated(page, label)
+        assert page.inner_text(f"{tile} .value").strip()
+    # Today's missed callers not called back: a count (the looping burst leaves some every pass).
+    assert re.fullmatch(r"\d+", page.inner_text("#total-missed .value"))
+    numbers = [n for n in page.locator("#live-calls .client-number").all_inner_texts() if n]
+    assert numbers and all(BURST_NUMBER.match(n) for n in numbers), numbers
+    # Each line is a person: the manager's name from the PBX, the extension under it.
+    names = {m["extension"]: m["name"] for m in page.request.get("/api/managers").json()["items"] if m["name"]}
+    lines = page.locator("#lines .line")
+    lines.first.wait_for()
+    shown = {lines.nth(i).get_attribute("data-extension"): lines.nth(i).locator(".name").inner_text()
+             for i in range(lines.count())}
+    named = {ext: name for ext, name in shown.items() if ext in names}
+    assert named and all(names[ext] == name for ext, name in named.items()), (shown, names)
+    no_sideways_scroll(page)
+    shot(page, f"wallboard-ru-{width}")
+
+
+def test_wallboard_tv_mode_hides_the_header_and_keeps_updating(floor: Floor) -> None:
+    page = sign_in(floor, "sergey", "/wallboard", width=DESKTOP, locale="ru-RU")
+    page.goto("/wallboard?tv=1")
+    page.wait_for_selector("#live-status.on")
+    assert page.evaluate("document.body.classList.contains('tv')")
+    assert not page.is_visible("header.top")
+    big = page.evaluate("parseFloat(getComputedStyle(document.querySelector('#total-waiting .value')).fontSize)")
+    assert big >= 48
+    # The board goes on: a call the burst starts later shows up without a reload.
+    page.wait_for_selector("#live-calls tr.live-call", timeout=45_000)
+    seen = set(page.locator("#live-calls tr.live-call").evaluate_all("rows => rows.map(r => r.dataset.linkedid)"))
+    page.wait_for_function(
+        "(seen) => [...document.querySelectorAll('#live-calls tr.live-call')].some(r => !seen.includes(r.dataset.linkedid))",
+        arg=sorted(seen), timeout=60_000,
+    )
+    shot(page, "wallboard-tv")
+    # Out of TV mode by its button: the header is back, and the address no longer asks for TV.
+    page.click("#tv-toggle")
+    assert page.is_visible("header.top")
+    assert "tv=1" not in page.url
+    page.click("#tv-toggle")
+    assert not page.is_visible("header.top") and "tv=1" in page.url
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+def test_kpi_single_day_draws_bars_with_russian_dates(floor: Floor, width: int) -> None:
+    page = sign_in(floor, "olga", f"/kpi?from={LAB_DAY}&to={LAB_DAY}", width=width, locale="ru-RU")
+    page.wait_for_selector("#chart-department")
+    page.wait_for_function("window.Chart && Chart.getChart('chart-department')")
+    built = page.evaluate("""() => {
+        const c = Chart.getChart('chart-department');
+        return { type: c.config.type, labels: c.data.labels,
+                 bars: c.data.datasets.filter(d => (d.type || c.config.type) === 'bar').map(d => d.data),
+                 drawn: c.getDatasetMeta(0).data.map(e => e.height) };
+    }""")
+    assert built["type"] == "bar"
+    assert built["labels"] == ["26.11.2026"]
+    assert all(len(d) == 1 for d in built["bars"]) and built["bars"][0][0] > 0
+    # The "offered" bar of the one day stands up from the axis: a bar, not a dot.
+    assert built["drawn"][0] > 10
+    assert page.inner_text("#kpi-period") == page.evaluate("(d) => PBX.t('Figures for {day}', {day: d})", "26.11.2026")
+    assert "26.11.2026" in page.inner_text("#kpi-table tbody tr:first-child td:first-child")
+    no_sideways_scroll(page)
+    shot(page, f"kpi-day-ru-{width}")
+
+
+def test_kpi_period_without_calls_says_so(floor: Floor) -> None:
+    page = sign_in(floor, "olga", "/kpi?from=2026-10-01&to=2026-10-03", width=PHONE, locale="en-US")
+    page.wait_for_selector("#kpi-empty")
+    assert page.inner_text("#kpi-empty") == "No calls in this period."
+    assert page.locator("canvas").count() == 0
+    assert not page.is_visible("#kpi-figures")
+    assert page.locator("#kpi-tiles .tile").count() == 0
+    no_sideways_scroll(page)
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+def test_routing_refuses_unknown_members_and_keeps_hours_to_24_00(floor: Floor, width: int) -> None:
+    page = sign_in(floor, "sergey", "/routing", width=width, locale="en-US")
+    page.wait_for_selector("#rules-form")
+    page.click("#add-group")
+    row = page.locator("tr.group-row").last
+    row.locator("input[name=g_name]").fill(f"floor-{width}")
+    row.locator("input[name=g_members]").fill("202, 999, abc")
+    page.click("#rules-form button[type=submit]")
+    page.wait_for_selector("#problems li")
+    problems = page.locator("#problems li").all_inner_texts()
+    assert f"Group floor-{width}: no manager or line has extension 999." in problems
+    assert f"Group floor-{width}: abc is not an extension (digits only)." in problems
+    assert row.locator("input[name=g_members]").get_attribute("aria-invalid") == "true"
+    no_sideways_scroll(page)
+
+    row.locator("input[name=g_members]").fill("202, 203")
+    for tr in page.locator("tr.hours-row").all():
+        tr.locator("button").click()
+    page.click("#add-hours")
+    hours = page.locator("tr.hours-row").last
+    hours.locator("select[name=h_day]").select_option("0")
+    hours.locator("input[name=h_opens]").fill("09:00")
+    hours.locator("input[name=h_closes]").fill("24:00")
+    page.click("#rules-form button[type=submit]")
+    page.wait_for_selector("text=Rules saved")
+    page.reload()
+    page.wait_for_selector("tr.hours-row")
+    assert page.input_value("tr.hours-row input[name=h_closes]") == "24:00"
+    summary = page.locator("#hours-summary li").all_inner_texts()
+    assert summary[0] == "Monday 09:00–24:00" and summary[1] == "Tuesday closed", summary
+    assert "always open" not in page.inner_text("#routing-page")
+    no_sideways_scroll(page)
+    shot(page, f"routing-{width}")
