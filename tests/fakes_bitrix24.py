@@ -53,6 +53,8 @@ class FakeBitrix24:
     log: list[tuple[str, str]] = field(default_factory=list)
     throttled: int = 0
     refused: list[str] = field(default_factory=list)
+    # Registers taken but whose answer is lost on the way (the connection drops before it).
+    lose_answers: int = 0
     _counter: float = 0.0
     _at: float = field(default_factory=time.monotonic)
 
@@ -97,6 +99,11 @@ class FakeBitrix24:
         except Refused as exc:
             self.refused.append(f"{method}: {exc}")
             return _error(400, "ERROR_CORE", str(exc))
+        if self.lose_answers and method == "telephony.externalcall.register":
+            self.lose_answers -= 1
+            assert request.transport is not None
+            request.transport.abort()
+            raise ConnectionResetError("answer lost")
         return web.json_response({"result": result, "time": {"start": time.time()}})
 
     def _user(self, fields: dict[str, Any]) -> int:

@@ -223,3 +223,23 @@ def test_a_revoked_token_makes_dead_letters_and_retry_after_the_fix_delivers_the
     assert len(fake.calls) == 2 and len(fake.log) == 6
     for call_id in fake.calls:
         assert [m for m, which in fake.log if which == call_id] == ["register", "finish", "attachRecord"]
+
+
+def test_a_register_whose_answer_was_lost_is_not_doubled(db_url: str, shared_dir: Path, tmp_path: Path) -> None:
+    # Bitrix24 took the register but the answer never came back: the retry is the same request,
+    # and Bitrix24 gives the same CALL_ID to a register repeated before its finish.
+    fake = FakeBitrix24(drain_per_s=1000, lose_answers=1)
+    server = ServerThread(fake.app).start()
+    try:
+        config = write_config(tmp_path, fake.webhook_url(server.url))
+        recordings = ["--recordings", str(shared_dir / "recordings")]
+        trace = str(shared_dir / "06-outbound-answered.ami")
+        assert main(["replay", trace, "--db", db_url, "--config", str(config), *recordings]) == 0
+        assert main(["outbox", "deliver", "--until-empty", "--max-wait", "60", "--db", db_url,
+                     "--config", str(config), *recordings]) == 0
+    finally:
+        server.stop()
+    assert len(fake.calls) == 1 and fake.lose_answers == 0
+    call = next(iter(fake.calls.values()))
+    assert [m for m, _ in fake.log] == ["register", "register", "finish", "attachRecord"]
+    assert call.finished is not None and call.finished["USER_PHONE_INNER"] == "203"
