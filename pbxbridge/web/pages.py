@@ -33,6 +33,8 @@ NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("/audit", N_("Audit log"), (HEAD,)),
 )
 ROLE_NAMES = {HEAD: N_("Head of sales"), MANAGER: N_("Manager"), OPS: N_("Telephony admin")}
+# The header's badge: short enough for a phone (the full name is its tooltip).
+ROLE_BADGES = {HEAD: N_("Head"), MANAGER: N_("Manager"), OPS: N_("Admin")}
 HOME = {HEAD: "/calls", MANAGER: "/calls", OPS: "/wallboard"}
 ASSET_VERSION = "1"
 
@@ -100,7 +102,8 @@ def layout(
             who += f' <span class="ext">{_esc(_(request, "ext. {extension}", extension=user.extension))}</span>'
         nav = (
             f'<nav class="main" aria-label="{_esc(_(request, "Sections"))}">{links}</nav>'
-            f'<div class="who"><span class="role role-{_esc(user.role)}">{_esc(role_name(request, user.role))}</span> {who}'
+            f'<div class="who"><span class="role role-{_esc(user.role)}" title="{_esc(role_name(request, user.role))}">'
+            f'{_esc(_(request, ROLE_BADGES[user.role]) if user.role in ROLE_BADGES else user.role)}</span> {who}'
             f'<form method="post" action="/logout"><input type="hidden" name="{CSRF_FIELD}" value="{_esc(token)}">'
             f'<button class="link" type="submit">{_esc(_(request, "Sign out"))}</button></form></div>'
         )
