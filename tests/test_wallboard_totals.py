@@ -73,14 +73,18 @@ async def test_names_beside_extensions_and_numbers_as_people_write_them(board_si
         card = Client(name="ООО «Ромашка»", is_lead=False, created_at=datetime.now(MSK))
         card.phones = [ClientPhone(number="+" + WAITING_CALLER)]
         db.add(card)
-    ivan = await board_site.signed_in("ivan")
-    _, snap = await ivan.json("GET", "/api/live/snapshot")
+    olga = await board_site.signed_in("olga")
+    _, snap = await olga.json("GET", "/api/live/snapshot")
     (caller,) = snap["waiting"]
     assert caller["client_display"] == "+7 (916) 111-00-03"
     assert caller["client_name"] == "ООО «Ромашка»"
     lines = {m["extension"]: m["name"] for m in snap["managers"]}
     assert lines == {"202": NAMES["202"], "203": NAMES["203"]}
     assert snap["names"]["201"] == NAMES["201"]
+    # A manager sees the names on the cards he may open, and only the number of anyone else's.
+    _, theirs = await (await board_site.signed_in("ivan")).json("GET", "/api/live/snapshot")
+    assert (theirs["waiting"][0]["client_display"], theirs["waiting"][0]["client_name"]) == ("+7 (916) 111-00-03", None)
+    assert {m["name"] for m in theirs["managers"]} == {NAMES["202"], NAMES["203"]}
 
 
 async def test_missed_today_counts_callers_nobody_called_back(board_site: FloorSite, shared_dir: Path) -> None:

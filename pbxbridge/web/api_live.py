@@ -24,11 +24,12 @@ from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.kpi.calendar import local_day
 from pbxbridge.kpi.callbacks import missed_not_called_back
 from pbxbridge.kpi.definitions import KpiSettings
-from pbxbridge.web.access import WALLBOARD_ROLES, require_user
+from pbxbridge.web.access import WALLBOARD_ROLES, clients_visible, require_user
 from pbxbridge.web.context import WebContext, ctx
 from pbxbridge.web.display import phone_display
 from pbxbridge.web.errors import api_error
 from pbxbridge.web.i18n import _
+from pbxbridge.web.users import SignedInUser
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -42,10 +43,15 @@ REFRESH_S = 10.0
 
 
 class BoardNames:
-    """Names, numbers and the day's missed callers for one browser's board, read now and then."""
+    """Names, numbers and the day's missed callers for one browser's board, read now and then.
 
-    def __init__(self, context: WebContext, clock: Any = time.monotonic) -> None:
+    A client's name is shown to whoever may open the client's card (``clients_visible``);
+    everyone else sees the number, as before.
+    """
+
+    def __init__(self, context: WebContext, user: SignedInUser, clock: Any = time.monotonic) -> None:
         self.context = context
+        self.user = user
         self._clock = clock
         self._read_at: float | None = None
         self._managers: dict[str, str] = {}
@@ -108,7 +114,7 @@ class BoardNames:
                 rows = await db.execute(
                     select(ClientPhone.number, Client.name)
                     .join(Client, Client.id == ClientPhone.client_id)
-                    .where(ClientPhone.number.in_(sorted(unknown)))
+                    .where(ClientPhone.number.in_(sorted(unknown)), clients_visible(self.user))
                 )
                 found = {number: name for number, name in rows.all()}
                 self._clients.update({n: found.get(n) for n in unknown})
@@ -117,10 +123,10 @@ class BoardNames:
 @routes.get("/api/live/snapshot")
 async def snapshot(request: web.Request) -> web.Response:
     """Calls in progress, callers waiting and managers' lines right now, with names and the day's totals."""
-    require_user(request, *WALLBOARD_ROLES)
+    user = require_user(request, *WALLBOARD_ROLES)
     context = ctx(request)
     live = context.live
-    return web.json_response(await BoardNames(context).dress(live.snapshot() if live is not None else EMPTY))
+    return web.json_response(await BoardNames(context, user).dress(live.snapshot() if live is not None else EMPTY))
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -135,12 +141,12 @@ def _same_origin(request: web.Request) -> bool:
 @routes.get("/api/live")
 async def live_socket(request: web.Request) -> web.StreamResponse:
     """WebSocket: the snapshot at once, then a new one after every change."""
-    require_user(request, *WALLBOARD_ROLES)
+    user = require_user(request, *WALLBOARD_ROLES)
     if not _same_origin(request):
         raise api_error(403, _(request, "This page may only be watched from this site."))
     context = ctx(request)
     board = context.live
-    names = BoardNames(context)
+    names = BoardNames(context, user)
     ws = web.WebSocketResponse(heartbeat=30.0)
     await ws.prepare(request)
     await ws.send_json(await names.dress(board.snapshot() if board is not None else EMPTY))

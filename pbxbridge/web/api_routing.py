@@ -40,10 +40,8 @@ async def known_extensions(db: AsyncSession, context: WebContext) -> set[str]:
     known = set(await db.scalars(select(Manager.extension)))
     known |= {ext for ext in await db.scalars(select(User.extension)) if ext}
     known |= set(context.config.managers)
-    board = context.live
-    if board is not None:
-        for states in board.lines.values():
-            known |= set(states.lines())
+    for states in getattr(context.live, "lines", {}).values():
+        known |= set(states.lines())
     return known
 
 
