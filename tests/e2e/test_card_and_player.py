@@ -166,6 +166,9 @@ def test_player_skips_speeds_keys_transcript_and_what_the_audit_log_says(floor: 
     # The speed is this browser's: a new visit plays at 1.25×.
     page.reload()
     page.wait_for_function(f"{AUDIO}?.readyState >= 1 && {AUDIO}.playbackRate === 1.25")
+    page.wait_for_selector("#waveform canvas, #waveform div")
+    # Playing waits for the audio's data; on a busy machine that takes more than a moment.
+    page.set_default_timeout(WAIT_S * 1000)
 
     # Keys: → and ← step 5 s, space plays and pauses.
     page.locator("h1").click()

@@ -98,11 +98,12 @@
 
   function summary() {
     return el("p", { class: "muted small", id: "card-summary" },
-      t("First contact {date}", { date: fmtTime(card.created_at) }), " · ",
-      t("Responsible: {manager}", {
-        manager: card.responsible_manager ? managerLabel(card.responsible_manager, card.responsible_manager_name)
-          : t("nobody"),
-      }));
+      t("First contact {date}", { date: (PBX.fmtDate || fmtTime)(card.created_at) }), " · ",
+      card.responsible_manager
+        ? t("Responsible: {manager}", {
+          manager: managerLabel(card.responsible_manager, card.responsible_manager_name),
+        })
+        : t("No responsible manager"));
   }
 
   function heading() {

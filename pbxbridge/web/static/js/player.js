@@ -213,7 +213,7 @@
         setSpeed(rate);
         try { localStorage.setItem(SPEED_KEY, String(rate)); } catch (err) { /* not remembered, still set */ }
       },
-    }, `${rate.toLocaleString(document.documentElement.lang || undefined)}×`)));
+    }, `${PBX.fmtNumber ? PBX.fmtNumber(rate) : rate}×`)));
     audio.addEventListener("play", () => { play.textContent = "❚❚ " + t("Pause"); });
     audio.addEventListener("pause", () => { play.textContent = "▶ " + t("Play"); });
     const showTime = () => {
