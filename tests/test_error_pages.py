@@ -174,3 +174,38 @@ async def test_every_word_of_an_error_goes_through_the_catalog(site: Site, pseud
     for client, path in ((olga, "/api/nothing"), (olga, "/api/calls/999999"), (ivan, "/api/users")):
         _, body = await client.json("GET", path)
         assert body["error"].startswith("⟦"), (path, body)
+
+
+async def test_hostile_requests_get_a_clear_error_and_lose_nothing(site: Site) -> None:
+    olga = await site.signed_in("olga")
+    stranger = site.client()
+    await stranger.prime()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    huge = "9" * 30
+    cases = [
+        # (who, method, path, request, status the person gets)
+        (stranger, "POST", "/login", dict(data=b"username=%ff&password=\xff\xfe&csrf_token=x", headers=form), 400),
+        (stranger, "POST", "/login", dict(data=b"\x00\x01", headers={"Content-Type": "multipart/form-data; boundary=x"}),
+         400),
+        (stranger, "POST", "/api/login", dict(data=b"[" * 100_000 + b"]" * 100_000,
+                                              headers={"Content-Type": "application/json"}), 400),
+        (stranger, "POST", "/api/login", dict(json={"username": "olga\x00", "password": "x"}), 401),
+        (stranger, "GET", "/api/%00", {}, 401),
+        (olga, "GET", f"/calls/{huge}", {}, 404),
+        (olga, "GET", f"/clients/{huge}", {}, 404),
+        (olga, "GET", f"/api/calls/{huge}", {}, 404),
+        (olga, "GET", f"/api/clients/{huge}", {}, 404),
+        (olga, "GET", f"/api/audit?page={huge}", {}, 200),
+        (olga, "GET", "/api/audit?action=%00", {}, 200),
+    ]
+    for client, method, path, request, status in cases:
+        async with client.send(method, path, **request) as response:
+            body = await response.text()
+        assert (response.status, "Traceback" in body) == (status, False), (method, path, body[:300])
+        assert response.content_type == ("application/json" if path.startswith("/api/") else "text/html")
+    # Nothing was lost: she is still signed in, and the log has the strange name and path as they came.
+    assert (await olga.json("GET", "/api/me"))[0] == 200
+    (failed,) = await site.audit("sign_in_failed")
+    assert (failed.username, failed.details["reason"]) == ("olga\ufffd", "unknown_user")
+    (refused,) = await site.audit("request_refused")
+    assert refused.target == "GET /api/\ufffd"

@@ -64,9 +64,14 @@ def clients_visible(user: SignedInUser) -> ColumnElement[bool]:
     return false()
 
 
+# Ids are 32-bit integers on PostgreSQL; a larger number in an address names nothing (and must
+# not reach the database, which would fail on it).
+MAX_ID = 2**31 - 1
+
+
 async def load_call(session: AsyncSession, user: SignedInUser, call_id: int) -> Call:
     """The call, or 404 when there is none and 403 when it is not this user's."""
-    call = await session.get(Call, call_id)
+    call = await session.get(Call, call_id) if 0 < call_id <= MAX_ID else None
     if call is None:
         raise api_error(404, N_("no such call"))
     allowed = await session.scalar(select(Call.id).where(Call.id == call_id, calls_visible(user)))
@@ -77,7 +82,7 @@ async def load_call(session: AsyncSession, user: SignedInUser, call_id: int) -> 
 
 async def load_client(session: AsyncSession, user: SignedInUser, client_id: int) -> Client:
     """The client's card, or 404 / 403."""
-    client = await session.get(Client, client_id)
+    client = await session.get(Client, client_id) if 0 < client_id <= MAX_ID else None
     if client is None:
         raise api_error(404, N_("no such client"))
     allowed = await session.scalar(select(Client.id).where(Client.id == client_id, clients_visible(user)))

@@ -77,13 +77,18 @@ def anonymous_entry(
     """An entry for someone who may not be signed in (a name typed at sign-in, or nobody)."""
     return AuditEntry(
         at=at,
-        username=username[:MAX_NAME_CHARS],
+        username=_storable(username)[:MAX_NAME_CHARS],
         role=role[:MAX_ROLE_CHARS],
         action=action,
-        target=target[:MAX_TARGET_CHARS] if target is not None else None,
+        target=_storable(target)[:MAX_TARGET_CHARS] if target is not None else None,
         details=details,
         ip=address[:64] or None,
     )
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL keeps no NUL in text; a hostile name or path still gets its entry, the NUL shown as �.
+    return text.replace("\x00", "\ufffd")
 
 
 def failed_sign_in(at: datetime, username: str, address: str, reason: str, **details: Any) -> AuditEntry:
@@ -126,11 +131,14 @@ async def entries(
     chosen = select(AuditEntry)
     counted = select(func.count()).select_from(AuditEntry)
     if action:
+        action = _storable(action)
         chosen = chosen.where(AuditEntry.action == action)
         counted = counted.where(AuditEntry.action == action)
     total = int(await session.scalar(counted) or 0)
+    # A page far past the end is empty; its offset must still fit the database's integers.
+    offset = min((page - 1) * per_page, total)
     rows = (
-        await session.execute(chosen.order_by(AuditEntry.id.desc()).offset((page - 1) * per_page).limit(per_page))
+        await session.execute(chosen.order_by(AuditEntry.id.desc()).offset(offset).limit(per_page))
     ).scalars()
     return [
         {

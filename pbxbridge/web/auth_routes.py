@@ -30,7 +30,7 @@ from pbxbridge.web.audit import (
 from pbxbridge.web.context import SESSION, USER, WebContext, ctx, write_session
 from pbxbridge.web.errors import api_error, api_error_said
 from pbxbridge.web.i18n import N_, _, n_
-from pbxbridge.web.middleware import set_csrf_cookie
+from pbxbridge.web.middleware import read_form, set_csrf_cookie
 from pbxbridge.web.pages import render_login
 from pbxbridge.web.refusals import Refusal
 from pbxbridge.web.sessions import (
@@ -56,6 +56,8 @@ class SignInRefused(Exception):
 
 
 async def _sign_in(request: web.Request, username: str, password: str) -> SessionData:
+    # No name holds a NUL (PostgreSQL could not even look one up): such a name is simply unknown.
+    username = username.replace("\x00", "\ufffd")
     context = ctx(request)
     address = client_address(request)
     # The sign-in writes its own audit entries; the request pipeline must not add a refusal too.
@@ -160,7 +162,7 @@ async def login_page(request: web.Request) -> web.Response:
 @routes.post("/login")
 async def login_form(request: web.Request) -> web.Response:
     """Sign in from the form; back to the page asked for, or the form again with the reason."""
-    form = await request.post()
+    form = await read_form(request)
     username = str(form.get("username", ""))
     password = str(form.get("password", ""))
     next_url = _local_next(str(form.get("next", "/")))
@@ -240,7 +242,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object, or 400."""
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: arrays nested a hundred thousand deep, which no client of ours sends.
         raise api_error(400, N_("the body must be JSON")) from None
     if not isinstance(body, dict):
         raise api_error(400, N_("the body must be a JSON object"))

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import web
-from multidict import CIMultiDict
+from aiohttp.web_request import FileField
+from multidict import CIMultiDict, MultiDictProxy
 from sqlalchemy import select
 
 from pbxbridge.web import refusals
@@ -250,7 +251,7 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     given = request.headers.get(CSRF_HEADER)
     if given is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
+        form = await read_form(request)
         value = form.get(CSRF_FIELD)
         given = value if isinstance(value, str) else None
     if not tokens_match(given, expected_csrf(request)):
@@ -259,3 +260,13 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise api_error(403, N_("missing or wrong CSRF token"))
         raise web.HTTPForbidden(text=N_("The form is out of date. Reload the page and try again."))
     return await handler(request)
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """The posted form; 400 for one that cannot be read (bytes that are not UTF-8, a broken multipart)."""
+    try:
+        return await request.post()
+    except (UnicodeDecodeError, ValueError, AssertionError) as exc:
+        # aiohttp's multipart reader asserts on some malformed bodies; none of it is the person's fault to read.
+        log.info("%s %s: unreadable form (%s)", request.method, request.path, exc)
+        raise web.HTTPBadRequest() from None
