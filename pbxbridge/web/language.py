@@ -70,7 +70,7 @@ async def switch_language(request: web.Request) -> web.Response:
     """The header's RU / EN: the signed-in user's own setting (and a cookie, for the sign-in
     page after signing out); then back to the page it was pressed on."""
     form = await request.post()
-    code = str(form.get("language", ""))
+    code = str(form.get("language", "")).strip().lower()
     if code not in LANGUAGES:
         raise web.HTTPBadRequest(
             text=_(request, "Unknown language {code}; choose one of: {languages}.", code=code,

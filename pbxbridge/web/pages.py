@@ -51,10 +51,11 @@ def role_name(request: web.Request, role: str) -> str:
 def _switcher(request: web.Request, token: str) -> str:
     """RU / EN: a plain form, so it works before any script has loaded and for strangers too."""
     current = language(request)
+    # Inputs, not buttons: the value is the label (RU, EN); the page's own forms keep the only
+    # submit buttons, so "the form's button" never means the language.
     buttons = "".join(
-        f'<button type="submit" name="language" value="{code}" lang="{code}" title="{_esc(LANGUAGE_NAMES[code])}"'
+        f'<input type="submit" name="language" value="{code.upper()}" lang="{code}" title="{_esc(LANGUAGE_NAMES[code])}"'
         f' aria-label="{_esc(LANGUAGE_NAMES[code])}" aria-pressed="{"true" if code == current else "false"}">'
-        f"{code.upper()}</button>"
         for code in LANGUAGES
     )
     return (

@@ -153,15 +153,15 @@ def test_the_header_switches_a_users_language_and_keeps_it(floor: Floor) -> None
     page = sign_in(floor, "sergey", "/wallboard", width=PHONE, locale=RU)
     try:
         assert page.evaluate("document.documentElement.lang") == "ru"
-        page.click("header form.lang button[value=en]")
+        page.click("header form.lang input[lang=en]")
         page.wait_for_url("**/wallboard")
         page.wait_for_function("document.documentElement.lang === 'en'")
-        assert page.locator("header form.lang button[value=en]").get_attribute("aria-pressed") == "true"
+        assert page.locator("header form.lang input[lang=en]").get_attribute("aria-pressed") == "true"
         assert "Sign out" in page.locator("header").inner_text()
         # Another browser with Russian settings: his own choice, English.
         again = sign_in(floor, "sergey", "/routing", width=DESKTOP, locale=RU)
         assert again.evaluate("document.documentElement.lang") == "en"
-        again.click("header form.lang button[value=ru]")
+        again.click("header form.lang input[lang=ru]")
         again.wait_for_function("document.documentElement.lang === 'ru'")
         assert "Выйти" in again.locator("header").inner_text()
     finally:
