@@ -3,6 +3,9 @@ the audit log records, a clear message with when to try again, and no lift by a 
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from pbxbridge.web.throttle import ACCOUNT, ACCOUNT_RULE, ADDRESS, ADDRESS_RULE, Attempt, LoginThrottle
@@ -78,14 +81,17 @@ async def test_a_locked_account_refuses_even_the_right_password_and_says_when(si
     assert response.headers["Retry-After"] == str(int(ACCOUNT_RULE.lock_s))
     async with client.send("POST", "/api/login", json={"username": "ivan", "password": PASSWORD}) as answer:
         body = await answer.json()
-    assert body == {"error": f"Too many failed sign-ins: sign-in is locked. Try again in {LOCK_MIN} minutes.",
-                    "retry_after": int(ACCOUNT_RULE.lock_s), "locked": True}
+    # When, on the department's clock (Moscow, 24-hour).
+    until = datetime.fromtimestamp(site.now[0] + ACCOUNT_RULE.lock_s, ZoneInfo("Europe/Moscow")).strftime("%H:%M")
+    assert body == {
+        "error": f"Too many failed sign-ins: sign-in is locked. Try again in {LOCK_MIN} minutes, at {until}.",
+        "retry_after": int(ACCOUNT_RULE.lock_s), "locked": True}
     # The sign-in form says the same (and keeps the name typed).
     await client.prime()
     async with client.send("POST", "/login", data={"username": "ivan", "password": PASSWORD,
                                                    "csrf_token": client.csrf}) as form:
         assert form.status == 429 and form.headers["Retry-After"] == str(int(ACCOUNT_RULE.lock_s))
-        assert f"Try again in {LOCK_MIN} minutes." in await form.text()
+        assert f"Try again in {LOCK_MIN} minutes, at {until}." in await form.text()
     # Other people are not locked out with him: the address's ten failures cost them a second at most.
     assert site.context.throttle.retry_after("petr", "127.0.0.1") <= 1.0
     site.wait(1.0)

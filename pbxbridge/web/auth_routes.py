@@ -7,6 +7,7 @@ import html
 import math
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -108,8 +109,10 @@ def _wait_text(request: web.Request, wait: Wait) -> str:
         return n_(request, "Too many failed attempts. Try again in {n} second.",
                   "Too many failed attempts. Try again in {n} seconds.", seconds)
     minutes = math.ceil(wait.seconds / 60)
-    return n_(request, "Too many failed sign-ins: sign-in is locked. Try again in {n} minute.",
-              "Too many failed sign-ins: sign-in is locked. Try again in {n} minutes.", minutes)
+    # The clock on the department's wall (kpi.timezone), 24-hour: what a person checks against.
+    at = datetime.fromtimestamp(wait.until, ZoneInfo(ctx(request).config.kpi.timezone)).strftime("%H:%M")
+    return n_(request, "Too many failed sign-ins: sign-in is locked. Try again in {n} minute, at {time}.",
+              "Too many failed sign-ins: sign-in is locked. Try again in {n} minutes, at {time}.", minutes, time=at)
 
 
 def _set_session(request: web.Request, response: web.StreamResponse, data: SessionData) -> None:
