@@ -256,6 +256,14 @@ def test_card_clients_and_player_fit_a_phone(floor: Floor) -> None:
     assert call_button is not None and call_button["x"] + call_button["width"] <= PHONE
     assert call_button["height"] >= 40  # a thumb's worth
     shot(page, "card-phone")
+    # The card's own players fetch nothing until played, and report the start of listening once.
+    inline = "document.querySelector('.timeline-item audio')"
+    assert page.evaluate(f"{inline}.preload") == "none"
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/listen")) as reported:
+        page.evaluate(f"{inline}.play()")
+    source = page.evaluate(f"{inline}.src")
+    assert reported.value.url == source.replace("/audio", "/listen")
+    page.evaluate(f"{inline}.pause()")
 
     page.goto("/clients")
     page.wait_for_selector(".clients-table tbody tr")
