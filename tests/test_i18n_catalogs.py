@@ -9,8 +9,9 @@ import importlib.util
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
+from babel.messages.pofile import write_po
 
-from pbxbridge.web.catalog_tools import extract, gaps, read_catalog
+from pbxbridge.web.catalog_tools import extract, gaps, read_catalog, update
 from pbxbridge.web.i18n import LANGUAGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +71,27 @@ def test_a_catalog_that_lacks_anything_is_caught() -> None:
         ("Calls of {name}", "placeholder manager is not in the message"),
         ("{n} call", "not translated"),
     }
+
+
+def test_updating_keeps_translations_and_gives_new_plurals_every_russian_form(tmp_path: Path) -> None:
+    first = Catalog()
+    first.add("Save")
+    update(first, tmp_path)
+    ru = read_catalog("ru", tmp_path)
+    ru["Save"].string = "Сохранить"
+    with (tmp_path / "ru" / "LC_MESSAGES" / "messages.po").open("wb") as f:
+        write_po(f, ru)
+    second = Catalog()
+    second.add("Save")
+    second.add(("{n} call", "{n} calls"))
+    left = update(second, tmp_path)
+    ru = read_catalog("ru", tmp_path)
+    assert ru["Save"].string == "Сохранить"
+    assert ru[("{n} call", "{n} calls")].string == ("", "", "")
+    assert [(g.msgid, g.problem) for g in left["ru"]] == [("{n} call", "not translated")]
+    # English is its own translation, filled in at once.
+    assert read_catalog("en", tmp_path)[("{n} call", "{n} calls")].string == ("{n} call", "{n} calls")
+    assert left["en"] == []
 
 
 def test_the_package_build_compiles_the_catalogs(tmp_path: Path) -> None:

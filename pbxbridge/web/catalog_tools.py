@@ -60,9 +60,9 @@ def extract_python(
         yield lineno, name, args, []
 
 
-def po_path(language: str) -> Path:
+def po_path(language: str, locale_dir: Path = LOCALE_DIR) -> Path:
     """Where a language's catalog is kept."""
-    return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    return locale_dir / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
 def extract(package_dir: Path = PACKAGE_DIR) -> Catalog:
@@ -88,9 +88,9 @@ def extract(package_dir: Path = PACKAGE_DIR) -> Catalog:
     return template
 
 
-def read_catalog(language: str) -> Catalog:
+def read_catalog(language: str, locale_dir: Path = LOCALE_DIR) -> Catalog:
     """A language's catalog as it is on disk (an empty one when there is none yet)."""
-    path = po_path(language)
+    path = po_path(language, locale_dir)
     if not path.exists():
         return Catalog(
             locale=language, domain=DOMAIN, project="pbxbridge", fuzzy=False,
@@ -151,22 +151,27 @@ def gaps(template: Catalog, catalog: Catalog, language: str) -> Iterator[Gap]:
                 yield Gap(language, msgid, f"placeholder {', '.join(sorted(unknown))} is not in the message")
 
 
-def update(template: Catalog) -> dict[str, list[Gap]]:
+def update(template: Catalog, locale_dir: Path = LOCALE_DIR) -> dict[str, list[Gap]]:
     """Write messages.pot and bring every language's .po in step; English is its own translation."""
-    TEMPLATE.parent.mkdir(parents=True, exist_ok=True)
-    with TEMPLATE.open("wb") as f:
+    locale_dir.mkdir(parents=True, exist_ok=True)
+    with (locale_dir / TEMPLATE.name).open("wb") as f:
         write_po(f, template, width=100, include_lineno=False, sort_output=True)
     left: dict[str, list[Gap]] = {}
     for language in LANGUAGES:
-        catalog = read_catalog(language)
+        catalog = read_catalog(language, locale_dir)
         catalog.update(template, no_fuzzy_matching=True)
         # Strings the code no longer shows: git remembers them.
         catalog.obsolete.clear()
+        for message in catalog:
+            # A new plural message arrives with the template's two forms; the language may have three.
+            if isinstance(message.id, tuple | list) and len(_forms(message)) != catalog.num_plurals:
+                forms = _forms(message)
+                message.string = tuple((forms + [""] * catalog.num_plurals)[: catalog.num_plurals])
         if language == "en":
             for message in catalog:
                 if message.id and not all(_forms(message)):
                     message.string = message.id
-        path = po_path(language)
+        path = po_path(language, locale_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
             write_po(f, catalog, width=100, include_lineno=False, sort_output=True, ignore_obsolete=True)
