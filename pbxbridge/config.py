@@ -67,6 +67,11 @@ class PbxConfig:
     secret: str = ""
     inbound_contexts: tuple[str, ...] = FREEPBX_INBOUND_CONTEXTS
     extension_pattern: str = r"^\d{2,5}$"
+    # The PBX's asteriskcdrdb for back-fill of calls AMI did not carry
+    # (mysql://user:password@host:3306/asteriskcdrdb or postgresql://...); empty: none.
+    cdr_url: str = ""
+    # The zone of the PBX's clock, in which CEL and CDR keep their times; empty: kpi.timezone.
+    cdr_timezone: str = ""
 
 
 @dataclass(slots=True)

@@ -190,8 +190,7 @@ def _driver_url(url: str) -> str:
     return "postgresql+asyncpg://" + url.removeprefix("postgresql://")
 
 
-@contextlib.asynccontextmanager
-async def cdr_database(source: str) -> AsyncIterator[str]:
+async def create_cdr_database(source: str) -> str:
     """A scratch asteriskcdrdb with FreePBX's empty cel and cdr tables on ``mysql`` or ``postgresql``; its URL."""
     name = f"pbxb_cel_{uuid.uuid4().hex[:12]}"
     if source == "mysql":
@@ -200,21 +199,33 @@ async def cdr_database(source: str) -> AsyncIterator[str]:
     else:
         user = await _pg_admin(f'CREATE DATABASE "{name}"')
         url = pg_url(name, user)
+    dialect = "mysql" if source == "mysql" else "postgresql"
+    engine = create_async_engine(_driver_url(url))
     try:
-        dialect = "mysql" if source == "mysql" else "postgresql"
-        engine = create_async_engine(_driver_url(url))
-        try:
-            async with engine.begin() as conn:
-                for statement in (cel_ddl(dialect), cdr_ddl(dialect), *index_ddl()):
-                    await conn.execute(text(statement))
-        finally:
-            await engine.dispose()
+        async with engine.begin() as conn:
+            for statement in (cel_ddl(dialect), cdr_ddl(dialect), *index_ddl()):
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+    return url
+
+
+async def drop_cdr_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    if url.startswith("mysql://"):
+        await _mysql_admin(f"DROP DATABASE IF EXISTS {name}")
+    else:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.asynccontextmanager
+async def cdr_database(source: str) -> AsyncIterator[str]:
+    """``create_cdr_database`` for the block's length, dropped after."""
+    url = await create_cdr_database(source)
+    try:
         yield url
     finally:
-        if source == "mysql":
-            await _mysql_admin(f"DROP DATABASE IF EXISTS {name}")
-        else:
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_cdr_database(url)
 
 
 async def insert_rows(url: str, cel: Sequence[Row], cdr: Sequence[Row] = ()) -> None:

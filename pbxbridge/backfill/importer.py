@@ -40,6 +40,8 @@ class ImportBatch:
     rows: int
     # The PBX time the reading has reached (Unix seconds).
     reached: float
+    # Calls begun in the range whose rows have not all been read yet.
+    open_calls: int = 0
 
 
 @dataclass(slots=True)
@@ -74,7 +76,8 @@ async def import_calls(
         if page is None:
             # The table ends here: calls still open are in progress on the PBX. Nothing is given
             # out for them; a later run reads them from their first row.
-            yield ImportBatch([], rebuilder.calls.first_open_id_minus_one(cursor), 0, 0.0)
+            calls = rebuilder.calls
+            yield ImportBatch([], calls.first_open_id_minus_one(cursor), 0, 0.0, open_calls=len(calls.open))
             return
         cursor = page.last_id
         complete: list[list[CelRow]] = []
@@ -98,7 +101,7 @@ async def import_calls(
         if state.done:
             out.extend(rebuilder.tracker.end_of_stream(page.last_at))
         resume = None if state.done else rebuilder.calls.first_open_id_minus_one(cursor)
-        yield ImportBatch(out, resume, len(page.rows), page.last_at)
+        yield ImportBatch(out, resume, len(page.rows), page.last_at, open_calls=len(rebuilder.calls.open))
 
 
 def _take(

@@ -61,6 +61,8 @@ class Call(Base):
     failure_reason: Mapped[str | None] = mapped_column(String(24))
     # The caller was sent to voicemail (the message, when found, is a recording of kind "voicemail").
     voicemail: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Where the call was heard: "ami" (live or replayed), "cel" or "cdr" (rebuilt by back-fill).
+    source: Mapped[str] = mapped_column(String(16), default="ami", server_default="ami")
 
     parties: Mapped[list[CallParty]] = relationship(
         back_populates="call", lazy="selectin", order_by="(CallParty.role, CallParty.position)"

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "pbxbridge.cli.service",
     "pbxbridge.cli.crm",
     "pbxbridge.cli.workflow",
+    "pbxbridge.cli.backfill",
 )
 
 
