@@ -92,6 +92,12 @@ def test_updating_keeps_translations_and_gives_new_plurals_every_russian_form(tm
     # English is its own translation, filled in at once.
     assert read_catalog("en", tmp_path)[("{n} call", "{n} calls")].string == ("{n} call", "{n} calls")
     assert left["en"] == []
+    # Run again later with nothing new: the files are left as they are, date and all.
+    files = sorted(tmp_path.rglob("*.po*"))
+    before = [f.read_bytes() for f in files]
+    second.creation_date = second.creation_date.replace(year=second.creation_date.year + 1)
+    update(second, tmp_path)
+    assert [f.read_bytes() for f in files] == before
 
 
 def test_the_package_build_compiles_the_catalogs(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
 import re
 import sys
 from collections.abc import Collection, Iterator, Mapping
@@ -151,11 +152,23 @@ def gaps(template: Catalog, catalog: Catalog, language: str) -> Iterator[Gap]:
                 yield Gap(language, msgid, f"placeholder {', '.join(sorted(unknown))} is not in the message")
 
 
+_CREATED = re.compile(rb'^"POT-Creation-Date: .*\\n"\n', re.M)
+
+
+def _write(path: Path, catalog: Catalog) -> None:
+    """Write a catalog file, unless only its creation date would change (no noise in the history)."""
+    buffer = io.BytesIO()
+    write_po(buffer, catalog, width=100, include_lineno=False, sort_output=True, ignore_obsolete=True)
+    text = buffer.getvalue()
+    if path.exists() and _CREATED.sub(b"", path.read_bytes()) == _CREATED.sub(b"", text):
+        return
+    path.write_bytes(text)
+
+
 def update(template: Catalog, locale_dir: Path = LOCALE_DIR) -> dict[str, list[Gap]]:
     """Write messages.pot and bring every language's .po in step; English is its own translation."""
     locale_dir.mkdir(parents=True, exist_ok=True)
-    with (locale_dir / TEMPLATE.name).open("wb") as f:
-        write_po(f, template, width=100, include_lineno=False, sort_output=True)
+    _write(locale_dir / TEMPLATE.name, template)
     left: dict[str, list[Gap]] = {}
     for language in LANGUAGES:
         catalog = read_catalog(language, locale_dir)
@@ -173,8 +186,7 @@ def update(template: Catalog, locale_dir: Path = LOCALE_DIR) -> dict[str, list[G
                     message.string = message.id
         path = po_path(language, locale_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as f:
-            write_po(f, catalog, width=100, include_lineno=False, sort_output=True, ignore_obsolete=True)
+        _write(path, catalog)
         left[language] = list(gaps(template, catalog, language))
     return left
 
