@@ -156,6 +156,8 @@ class WorkflowConfig:
     # Which manager a card without one gets from its calls: the first who talked with the
     # client, the latest, or nobody (cards are then assigned by hand only).
     assign_manager: str = "first_answered"
+    # How many days back from the newest call the missed-calls list looks; 0: the whole journal.
+    missed_days: int = 30
 
 
 @dataclass(slots=True)

@@ -203,3 +203,15 @@ def test_replayed_captures_list_exactly_the_unanswered_clients_not_reached(
     assert len({r["client_id"] for r in rows}) == len(rows)
     for row in rows:
         assert row["waited_s"] > 0 and row["callback_attempts"] == 0 and row["overdue"] is True
+
+
+async def test_the_list_looks_back_so_many_days_from_the_newest_call(
+    sessions: async_sessionmaker[AsyncSession], shared_dir: Path
+) -> None:
+    # 03 was missed on 26.11.2026, 16 (queues timed out, another client) on 07.12.2026.
+    await journal(sessions, calls_of(shared_dir, "03-inbound-abandoned") + calls_of(shared_dir, "16-queues-time-out"))
+    async with sessions() as session:
+        both = [r.number for r in await read_worklist(session, SETTINGS, days=30)]
+        assert both[0] == "+79161110003" and len(both) == 2
+        assert [r.number for r in await read_worklist(session, SETTINGS, days=0)] == both
+        assert [r.number for r in await read_worklist(session, SETTINGS, days=10)] == both[1:]

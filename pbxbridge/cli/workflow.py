@@ -53,7 +53,7 @@ def run_missed(args: argparse.Namespace) -> int:
         engine = make_engine(config.database.url)
         try:
             async with session_factory(engine)() as session:
-                rows = await read_worklist(session, settings)
+                rows = await read_worklist(session, settings, days=config.workflow.missed_days)
         finally:
             await engine.dispose()
         now = time.time()

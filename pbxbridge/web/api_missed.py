@@ -76,7 +76,7 @@ async def _visible_row(request: web.Request, user: SignedInUser, client_id: int,
     """The client's open row if the user may act on it: else 404 (no row) or 403 (logged)."""
     context = ctx(request)
     async with context.sessions() as db:
-        rows = await read_worklist(db, _settings(context), [client_id])
+        rows = await read_worklist(db, _settings(context), [client_id], context.config.workflow.missed_days)
     if not rows:
         raise api_error(404, _(request, "this client has no missed calls waiting for a callback"))
     (row,) = rows
@@ -92,7 +92,7 @@ async def list_missed(request: web.Request) -> web.Response:
     user = require_user(request, *CALL_ROLES)
     context = ctx(request)
     async with context.sessions() as db:
-        rows = await read_worklist(db, _settings(context))
+        rows = await read_worklist(db, _settings(context), days=context.config.workflow.missed_days)
     now = context.clock()
     due_s = _due_s(context)
     region = context.config.phone.default_region
@@ -168,7 +168,10 @@ async def close_missed(request: web.Request) -> web.Response:
     context = ctx(request)
     async with write_session(context) as db:
         try:
-            await close_row(db, _settings(context), client_id, reason, user.username, through_call_id=through, note=note)
+            await close_row(
+                db, _settings(context), client_id, reason, user.username, through_call_id=through, note=note,
+                days=context.config.workflow.missed_days,
+            )
         except NothingOpen:
             raise api_error(404, _(request, "this client has no missed calls waiting for a callback")) from None
         except CloseRefused:

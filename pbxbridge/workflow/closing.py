@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pbxbridge.calls.tables import Call
 from pbxbridge.kpi.definitions import KpiSettings
 from pbxbridge.workflow.tables import MissedClosure
-from pbxbridge.workflow.worklist import CLOSE_REASONS, MissedRow, read_worklist
+from pbxbridge.workflow.worklist import CLOSE_REASONS, DAYS, MissedRow, read_worklist
 
 MAX_NOTE = 2000
 
@@ -33,6 +33,7 @@ async def close_row(
     through_call_id: int | None = None,
     note: str | None = None,
     now: datetime | None = None,
+    days: int = DAYS,
 ) -> MissedRow:
     """Close the client's row up to ``through_call_id`` (the latest missed call the person saw).
 
@@ -43,7 +44,7 @@ async def close_row(
         raise CloseRefused(f"reason: one of {', '.join(CLOSE_REASONS)}")
     if note is not None and len(note) > MAX_NOTE:
         raise CloseRefused(f"note: text up to {MAX_NOTE} characters")
-    rows = await read_worklist(session, settings, [client_id])
+    rows = await read_worklist(session, settings, [client_id], days)
     if not rows:
         raise NothingOpen("this client has no missed calls waiting for a callback")
     (row,) = rows

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.db.base import table_of
 from pbxbridge.db.chunks import chunks
+from pbxbridge.db.types import utc_from_unix
 from pbxbridge.kpi.definitions import (
     ANSWERED,
     INBOUND,
@@ -44,6 +45,8 @@ SPAM = "spam"
 WRONG_NUMBER = "wrong_number"
 REACHED_OTHERWISE = "reached_otherwise"
 CLOSE_REASONS = (SPAM, WRONG_NUMBER, REACHED_OTHERWISE)
+# How far back the list looks from the newest call, by default (``workflow.missed_days``).
+DAYS = 30
 
 
 @dataclass(slots=True)
@@ -176,6 +179,13 @@ def open_row(
     )
 
 
+# What a row needs of each call (not its recordings' or transfers' columns).
+FACT_COLUMNS = (
+    "id", "direction", "status", "client_id", "client_number", "manager", "rang",
+    "started_at", "answered_at", "ended_at", "wait_s", "talk_s",
+)
+
+
 def _fact(row: Any) -> CallFact:
     started = row.started_at.timestamp()
     return CallFact(
@@ -201,63 +211,63 @@ async def line_clock(session: AsyncSession) -> float:
 
 
 async def read_worklist(
-    session: AsyncSession, settings: KpiSettings, client_ids: Sequence[int] | None = None
+    session: AsyncSession,
+    settings: KpiSettings,
+    client_ids: Sequence[int] | None = None,
+    days: int = DAYS,
 ) -> list[MissedRow]:
-    """Every client's open row (or only these clients'), the longest open first."""
+    """Every client's open row (or only these clients'), the longest open first.
+
+    The list looks back ``days`` days (``workflow.missed_days``; 0: the whole journal) from
+    the newest call in the journal, so that it costs the same on the thousandth day as on
+    the first, and a replay of old captures lists what it would have listed then.
+    """
     calls = table_of(Call)
-    reached = (
-        select(calls.c.client_id, func.max(calls.c.started_at).label("reached_at"))
-        .where(calls.c.status == ANSWERED, calls.c.direction.in_((INBOUND, OUTBOUND)), calls.c.client_id.is_not(None))
-        .group_by(calls.c.client_id)
-        .subquery()
-    )
-    closures = table_of(MissedClosure)
-    closed = (
-        select(closures.c.client_id, func.max(closures.c.through_at).label("through_at"))
-        .group_by(closures.c.client_id)
-        .subquery()
-    )
-    # Clients with a missed call the company has not reached them after, nor a person closed.
-    waiting = (
-        select(calls.c.client_id)
-        .select_from(
-            calls.outerjoin(reached, reached.c.client_id == calls.c.client_id)
-            .outerjoin(closed, closed.c.client_id == calls.c.client_id)
-        )
-        .where(
-            calls.c.direction == INBOUND,
-            calls.c.status.in_(sorted(UNANSWERED_INBOUND)),
-            calls.c.client_id.is_not(None),
-            or_(reached.c.reached_at.is_(None), calls.c.ended_at > reached.c.reached_at),
-            or_(closed.c.through_at.is_(None), calls.c.ended_at > closed.c.through_at),
-        )
-        .distinct()
-    )
-    if client_ids is not None:
-        waiting = waiting.where(calls.c.client_id.in_(list(client_ids)))
-    ids = sorted(set((await session.scalars(waiting)).all()))
-    if not ids:
-        return []
     clock = await line_clock(session)
+    since = utc_from_unix(clock - days * 86400.0) if days else None
+    recent_calls = select(
+        calls.c.client_id, calls.c.direction, calls.c.status, calls.c.started_at, calls.c.ended_at
+    ).where(calls.c.client_id.is_not(None))
+    if since is not None:
+        recent_calls = recent_calls.where(calls.c.started_at >= since)
+    if client_ids is not None:
+        recent_calls = recent_calls.where(calls.c.client_id.in_(list(client_ids)))
+    # Read once through the index on the start (planners otherwise walk every client's calls).
+    recent = recent_calls.cte("recent").prefix_with("MATERIALIZED")
+    missed_end = func.max(
+        case((and_(recent.c.direction == INBOUND, recent.c.status.in_(sorted(UNANSWERED_INBOUND))), recent.c.ended_at))
+    )
+    reached_start = func.max(
+        case((and_(recent.c.status == ANSWERED, recent.c.direction.in_((INBOUND, OUTBOUND))), recent.c.started_at))
+    )
+    per_client = await session.execute(
+        select(recent.c.client_id, missed_end, reached_start).group_by(recent.c.client_id).having(missed_end.is_not(None))
+    )
+    # The latest missed call ended after the company last reached the client: something is open
+    # (unless a person closed the row since, seen below).
+    latest = {
+        client_id: (last_missed, reached)
+        for client_id, last_missed, reached in per_client.all()
+        if reached is None or _as_time(last_missed) > _as_time(reached)
+    }
+    ids = sorted(latest)
     facts: dict[int, list[CallFact]] = {i: [] for i in ids}
     through: dict[int, float] = {}
+    closures = table_of(MissedClosure)
     for part in chunks(ids):
-        rows = await session.execute(
-            select(calls)
-            .select_from(calls.outerjoin(reached, reached.c.client_id == calls.c.client_id))
-            .where(
-                calls.c.client_id.in_(part),
-                calls.c.direction.in_((INBOUND, OUTBOUND)),
-                # Only calls since the company last reached the client matter (that call included).
-                or_(reached.c.reached_at.is_(None), calls.c.ended_at >= reached.c.reached_at),
-            )
+        closed = await session.execute(
+            select(closures.c.client_id, func.max(closures.c.through_at))
+            .where(closures.c.client_id.in_(part))
+            .group_by(closures.c.client_id)
         )
-        for call in rows.all():
+        through.update({client_id: _as_time(at) for client_id, at in closed.all()})
+        query = select(*(calls.c[name] for name in FACT_COLUMNS)).where(
+            calls.c.client_id.in_(part), calls.c.direction.in_((INBOUND, OUTBOUND))
+        )
+        if since is not None:
+            query = query.where(calls.c.started_at >= since)
+        for call in (await session.execute(query)).all():
             facts[call.client_id].append(_fact(call))
-        for client_id, through_at in (
-            await session.execute(select(closed.c.client_id, closed.c.through_at).where(closed.c.client_id.in_(part)))
-        ).all():
-            through[client_id] = through_at.timestamp()
     out: list[MissedRow] = []
     for client_id in ids:
         found = open_row(client_id, facts[client_id], through.get(client_id), settings, clock)
@@ -266,6 +276,13 @@ async def read_worklist(
     await _describe(session, out)
     out.sort(key=lambda r: (r.opened_at, r.client_id))
     return out
+
+
+def _as_time(value: Any) -> float:
+    """A time the database gave back from an aggregate: a datetime, or SQLite's text of one."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC).timestamp()
 
 
 async def _describe(session: AsyncSession, rows: list[MissedRow]) -> None:
