@@ -198,6 +198,7 @@ def test_player_skips_speeds_keys_transcript_and_what_the_audit_log_says(floor: 
     page.keyboard.press("ArrowRight")
     assert page.input_value("#typing") == " a"
     assert audio(page, "paused") is True and audio(page, "currentTime") == position
+    page.evaluate("document.getElementById('typing').remove()")
 
     # One "listened", written when playback started; pausing, seeking and playing on add none.
     (listen,) = wait_until(lambda: audit_entries(head, since, "listen"), "the listen entry")
