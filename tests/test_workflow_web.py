@@ -147,7 +147,7 @@ async def test_bad_input_is_refused_with_a_reason_and_loses_nothing(desk: Desk) 
     row = by_number(listing)[ABANDONED]
     close = f"/api/missed/{row['client_id']}/close"
     for body in ({"reason": "holiday"}, {}, {"reason": "spam", "through_call_id": "7"},
-                 {"reason": "spam", "note": 5}):
+                 {"reason": "spam", "note": 5}, {"reason": "spam", "note": "x" * 2001}):
         status, answer = await ivan.json("POST", close, json=body)
         assert status == 400 and answer["error"], body
     # A call that is not this row's: the row changed (or never held it).

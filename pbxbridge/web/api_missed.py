@@ -31,7 +31,7 @@ from pbxbridge.web.i18n import _
 from pbxbridge.web.pages import forbidden_page, layout
 from pbxbridge.web.tables import HEAD, MANAGER
 from pbxbridge.web.users import SignedInUser
-from pbxbridge.workflow.closing import CloseRefused, NothingOpen, close_row
+from pbxbridge.workflow.closing import MAX_NOTE, CloseRefused, NothingOpen, close_row
 from pbxbridge.workflow.worklist import CLOSE_REASONS, MissedRow, read_worklist
 
 log = logging.getLogger(__name__)
@@ -162,8 +162,8 @@ async def close_missed(request: web.Request) -> web.Response:
     if through is not None and (not isinstance(through, int) or isinstance(through, bool)):
         raise api_error(400, _(request, "through_call_id must be an integer"))
     note = body.get("note")
-    if note is not None and not isinstance(note, str):
-        raise api_error(400, _(request, "note must be text"))
+    if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
+        raise api_error(400, _(request, "note: text up to {count} characters", count=MAX_NOTE))
     row = await _visible_row(request, user, client_id, "missed_close")
     context = ctx(request)
     async with write_session(context) as db:
