@@ -19,6 +19,9 @@ from tests.fixtures_refusals import (  # noqa: F401 - fixtures
     whisper_transcript,
 )
 
+# Pages drawn the same whatever the database: SQLite only, to keep the suite quick.
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
 
 class _Page(HTMLParser):
     """The error section's visible words, its links, and whether the site's layout is around it."""
@@ -124,6 +127,7 @@ async def test_a_role_or_a_call_not_yours_gets_a_403_page(site: Site) -> None:
         assert "Reload the page and try again." in " ".join(parse(await response.text()).words)
 
 
+@SQLITE_ONLY
 async def test_an_exception_gives_a_500_page_with_a_reference_and_no_traceback(
     site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -148,6 +152,7 @@ async def test_an_exception_gives_a_500_page_with_a_reference_and_no_traceback(
     assert (await olga.json("GET", "/api/me"))[0] == 200
 
 
+@SQLITE_ONLY
 async def test_oversized_or_broken_requests_get_a_clear_answer(site: Site) -> None:
     olga = await site.signed_in("olga")
     # Over the 1 MiB body limit: refused with words, not a traceback; nothing changed.
@@ -160,6 +165,7 @@ async def test_oversized_or_broken_requests_get_a_clear_answer(site: Site) -> No
     assert (await olga.json("GET", "/api/me"))[0] == 200
 
 
+@SQLITE_ONLY
 async def test_every_word_of_an_error_goes_through_the_catalog(site: Site, pseudo_catalog: None) -> None:
     olga = await site.signed_in("olga")
     for path, status in (("/no/such/page", 404), ("/calls/999999", 404), ("/reports/broken", 500)):

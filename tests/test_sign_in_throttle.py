@@ -137,6 +137,7 @@ async def test_a_restart_does_not_lift_a_lock(site: Site) -> None:
         await engine.dispose()
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_the_wait_message_goes_through_the_catalog(site: Site, pseudo_catalog: None) -> None:
     client = site.client()
     for _ in range(ACCOUNT_RULE.free):
@@ -146,10 +147,10 @@ async def test_the_wait_message_goes_through_the_catalog(site: Site, pseudo_cata
         assert (await answer.json())["error"] == "⟦Too many failed attempts. Try again in 1 second.⟧"
 
 
-@pytest.mark.parametrize("length", [101, 5000])
-async def test_a_very_long_name_is_refused_like_any_other_and_logged_cut(site: Site, length: int) -> None:
-    client = site.client()
-    response = await client.login("я" * length, "whatever")
-    assert response.status == 401
-    (entry,) = await site.audit("sign_in_failed")
-    assert (entry.username, entry.details["reason"]) == ("я" * 100, "unknown_user")
+async def test_a_very_long_name_is_refused_like_any_other_and_logged_cut(site: Site) -> None:
+    for length in (101, 5000):
+        client = site.client()
+        response = await client.login("я" * length, "whatever")
+        assert response.status == 401
+    entries = await site.audit("sign_in_failed")
+    assert [(e.username, e.details["reason"]) for e in entries] == [("я" * 100, "unknown_user")] * 2
