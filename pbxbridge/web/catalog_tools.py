@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import io
 import re
 import sys
@@ -172,7 +173,8 @@ def update(template: Catalog, locale_dir: Path = LOCALE_DIR) -> dict[str, list[G
     left: dict[str, list[Gap]] = {}
     for language in LANGUAGES:
         catalog = read_catalog(language, locale_dir)
-        catalog.update(template, no_fuzzy_matching=True)
+        # A copy each: Babel puts the template's own new messages into the catalog it updates.
+        catalog.update(copy.deepcopy(template), no_fuzzy_matching=True)
         # Strings the code no longer shows: git remembers them.
         catalog.obsolete.clear()
         for message in catalog:
