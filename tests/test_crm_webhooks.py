@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from pbxbridge.config import WebhookConfig
 from pbxbridge.crm.events import CallEvent
 from pbxbridge.crm.targets import Delivery
 from pbxbridge.crm.webhooks import REPLAY_WINDOW_S, WebhookTarget, sign, verify_signature
+from tests.conftest import fresh_database
 from tests.fakes_webhook import ServerThread, WebhookReceiver
 from tests.test_crm_outbox import SECRET, outbox, replay, write_config
 
 CALL = {"pbx": "main", "linkedid": "1795723449.4", "direction": "inbound", "status": "answered", "manager": "203"}
+
+
+@pytest.fixture
+def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Signatures do not depend on the database: one is enough (the outbox's tests run on both)."""
+    yield from fresh_database(request, "sqlite", tmp_path)
 
 
 def one_delivery(target: WebhookTarget, event: str = "call.finished") -> Delivery:
@@ -25,8 +35,9 @@ def one_delivery(target: WebhookTarget, event: str = "call.finished") -> Deliver
 
 
 def test_every_delivered_body_verifies_and_a_tampered_one_does_not(
-    db_url: str, shared_dir: Path, tmp_path: Path
+    sqlite_url: str, shared_dir: Path, tmp_path: Path
 ) -> None:
+    db_url = sqlite_url
     receiver = WebhookReceiver(SECRET)
     server = ServerThread(receiver.app).start()
     try:
