@@ -192,6 +192,8 @@ class CrmConfig:
     # Waits between tries grow from this to the cap, doubling.
     retry_initial_ms: int = 2000
     retry_max_ms: int = 600_000
+    # Delivered rows are kept this many days (what was sent, when), then deleted; 0 keeps them.
+    keep_delivered_days: int = 30
     bitrix24: Bitrix24Config = field(default_factory=Bitrix24Config)
     amocrm: AmoCrmConfig = field(default_factory=AmoCrmConfig)
 
@@ -475,6 +477,8 @@ def _validate_crm(config: Config, problems: list[str]) -> None:
     for key in ("max_attempts", "retry_initial_ms", "retry_max_ms"):
         if getattr(crm, key) < 1:
             problems.append(f"crm.{key}: must be at least 1, got {getattr(crm, key)!r}")
+    if crm.keep_delivered_days < 0:
+        problems.append(f"crm.keep_delivered_days: must not be negative, got {crm.keep_delivered_days!r}")
     targets: list[tuple[str, str, int]] = [
         ("crm.bitrix24", crm.bitrix24.webhook_url, crm.bitrix24.requests_per_s),
         ("crm.amocrm", crm.amocrm.base_url, crm.amocrm.requests_per_s),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from pbxbridge.cli.main import main
+from pbxbridge.crm.outbox import RetryPolicy
 from pbxbridge.crm.tables import CrmDelivery
+from pbxbridge.crm.worker import OutboxWorker
 from pbxbridge.db.engine import make_engine, session_factory
 from tests.fakes_webhook import ServerThread, WebhookReceiver
 
@@ -163,3 +166,25 @@ def test_a_receiver_that_never_answers_well_gives_a_dead_letter_after_max_attemp
         else:
             assert row.status == "dead" or row.status == "pending"
     assert json.dumps([r.payload for r in rows], ensure_ascii=False)
+
+
+async def test_delivered_rows_past_the_keep_are_deleted_and_dead_letters_stay(
+    sessions: Any, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+
+    def row(key: str, status: str, delivered_days_ago: float | None) -> CrmDelivery:
+        delivered = now - timedelta(days=delivered_days_ago) if delivered_days_ago is not None else None
+        return CrmDelivery(target="webhook:bot", event="call.finished", action="post", pbx="main", linkedid=key,
+                           idempotency_key=key, payload={}, status=status, attempts=1, next_attempt_at=now,
+                           created_at=now - timedelta(days=40), delivered_at=delivered)
+
+    async with sessions() as session, session.begin():
+        session.add_all([row("old", "done", 31), row("recent", "done", 29), row("dead", "dead", None),
+                         row("waiting", "pending", None)])
+    worker = OutboxWorker(sessions, [], RetryPolicy(), keep_delivered_days=30)
+    assert await worker.prune() == 1
+    async with sessions() as session:
+        left = sorted((await session.scalars(select(CrmDelivery.idempotency_key))).all())
+    assert left == ["dead", "recent", "waiting"]
+    assert await OutboxWorker(sessions, [], RetryPolicy()).prune() == 0

@@ -41,7 +41,8 @@ def attach(hub: Hub) -> OutboxWorker | None:
         return None
     queue = CallQueue(targets, hub.clock)
     hub.after_write(queue.note_written)
-    worker = OutboxWorker(None, targets, retry_policy(hub.config), clock=hub.clock, database_turn=hub.database_turn)
+    worker = OutboxWorker(None, targets, retry_policy(hub.config), clock=hub.clock, database_turn=hub.database_turn,
+                          keep_delivered_days=hub.config.crm.keep_delivered_days)
     hub.on_call(worker.wake)
     hub.on_transcript_ready(TranscriptQueue(hub, queue, worker).on_transcript_ready)
     # Replay queues deliveries as a live daemon does; they are sent by a live daemon or `pbxbridge outbox deliver`.

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -226,3 +226,11 @@ async def dead_letters(session: AsyncSession, limit: int = 100) -> list[CrmDeliv
     return list(
         (await session.scalars(select(CrmDelivery).where(CrmDelivery.status == DEAD).order_by(CrmDelivery.id).limit(limit))).all()
     )
+
+
+async def prune_delivered(session: AsyncSession, before: datetime) -> int:
+    """Delete deliveries made before ``before`` (dead letters and pending ones stay); how many."""
+    result = await session.execute(
+        delete(CrmDelivery).where(CrmDelivery.status == DONE, CrmDelivery.delivered_at < before)
+    )
+    return rowcount(result)

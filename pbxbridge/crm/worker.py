@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # With nothing due, the daemon's worker looks again this often (new calls wake it at once).
 IDLE_S = 5.0
+# Delivered rows older than the settings keep are deleted this often.
+PRUNE_EVERY_S = 3600.0
 
 
 class RateLimit:
@@ -80,6 +82,7 @@ class OutboxWorker:
         *,
         clock: Callable[[], float] = time.time,
         database_turn: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext,
+        keep_delivered_days: int = 0,
     ) -> None:
         self.sessions = sessions
         self.targets = {target.name: target for target in targets}
@@ -88,6 +91,8 @@ class OutboxWorker:
         self.database_turn = database_turn
         self.limits = {t.name: RateLimit(t.requests_per_s, t.burst) for t in targets}
         self.tally = Tally()
+        self.keep_delivered_days = keep_delivered_days
+        self._pruned_at = -PRUNE_EVERY_S
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -184,11 +189,25 @@ class OutboxWorker:
         finally:
             await self.close()
 
+    async def prune(self) -> int:
+        """Delete the delivered rows older than ``keep_delivered_days`` (none when it is 0)."""
+        if not self.keep_delivered_days:
+            return 0
+        before = _utc(self.clock() - self.keep_delivered_days * 86400)
+        async with self.database_turn(), self.db()() as session, session.begin():
+            return await outbox.prune_delivered(session, before)
+
     async def run(self, idle_s: float = IDLE_S) -> None:
         """The daemon's loop: deliver what is due, sleep until the next is (or something new is queued)."""
         while True:
             self._wake.clear()
             try:
+                if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
+                    self._pruned_at = time.monotonic()
+                    pruned = await self.prune()
+                    if pruned:
+                        log.info("CRM outbox: %d delivered row(s) older than %d days deleted", pruned,
+                                 self.keep_delivered_days)
                 tried = await self.deliver_due()
                 wait = idle_s
                 if not tried:
