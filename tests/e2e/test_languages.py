@@ -19,6 +19,11 @@ SETTLE_JS = """() => {
   const main = document.querySelector('main');
   return main && main.innerText.trim().length > 0 && !/Loading|Загрузка/.test(main.innerText);
 }"""
+# What a person reads or hears: the title, the text shown, placeholders, tooltips and labels read aloud.
+TEXT_JS = """() => [document.title, document.body.innerText,
+  ...[...document.querySelectorAll('[placeholder], [title], [aria-label]')]
+    .filter((node) => node.getClientRects().length)
+    .flatMap((node) => ['placeholder', 'title', 'aria-label'].map((a) => node.getAttribute(a) || ''))].join('\\n')"""
 # Elements reaching past the screen's edge that are not inside something scrolling or clipping sideways.
 OVERFLOW_JS = """() => {
   const width = document.documentElement.clientWidth;
@@ -44,9 +49,9 @@ OVERFLOW_JS = """() => {
 
 def _words_pattern(msgid: str) -> re.Pattern[str] | None:
     """The msgid as it would show untranslated: placeholders match anything, whole words only.
-    None for a message too short to tell from a name or a code (fewer than four letters)."""
+    None for a message too short to tell from a name or a code (fewer than three letters)."""
     parts = re.split(r"\{\w+\}", msgid.replace("{{", "{").replace("}}", "}"))
-    if sum(len(re.findall(r"[A-Za-z]", p)) for p in parts) < 4:
+    if sum(len(re.findall(r"[A-Za-z]", p)) for p in parts) < 3:
         return None
     body = r".+?".join(re.escape(p) for p in parts)
     return re.compile(r"(?<![A-Za-z])" + body + r"(?![A-Za-z])")
@@ -82,7 +87,7 @@ def _check(page: Any, where: str, width: int) -> list[str]:
     problems: list[str] = []
     if page.evaluate("document.documentElement.lang") != "ru":
         problems.append(f"{where}: <html lang> is not ru")
-    text = page.evaluate("document.title + '\\n' + document.body.innerText")
+    text = page.evaluate(TEXT_JS)
     english = _untranslated(text)
     if english:
         problems.append(f"{where} at {width} px shows English: {english}")
