@@ -181,8 +181,9 @@
   }
 
   function player(call, recording, segments) {
-    // Metadata only: the length and the first seek; the waveform reads the file itself.
-    const audio = el("audio", { id: "audio", preload: "metadata", src: recording.audio_url });
+    // The whole file, read once (a call's recording is small): seeking then plays at once. Loading it
+    // is not listening; the audit log hears of it when playback starts (reportListening).
+    const audio = el("audio", { id: "audio", preload: "auto", src: recording.audio_url });
     const waveBox = el("div", { id: "waveform", class: "waveform" });
     const time = el("span", { class: "clock", id: "clock", "aria-live": "off" }, "0:00");
     const play = el("button", { class: "primary play", id: "play", type: "button" }, "▶ " + t("Play"));
