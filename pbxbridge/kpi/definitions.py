@@ -7,7 +7,7 @@ facts and the figures; docs/KPI.md explains each figure to a sales head.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -104,7 +104,7 @@ FIGURES: tuple[Figure, ...] = (
     _f("callback_s_median", "seconds", "median callback time"),
     _f("callback_s_p95", "seconds", "95th percentile callback time"),
     _f("callbacks_pending", "count", "missed callers not called back whose window is still open"),
-    _f("lost_leads", "count", "missed callers not called back within kpi.lost_lead_after_s"),
+    _f("lost_leads", "count", "clients missed and not called back within kpi.lost_lead_after_s", "clients"),
     _f("new_leads", "count", "new leads (cards flagged as leads) that came in", "leads"),
     _f("new_leads_reached", "count", "new leads with an answered call since they came in", "leads"),
     _f("new_leads_reached_share", "ratio", "new_leads_reached / new_leads"),
@@ -333,11 +333,130 @@ def lead_fact(client_id: int, created_at: float, calls: Iterable[CallFact]) -> L
     return lead
 
 
+# ------------------------------------------------------- what each call counts for
+#
+# One predicate per counted figure: whether a call counts towards it for ``who``, a
+# manager's extension or DEPARTMENT.  The tallies below count with these and nothing
+# else, and the drill-down (``pbxbridge.kpi.drilldown``) lists the calls they accept:
+# a figure and the list of calls behind it cannot disagree.
+
+Counts = Callable[[CallFact, str, KpiSettings], bool]
+
+
+def counts_calls_in(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Inbound: the department's every caller; a manager's when their handset rang or they answered."""
+    return f.direction == INBOUND and (who == DEPARTMENT or who in f.rang or f.manager == who)
+
+
+def counts_answered(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Inbound and answered (by this manager)."""
+    return f.direction == INBOUND and f.answered and (who == DEPARTMENT or f.manager == who)
+
+
+def counts_missed(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Inbound the department did not answer; for a manager, one that rang them and they did not answer."""
+    if f.direction != INBOUND:
+        return False
+    if who == DEPARTMENT:
+        # The department missed every caller nobody answered, rung or not.
+        return not f.answered
+    # A blind transfer rings its target too; that ring was no miss.
+    return not (f.answered and f.manager == who) and who in f.rang and who not in f.transferred_to
+
+
+def counts_missed_unanswered(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Missed, and nobody else answered either."""
+    return counts_missed(f, who, s) and not f.answered
+
+
+def counts_transferred_in(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Inbound and transferred (to this manager)."""
+    if f.direction != INBOUND:
+        return False
+    return bool(f.transferred_to) if who == DEPARTMENT else who in f.colleagues_transferred_to
+
+
+def counts_calls_out(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Outbound calls that rang out to the client (by this manager)."""
+    return f.dialled_client and (who == DEPARTMENT or f.manager == who)
+
+
+def counts_outbound_answered(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Outbound calls the client answered."""
+    return counts_calls_out(f, who, s) and f.answered
+
+
+def counts_calls_internal(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Internal calls (placed or received by this manager)."""
+    return f.direction == INTERNAL and (who == DEPARTMENT or who in (f.manager, f.callee))
+
+
+def counts_talked(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Answered client calls: the talk time figures and the clients reached are made of these."""
+    return counts_answered(f, who, s) or counts_outbound_answered(f, who, s)
+
+
+def counts_client_reached(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """An answered client call with a client to count (a card or a number): clients reached are these calls' clients."""
+    return f.client_key is not None and counts_talked(f, who, s)
+
+
+def counts_worked(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Calls answered or placed (the first and last call of the day are among these)."""
+    if f.direction == INBOUND:
+        return counts_answered(f, who, s)
+    if f.direction == OUTBOUND:
+        return who == DEPARTMENT or f.manager == who
+    if f.direction == INTERNAL:
+        return who == DEPARTMENT or f.manager == who or (f.callee == who and f.answered)
+    return False
+
+
+def counts_callbacks(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Missed callers called back (by this manager)."""
+    return f.unanswered_inbound and f.callback_s is not None and (who == DEPARTMENT or f.callback_by == who)
+
+
+def counts_callbacks_pending(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Missed callers not called back whose window is still open (that rang this manager)."""
+    return f.unanswered_inbound and f.lost is None and (who == DEPARTMENT or who in f.rang)
+
+
+def counts_lost(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """A lost caller's call; counts against everyone whose handset rang.  Lost leads are these calls' clients."""
+    return f.unanswered_inbound and f.lost is True and (who == DEPARTMENT or who in f.rang)
+
+
+def counts_offered(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Inbound calls offered to the department."""
+    return f.direction == INBOUND
+
+
+def counts_short_abandoned(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Callers who hang up within seconds mostly dialled by mistake: apart, and out of the service level."""
+    return f.direction == INBOUND and not f.answered and f.wait_s < s.short_abandon_s
+
+
+def counts_abandoned(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Offered calls unanswered after waiting at least kpi.short_abandon_s."""
+    return f.direction == INBOUND and not f.answered and f.wait_s >= s.short_abandon_s
+
+
+def counts_within_sl(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Offered calls answered within kpi.service_level_s."""
+    return counts_answered(f, DEPARTMENT, s) and f.wait_s <= s.service_level_s
+
+
+def person_of(f: CallFact) -> str:
+    """Whom a per-client figure counts: the client, or for a caller with no number, the call itself."""
+    return f.client_key or f"call:{f.call_id}"
+
+
 # ----------------------------------------------------------------- the figures
 
 
 def _involved(fact: CallFact) -> set[str]:
-    """Managers whose own figures this call touches."""
+    """Managers whose own figures this call may touch (every predicate above is false for the rest)."""
     people: set[str] = set()
     if fact.manager:
         people.add(fact.manager)
@@ -346,6 +465,8 @@ def _involved(fact: CallFact) -> set[str]:
         people.update(fact.colleagues_transferred_to)
     if fact.direction == INTERNAL and fact.callee:
         people.add(fact.callee)
+    if fact.callback_by:
+        people.add(fact.callback_by)
     return people
 
 
@@ -367,7 +488,8 @@ class _Tally:
     last_call_at: float | None = None
     callbacks: list[float] = field(default_factory=list)
     callbacks_pending: int = 0
-    lost_leads: int = 0
+    # Lost callers, one per client: a client who called three times and was never called back is one lost lead.
+    lost: set[str] = field(default_factory=set)
     stl_attempt: list[float] = field(default_factory=list)
     stl_answered: list[float] = field(default_factory=list)
 
@@ -378,98 +500,83 @@ class _Tally:
         if self.last_call_at is None or fact.ended_at > self.last_call_at:
             self.last_call_at = fact.ended_at
 
-    def talked(self, fact: CallFact) -> None:
-        """An answered client call counted towards talk time and clients reached."""
-        self.talks.append(fact.talk_s)
-        if fact.client_key:
-            self.clients.add(fact.client_key)
 
 
-def _add_call(t: _Tally, ext: str, f: CallFact) -> None:
-    """Count one call towards the manager ``ext`` (one of the managers it involves)."""
-    if f.direction == INBOUND:
-        if ext in f.rang or f.manager == ext:
-            t.calls_in += 1
-        if f.manager == ext and f.answered:
-            t.answered += 1
-            t.talked(f)
-            t.worked(f)
-        elif ext in f.rang and ext not in f.transferred_to:
-            # A blind transfer rings its target too; that ring was no miss.
-            t.missed += 1
-            if not f.answered:
-                t.missed_unanswered += 1
-        if ext in f.transferred_to:
-            t.transferred_in += 1
-        if f.unanswered_inbound:
-            if f.callback_by == ext and f.callback_s is not None:
-                t.callbacks.append(f.callback_s)
-            # A lost caller counts against everyone whose handset rang.
-            if ext in f.rang:
-                t.lost_leads += f.lost is True
-                t.callbacks_pending += f.lost is None
-    elif f.direction == OUTBOUND and f.manager == ext:
+def _add_call(t: _Tally, who: str, f: CallFact, s: KpiSettings) -> None:
+    """Count one call towards ``who`` (a manager it involves, or DEPARTMENT), by the predicates above."""
+    t.calls_in += counts_calls_in(f, who, s)
+    t.answered += counts_answered(f, who, s)
+    t.missed += counts_missed(f, who, s)
+    t.missed_unanswered += counts_missed_unanswered(f, who, s)
+    t.transferred_in += counts_transferred_in(f, who, s)
+    t.calls_out += counts_calls_out(f, who, s)
+    t.outbound_answered += counts_outbound_answered(f, who, s)
+    t.calls_internal += counts_calls_internal(f, who, s)
+    if counts_talked(f, who, s):
+        t.talks.append(f.talk_s)
+    if counts_client_reached(f, who, s):
+        t.clients.add(person_of(f))
+    if counts_worked(f, who, s):
         t.worked(f)
-        if f.dialled_client:
-            t.calls_out += 1
-            if f.answered:
-                t.outbound_answered += 1
-                t.talked(f)
-    elif f.direction == INTERNAL and ext in (f.manager, f.callee):
-        t.calls_internal += 1
-        if f.manager == ext or f.answered:
-            t.worked(f)
+    if counts_callbacks(f, who, s) and f.callback_s is not None:
+        t.callbacks.append(f.callback_s)
+    t.callbacks_pending += counts_callbacks_pending(f, who, s)
+    if counts_lost(f, who, s):
+        t.lost.add(person_of(f))
 
 
-def _tally_managers(facts: Sequence[CallFact], leads: Sequence[LeadFact]) -> dict[str, _Tally]:
+def _tally_managers(facts: Sequence[CallFact], leads: Sequence[LeadFact], s: KpiSettings) -> dict[str, _Tally]:
     """Every involved manager's tally, in one pass over the calls and leads."""
     tallies: dict[str, _Tally] = {}
     for f in facts:
-        people = _involved(f)
-        if f.callback_by:
-            people.add(f.callback_by)
-        for ext in people:
-            _add_call(tallies.setdefault(ext, _Tally()), ext, f)
+        for ext in _involved(f):
+            _add_call(tallies.setdefault(ext, _Tally()), ext, f, s)
     for lead in leads:
-        if lead.first_attempt_by and lead.attempt_s is not None:
-            tallies.setdefault(lead.first_attempt_by, _Tally()).stl_attempt.append(lead.attempt_s)
-        if lead.first_answered_by and lead.answered_s is not None:
-            tallies.setdefault(lead.first_answered_by, _Tally()).stl_answered.append(lead.answered_s)
+        by = lead.first_attempt_by
+        if by and counts_lead_attempt(lead, by) and lead.attempt_s is not None:
+            tallies.setdefault(by, _Tally()).stl_attempt.append(lead.attempt_s)
+        by = lead.first_answered_by
+        if by and counts_lead_answered(lead, by) and lead.answered_s is not None:
+            tallies.setdefault(by, _Tally()).stl_answered.append(lead.answered_s)
     return tallies
 
 
-def _tally_department(facts: Sequence[CallFact], leads: Sequence[LeadFact]) -> _Tally:
+def _tally_department(facts: Sequence[CallFact], leads: Sequence[LeadFact], s: KpiSettings) -> _Tally:
     t = _Tally()
     for f in facts:
-        if f.direction == INBOUND:
-            t.calls_in += 1
-            if f.answered:
-                t.answered += 1
-                t.talked(f)
-                t.worked(f)
-            else:
-                # The department missed every caller nobody answered, rung or not.
-                t.missed += 1
-                t.missed_unanswered += 1
-            t.transferred_in += bool(f.transferred_to)
-            if f.unanswered_inbound:
-                if f.callback_s is not None:
-                    t.callbacks.append(f.callback_s)
-                t.lost_leads += f.lost is True
-                t.callbacks_pending += f.lost is None
-        elif f.direction == OUTBOUND:
-            t.worked(f)
-            if f.dialled_client:
-                t.calls_out += 1
-                if f.answered:
-                    t.outbound_answered += 1
-                    t.talked(f)
-        elif f.direction == INTERNAL:
-            t.calls_internal += 1
-            t.worked(f)
-    t.stl_attempt = [x for x in (lead.attempt_s for lead in leads) if x is not None]
-    t.stl_answered = [x for x in (lead.answered_s for lead in leads) if x is not None]
+        _add_call(t, DEPARTMENT, f, s)
+    t.stl_attempt = [lead.attempt_s for lead in leads if counts_lead_attempt(lead, DEPARTMENT) and lead.attempt_s is not None]
+    t.stl_answered = [
+        lead.answered_s for lead in leads if counts_lead_answered(lead, DEPARTMENT) and lead.answered_s is not None
+    ]
     return t
+
+
+# Leads: the department's figures count every lead that arrived; speed to lead is the first caller's.
+
+
+def counts_lead(lead: LeadFact, who: str) -> bool:
+    """A new lead that came in (the department's only)."""
+    return who == DEPARTMENT
+
+
+def counts_lead_reached(lead: LeadFact, who: str) -> bool:
+    """A new lead with an answered call since it came in."""
+    return who == DEPARTMENT and lead.reached
+
+
+def counts_lead_attempt(lead: LeadFact, who: str) -> bool:
+    """A lead someone called: speed to lead (first attempt) is measured on these."""
+    if lead.attempt_s is None:
+        return False
+    return who == DEPARTMENT or (bool(who) and lead.first_attempt_by == who)
+
+
+def counts_lead_answered(lead: LeadFact, who: str) -> bool:
+    """A lead that answered an outbound call: speed to lead (first answered) is measured on these."""
+    if lead.answered_s is None:
+        return False
+    return who == DEPARTMENT or (bool(who) and lead.first_answered_by == who)
 
 
 def _figures(t: _Tally, norm: int) -> dict[str, Any]:
@@ -498,7 +605,7 @@ def _figures(t: _Tally, norm: int) -> dict[str, Any]:
         "callback_s_median": percentile(t.callbacks, 0.5),
         "callback_s_p95": percentile(t.callbacks, 0.95),
         "callbacks_pending": t.callbacks_pending,
-        "lost_leads": t.lost_leads,
+        "lost_leads": len(t.lost),
         "speed_to_lead_s_median": percentile(t.stl_attempt, 0.5),
         "speed_to_lead_s_p95": percentile(t.stl_attempt, 0.95),
         "speed_to_lead_answered_s_median": percentile(t.stl_answered, 0.5),
@@ -521,18 +628,17 @@ class _Queue:
 def _tally_queue(facts: Iterable[CallFact], settings: KpiSettings) -> _Queue:
     q = _Queue()
     for f in facts:
-        if f.direction != INBOUND:
+        if not counts_offered(f, DEPARTMENT, settings):
             continue
         q.offered += 1
         if q.longest_wait_s is None or f.wait_s > q.longest_wait_s:
             q.longest_wait_s = f.wait_s
-        if f.answered:
+        if counts_answered(f, DEPARTMENT, settings):
             q.answered_waits.append(f.wait_s)
-            q.within += f.wait_s <= settings.service_level_s
+            q.within += counts_within_sl(f, DEPARTMENT, settings)
         else:
             q.unanswered += 1
-            # Callers who hang up within seconds mostly dialled by mistake: apart, and out of the SL.
-            q.short += f.wait_s < settings.short_abandon_s
+            q.short += counts_short_abandoned(f, DEPARTMENT, settings)
     return q
 
 
@@ -582,11 +688,11 @@ class PeriodTally:
 def tally_period(facts: Sequence[CallFact], leads: Sequence[LeadFact], settings: KpiSettings) -> PeriodTally:
     """The raw material of one period's figures (see ``period_figures``)."""
     return PeriodTally(
-        managers=_tally_managers(facts, leads),
-        department=_tally_department(facts, leads) if facts or leads else None,
+        managers=_tally_managers(facts, leads, settings),
+        department=_tally_department(facts, leads, settings) if facts or leads else None,
         queue=_tally_queue(facts, settings),
-        leads=len(leads),
-        leads_reached=sum(1 for lead in leads if lead.reached),
+        leads=sum(1 for lead in leads if counts_lead(lead, DEPARTMENT)),
+        leads_reached=sum(1 for lead in leads if counts_lead_reached(lead, DEPARTMENT)),
     )
 
 
@@ -607,7 +713,7 @@ def _merge_tally(into: _Tally, t: _Tally) -> None:
         into.last_call_at = t.last_call_at
     into.callbacks.extend(t.callbacks)
     into.callbacks_pending += t.callbacks_pending
-    into.lost_leads += t.lost_leads
+    into.lost |= t.lost
     into.stl_attempt.extend(t.stl_attempt)
     into.stl_answered.extend(t.stl_answered)
 
