@@ -1,26 +1,25 @@
 """Missed clients to call back: one row per client, read off the journal with the KPIs' own words.
 
-A client's missed call (``UNANSWERED_INBOUND``: ``missed`` or ``abandoned``)
-stays on the worklist until the company reaches the client: an answered call
-either way (the client called again and got through, or a manager's call was
-answered) that starts at or after the missed call's end, the moment from which
-the KPIs measure a callback. An outbound call nobody answered (``busy``,
-``no_answer``) is an attempt: the row stays, the attempt is noted, and its
-callback time is the KPIs' (``link_callbacks``). A ``failed`` call never
-reached the client: it is no attempt and reaches nobody. A person may close a
-row with a reason; a call missed after that opens a new one.
+What "not called back" means is the KPI store's (``pbxbridge.kpi.callbacks``): a
+client's missed call stays on the worklist until the company reaches the client,
+an answered call either way that starts after it, and the wallboard's "missed
+today, not called back" counts the same clients. An outbound call nobody
+answered (``busy``, ``no_answer``) is an attempt: the row stays, the attempt is
+noted, and its callback time is the KPIs' (``link_callbacks``). A ``failed``
+call never reached the client: it is no attempt and reaches nobody. A person
+may close a row with a reason; a call missed after that opens a new one.
 
 Internal calls and calls without a client card are never rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.calls.tables import Call
@@ -28,17 +27,12 @@ from pbxbridge.clients.tables import Client, ClientPhone, Manager
 from pbxbridge.db.base import table_of
 from pbxbridge.db.chunks import chunks
 from pbxbridge.db.types import utc_from_unix
+from pbxbridge.kpi.callbacks import as_time, client_calls, closed_through, is_missed, reaches, waiting_calls
 from pbxbridge.kpi.definitions import (
-    ANSWERED,
-    INBOUND,
-    OUTBOUND,
-    UNANSWERED_INBOUND,
     CallFact,
     KpiSettings,
-    client_key,
     link_callbacks,
 )
-from pbxbridge.workflow.tables import MissedClosure
 
 # Reasons a person closes a row for (the company reaching the client closes it by itself).
 SPAM = "spam"
@@ -117,12 +111,6 @@ class MissedRow:
         }
 
 
-def reached_at(facts: Iterable[CallFact]) -> float | None:
-    """The start of the latest call with the client that somebody answered, either way."""
-    starts = [f.started_at for f in facts if f.answered and f.direction in (INBOUND, OUTBOUND)]
-    return max(starts) if starts else None
-
-
 def open_row(
     client_id: int,
     facts: Sequence[CallFact],
@@ -137,16 +125,7 @@ def open_row(
     call a person closed the row at; ``clock``: the line's clock for the KPIs'
     lost-lead window.
     """
-    reached = reached_at(facts)
-    missed = sorted(
-        (
-            f for f in facts
-            if f.unanswered_inbound
-            and (reached is None or f.ended_at > reached)
-            and (closed_through is None or f.ended_at > closed_through)
-        ),
-        key=lambda f: (f.started_at, f.call_id),
-    )
+    missed = waiting_calls(facts, closed_through)
     if not missed:
         return None
     # The KPIs' own callback of each missed call (the next outbound attempt by anyone).
@@ -176,31 +155,6 @@ def open_row(
         lost=first.lost,
         last_missed_call_id=last.call_id,
         call_ids=tuple(f.call_id for f in missed),
-    )
-
-
-# What a row needs of each call (not its recordings' or transfers' columns).
-FACT_COLUMNS = (
-    "id", "direction", "status", "client_id", "client_number", "manager", "rang",
-    "started_at", "answered_at", "ended_at", "wait_s", "talk_s",
-)
-
-
-def _fact(row: Any) -> CallFact:
-    started = row.started_at.timestamp()
-    return CallFact(
-        call_id=row.id,
-        direction=row.direction,
-        status=row.status,
-        started_at=started,
-        ended_at=row.ended_at.timestamp(),
-        answered_at=None if row.answered_at is None else row.answered_at.timestamp(),
-        wait_s=float(row.wait_s),
-        talk_s=float(row.talk_s),
-        client_key=client_key(row.client_id, row.client_number),
-        client_id=row.client_id,
-        manager=row.manager,
-        rang=tuple(row.rang or ()),
     )
 
 
@@ -234,12 +188,8 @@ async def read_worklist(
         recent_calls = recent_calls.where(calls.c.client_id.in_(list(client_ids)))
     # Read once through the index on the start (planners otherwise walk every client's calls).
     recent = recent_calls.cte("recent").prefix_with("MATERIALIZED")
-    missed_end = func.max(
-        case((and_(recent.c.direction == INBOUND, recent.c.status.in_(sorted(UNANSWERED_INBOUND))), recent.c.ended_at))
-    )
-    reached_start = func.max(
-        case((and_(recent.c.status == ANSWERED, recent.c.direction.in_((INBOUND, OUTBOUND))), recent.c.started_at))
-    )
+    missed_end = func.max(case((is_missed(recent.c.direction, recent.c.status), recent.c.ended_at)))
+    reached_start = func.max(case((reaches(recent.c.direction, recent.c.status), recent.c.started_at)))
     per_client = await session.execute(
         select(recent.c.client_id, missed_end, reached_start).group_by(recent.c.client_id).having(missed_end.is_not(None))
     )
@@ -248,26 +198,11 @@ async def read_worklist(
     latest = {
         client_id: (last_missed, reached)
         for client_id, last_missed, reached in per_client.all()
-        if reached is None or _as_time(last_missed) > _as_time(reached)
+        if reached is None or as_time(last_missed) > as_time(reached)
     }
     ids = sorted(latest)
-    facts: dict[int, list[CallFact]] = {i: [] for i in ids}
-    through: dict[int, float] = {}
-    closures = table_of(MissedClosure)
-    for part in chunks(ids):
-        closed = await session.execute(
-            select(closures.c.client_id, func.max(closures.c.through_at))
-            .where(closures.c.client_id.in_(part))
-            .group_by(closures.c.client_id)
-        )
-        through.update({client_id: _as_time(at) for client_id, at in closed.all()})
-        query = select(*(calls.c[name] for name in FACT_COLUMNS)).where(
-            calls.c.client_id.in_(part), calls.c.direction.in_((INBOUND, OUTBOUND))
-        )
-        if since is not None:
-            query = query.where(calls.c.started_at >= since)
-        for call in (await session.execute(query)).all():
-            facts[call.client_id].append(_fact(call))
+    through = await closed_through(session, ids)
+    facts = await client_calls(session, ids, None if since is None else since.timestamp())
     out: list[MissedRow] = []
     for client_id in ids:
         found = open_row(client_id, facts[client_id], through.get(client_id), settings, clock)
@@ -276,13 +211,6 @@ async def read_worklist(
     await _describe(session, out)
     out.sort(key=lambda r: (r.opened_at, r.client_id))
     return out
-
-
-def _as_time(value: Any) -> float:
-    """A time the database gave back from an aggregate: a datetime, or SQLite's text of one."""
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC).timestamp()
 
 
 async def _describe(session: AsyncSession, rows: list[MissedRow]) -> None:
