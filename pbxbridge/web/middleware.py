@@ -66,6 +66,16 @@ def is_public(path: str) -> bool:
     return any(path == p or path.startswith(p) for p in PUBLIC_PREFIXES)
 
 
+# Refusals the audit log records: not signed in (the API; a page sends the person to sign in),
+# not allowed, too many tries.
+REFUSED = {401: SIGN_IN_REQUIRED, 403: FORBIDDEN, 429: THROTTLED}
+# The refusal's own words before translation (the audit log keeps them in English, its msgid).
+REFUSAL_MESSAGE: web.RequestKey[str] = web.RequestKey("pbxbridge_refusal_message", str)
+# aiohttp raises 400, 405 and 413 itself, with technical words ("Maximum request body size
+# 1048576 exceeded"); only the statuses handlers raise carry words meant for a person.
+_OWN_WORDS = frozenset({401, 403, 404, 409, 429})
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes a page in the site's layout (JSON on the API), in the person's language;
@@ -93,11 +103,6 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-# Refusals the audit log records: not signed in (the API; a page sends the person to sign in),
-# not allowed, too many tries.
-REFUSED = {401: SIGN_IN_REQUIRED, 403: FORBIDDEN, 429: THROTTLED}
-
-
 def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -120,10 +125,6 @@ def _refusal(request: web.Request, response: web.StreamResponse) -> Refusal:
     )
 
 
-# The refusal's own words before translation (the audit log keeps them in English, its msgid).
-REFUSAL_MESSAGE: web.RequestKey[str] = web.RequestKey("pbxbridge_refusal_message", str)
-
-
 def _custom_text(exc: web.HTTPException) -> str | None:
     """The message a handler gave the exception, or None for aiohttp's own "404: Not Found"."""
     text = exc.text or ""
@@ -135,12 +136,7 @@ def _custom_text(exc: web.HTTPException) -> str | None:
         return error if isinstance(error, str) else None
     if exc.content_type != "text/plain" or not text or text == f"{exc.status}: {exc.reason}":
         return None
-    # aiohttp raises 400, 405 and 413 itself, with technical words ("Maximum request body size
-    # 1048576 exceeded"); only the statuses handlers raise carry words meant for a person.
     return text if exc.status in _OWN_WORDS else None
-
-
-_OWN_WORDS = frozenset({401, 403, 404, 409, 429})
 
 
 def _as_response(request: web.Request, exc: web.HTTPException) -> web.Response:
