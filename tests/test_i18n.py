@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,3 +271,11 @@ async def test_the_header_switcher_works_for_strangers_and_users(site: Site) -> 
         assert response.status == 303
     assert await site.language_of("ivan") == "en"
 
+
+
+def test_the_translations_import_before_anything_else_of_the_web_app() -> None:
+    """Every web module marks strings with i18n, so i18n must import none of them at load time
+    (scripts/catalog imports it first)."""
+    for module in ("pbxbridge.web.i18n", "pbxbridge.web.catalog_tools"):
+        done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr

@@ -34,8 +34,6 @@ from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
-from pbxbridge.web.context import CONTEXT, USER
-
 LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
 DOMAIN = "messages"
 # Every language the web app speaks; the first is the default when nothing else says.
@@ -172,6 +170,9 @@ def negotiate(header: str | None, available: tuple[str, ...] = LANGUAGES) -> str
 
 def configured_language(request: web.Request) -> str:
     """``web.language`` from the configuration."""
+    # Imported here: every module of the web app marks strings with this one, so it imports none of them.
+    from pbxbridge.web.context import CONTEXT
+
     context = request.app.get(CONTEXT)
     configured = context.config.web.language if context is not None else DEFAULT_LANGUAGE
     return configured if configured in LANGUAGES else DEFAULT_LANGUAGE
@@ -182,6 +183,8 @@ def language(request: web.Request) -> str:
     chosen = request.get(_LANGUAGE)
     if chosen is not None:
         return chosen
+    from pbxbridge.web.context import USER  # see configured_language
+
     user = request.get(USER)
     own = getattr(user, "language", None)
     cookie = request.cookies.get(LANGUAGE_COOKIE)
