@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { t, tn, api, el, clear, role } = PBX;
+  const { t, tn, el, clear, role } = PBX;
   // The missed-calls page announces on its own; heads and ops have no clients of their own.
   if (role !== "manager" || location.pathname === "/missed") return;
   // The query is one look-up of the newest calls by id: cheap enough to ask often.
@@ -27,11 +27,17 @@
 
   async function poll() {
     try {
-      const data = await api("/api/missed/alerts" + (after === null ? "" : "?after=" + after));
+      // Not PBX.api: a poll in the background must never take the page to the sign-in form.
+      const response = await fetch("/api/missed/alerts" + (after === null ? "" : "?after=" + after),
+        { credentials: "same-origin" });
+      // Signed out (here or in another tab): nothing more to hear of until the next sign-in.
+      if (response.status === 401) return;
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const data = await response.json();
       if (after !== null && data.items.length) show(data.items);
       after = Math.max(after || 0, data.latest, ...data.items.map((i) => i.call_id));
     } catch (err) {
-      // A page left open through a restart just tries again on the next round.
+      // A page left open through a restart (or a session that ended) just tries again later.
     }
     setTimeout(poll, POLL_MS);
   }
