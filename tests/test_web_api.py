@@ -608,6 +608,7 @@ STATUS_BY_ROLE: dict[tuple[str, str], tuple[int, int, int]] = {
     ("GET", "/api/calls/{call_id}"): (200, 200, 403),
     ("POST", "/api/calls/originate"): (503, 503, 403),
     ("GET", "/api/recordings/{recording_id}/audio"): (200, 200, 403),
+    ("POST", "/api/recordings/{recording_id}/listen"): (204, 204, 403),
     ("GET", "/api/clients"): (200, 200, 403),
     ("GET", "/api/clients/{client_id}"): (200, 200, 403),
     ("PATCH", "/api/clients/{client_id}"): (200, 200, 403),
