@@ -61,6 +61,7 @@ DOMAIN_MODULES = (
     "pbxbridge.routing.daemon",
     "pbxbridge.web.daemon",
     "pbxbridge.crm.daemon",
+    "pbxbridge.backfill.daemon",
 )
 # How long stop() waits for finished calls still queued to reach the database.
 STOP_FLUSH_TIMEOUT_S = 30.0

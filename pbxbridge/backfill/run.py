@@ -82,7 +82,9 @@ async def save_checkpoint(
 class SourceMarks:
     """A CallWriter hook: calls a back-fill gave the writer are marked with their source when first written."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, rewrite: bool = False) -> None:
+        # rewrite: a call written again (the live path had it only as far as it went) is marked too.
+        self.rewrite = rewrite
         self._pending: dict[tuple[str, str], str] = {}
 
     def expect(self, call: FinishedCall, source: str) -> None:
@@ -91,7 +93,7 @@ class SourceMarks:
     async def note_written(self, session: AsyncSession, written: Sequence[tuple[Any, Any, bool]]) -> None:
         for row, call, is_new in written:
             source = self._pending.pop((call.pbx, call.linkedid), None)
-            if source is not None and is_new:
+            if source is not None and (is_new or self.rewrite):
                 row.source = source
 
 
