@@ -87,6 +87,16 @@ class Lock:
     until: float
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A past sign-in attempt, as the audit log holds it."""
+
+    at: float
+    username: str
+    address: str
+    succeeded: bool
+
+
 def account_key(username: str) -> str:
     """The account a typed name means: case and surrounding spaces do not matter."""
     return username.strip().lower()[:MAX_NAME_CHARS]
@@ -189,13 +199,3 @@ class LoginThrottle:
             oldest = sorted(table, key=lambda k: (table[k].blocked_until > now, table[k].last_at))
             for key in oldest[: len(table) - MAX_ENTRIES]:
                 del table[key]
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """A past sign-in attempt, as the audit log holds it."""
-
-    at: float
-    username: str
-    address: str
-    succeeded: bool
