@@ -3,6 +3,7 @@ the audit log records, a clear message with when to try again, and no lift by a 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -60,8 +61,6 @@ def test_the_lock_comes_after_many_failures_and_is_rebuilt_from_the_log() -> Non
     async def load(since: float) -> list[Attempt]:
         assert since == now[0] - 24 * 3600
         return attempts
-
-    import asyncio
 
     asyncio.run(restarted.restore_once(load))
     assert restarted.retry_after("ANNA", "10.0.0.7") == ACCOUNT_RULE.lock_s
