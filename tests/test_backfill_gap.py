@@ -25,6 +25,7 @@ from sqlalchemy import text
 from pbxbridge.ami.traces import load_trace
 from pbxbridge.calls.following import tracker_settings
 from pbxbridge.calls.replay import replay_trace
+from pbxbridge.cli.main import main
 from pbxbridge.config import PbxConfig
 from pbxbridge.db.engine import make_engine
 from tests.conftest import fresh_database
@@ -145,3 +146,36 @@ def test_a_day_with_the_daemon_down_in_its_middle_has_every_call_once(
     row = by_id[across.linkedid]
     assert row[2] == "hangup" and row[3] == across.status.value
     assert abs(row[4].timestamp() - across.ended_at) <= 1.5
+
+
+async def _unreachable(db_url: str, shared_dir: Path, directory: Path) -> list[dict[str, Any]]:
+    day = _day(shared_dir)
+    # A PBX whose CEL database cannot be reached: the gap cannot be filled; the live path goes on.
+    extra = 'cdr_url = "mysql://pbxbridge:wrong@127.0.0.1:1/asteriskcdrdb"\ncdr_timezone = "UTC"\n'
+    sim, port = await _simulate([day[1]], directory / "sim.log")
+    try:
+        daemon = DaemonProcess(_config(directory / "bad.toml", db_url, port, shared_dir, extra), directory / "d.log")
+        try:
+            await daemon.wait_for(lambda e: "back-fill from CEL not possible" in e.get("message", ""))
+            await daemon.wait_saved(events=_events([day[1]]) + 1, in_progress=0)
+        finally:
+            daemon.terminate()
+            assert await daemon.exited() == 0, daemon.entries[-5:]
+    finally:
+        await _stop(sim)
+    return daemon.entries
+
+
+def test_an_unreachable_cel_database_is_said_and_the_live_path_goes_on(
+    request: pytest.FixtureRequest, shared_dir: Path, tmp_path: Path
+) -> None:
+    with contextlib.contextmanager(fresh_database)(request, "sqlite", tmp_path) as db_url:
+        # Something heard before: there is a gap to fill.
+        assert main(["replay", str(_day(shared_dir)[0]), "--db", db_url]) == 0
+        entries = asyncio.run(_unreachable(db_url, shared_dir, tmp_path))
+        rows = asyncio.run(_journal(db_url))
+    (said,) = [e for e in entries if "back-fill from CEL not possible" in e.get("message", "")]
+    assert said["level"] == "ERROR" and "unreachable" in said["message"] and "wrong" not in said["message"]
+    settings = tracker_settings(PbxConfig())
+    live = {c.linkedid for c in replay_trace(_day(shared_dir)[1], settings)}
+    assert live <= {r[0] for r in rows} and {r[1] for r in rows} == {"ami"}
