@@ -157,7 +157,7 @@ class WorkflowConfig:
     # client, the latest, or nobody (cards are then assigned by hand only).
     assign_manager: str = "first_answered"
     # How many days back from the newest call the missed-calls list looks; 0: the whole journal.
-    missed_days: int = 30
+    missed_days: int = 90
 
 
 @dataclass(slots=True)

@@ -40,7 +40,7 @@ WRONG_NUMBER = "wrong_number"
 REACHED_OTHERWISE = "reached_otherwise"
 CLOSE_REASONS = (SPAM, WRONG_NUMBER, REACHED_OTHERWISE)
 # How far back the list looks from the newest call, by default (``workflow.missed_days``).
-DAYS = 30
+DAYS = 90
 
 
 @dataclass(slots=True)
