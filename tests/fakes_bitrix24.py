@@ -12,6 +12,8 @@ Built from Bitrix24's published REST documentation (no network in tests):
   https://dev.1c-bitrix.ru/rest_help/scope_telephony/telephony/index.php
 - telephony.call.attachTranscription (CALL_ID, MESSAGES of SIDE User|Client, START_TIME, STOP_TIME, MESSAGE):
   https://dev.1c-bitrix.ru/rest_help/scope_telephony/telephony/telephony_call_attachtranscription.php
+- user.get (FILTER, start; 50 a page, "next" and "total" for the rest; UF_PHONE_INNER the inner number):
+  https://apidocs.bitrix24.com/api-reference/user/user-get.html
 - Limits: a leaky bucket (50 requests, drained 2 a second), over it HTTP 503 with
   {"error": "QUERY_LIMIT_EXCEEDED"}: https://apidocs.bitrix24.com/settings/performance/limits.html
 Errors are {"error": CODE, "error_description": text}: 401 for a wrong webhook token, 400 for a refused field.
@@ -55,6 +57,8 @@ class FakeBitrix24:
     refused: list[str] = field(default_factory=list)
     # Registers taken but whose answer is lost on the way (the connection drops before it).
     lose_answers: int = 0
+    # user.get pages (Bitrix24's are 50 long).
+    page_size: int = 50
     _counter: float = 0.0
     _at: float = field(default_factory=time.monotonic)
 
@@ -92,6 +96,8 @@ class FakeBitrix24:
             "telephony.externalCall.attachRecord": self.attach_record,
             "telephony.call.attachTranscription": self.attach_transcription,
         }.get(method)
+        if method == "user.get":
+            return web.json_response(self.user_get(fields))
         if handler is None:
             return _error(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
         try:
@@ -108,6 +114,8 @@ class FakeBitrix24:
 
     def _user(self, fields: dict[str, Any]) -> int:
         if fields.get("USER_ID"):
+            if int(fields["USER_ID"]) not in {1, *INNER_NUMBERS.values()}:
+                raise Refused(f"User {fields['USER_ID']} is not found")
             return int(fields["USER_ID"])
         inner = str(fields.get("USER_PHONE_INNER") or "")
         if not inner:
@@ -173,6 +181,19 @@ class FakeBitrix24:
         call.transcripts.append(messages)
         self.log.append(("attachTranscription", call.call_id))
         return {"TRANSCRIPT_ID": len(call.transcripts)}
+
+
+    def user_get(self, fields: dict[str, Any]) -> dict[str, Any]:
+        people = [{"ID": str(user_id), "NAME": f"Manager{inner}", "LAST_NAME": "", "ACTIVE": True,
+                   "UF_PHONE_INNER": inner} for inner, user_id in INNER_NUMBERS.items()]
+        # The portal's own administrator has no inner number.
+        people.insert(0, {"ID": "1", "NAME": "Admin", "LAST_NAME": "", "ACTIVE": True, "UF_PHONE_INNER": ""})
+        start = int(fields.get("start") or 0)
+        page = people[start:start + self.page_size]
+        answer: dict[str, Any] = {"result": page, "total": len(people)}
+        if start + self.page_size < len(people):
+            answer["next"] = start + self.page_size
+        return answer
 
 
 class Refused(Exception):

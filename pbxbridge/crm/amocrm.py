@@ -17,7 +17,7 @@ import aiohttp
 
 from pbxbridge.config import Config
 from pbxbridge.crm.events import CALL_FINISHED, CallEvent
-from pbxbridge.crm.targets import Delivery, DeliveryFailed, Planned, Target, http_failure, post
+from pbxbridge.crm.targets import Delivery, DeliveryFailed, Planned, SendContext, Target, http_failure, post
 
 CALLS_PATH = "/api/v4/calls"
 UNSORTED_PATH = "/api/v4/leads/unsorted/sip"
@@ -68,10 +68,12 @@ class AmoCrmTarget(Target):
         return [Planned("add_call", "amocrm.call", {"call": note, "did": call.get("did"),
                                                     "manager": call.get("final_manager") or call.get("manager")})]
 
-    async def send(
-        self, http: aiohttp.ClientSession, delivery: Delivery, earlier: dict[str, dict[str, Any]]
-    ) -> dict[str, Any] | None:
-        note = delivery.payload["call"]
+    async def send(self, http: aiohttp.ClientSession, delivery: Delivery, context: SendContext) -> dict[str, Any] | None:
+        note = dict(delivery.payload["call"])
+        manager = delivery.payload.get("manager")
+        if manager and manager in context.users:
+            # The manager's own amoCRM user (``pbxbridge crm users``): the call is theirs on the card.
+            note["responsible_user_id"] = note["created_by"] = int(context.users[manager])
         answer = await self._post(http, CALLS_PATH, [note])
         embedded = (answer or {}).get("_embedded", {}).get("calls") or []
         if embedded:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,13 @@ import aiohttp
 
 from pbxbridge.config import Config
 from pbxbridge.crm.events import CALL_FINISHED, CALL_RINGING, RECORDING_READY, TRANSCRIPT_READY, CallEvent
-from pbxbridge.crm.targets import DEFAULT_THROTTLE_S, Delivery, DeliveryFailed, Planned, Target, post, retry_after
+from pbxbridge.crm.targets import DEFAULT_THROTTLE_S, Delivery, DeliveryFailed, Planned, SendContext, Target, post, retry_after
 
 REGISTER = "telephony.externalcall.register"
 FINISH = "telephony.externalcall.finish"
 ATTACH_RECORD = "telephony.externalCall.attachRecord"
 ATTACH_TRANSCRIPTION = "telephony.call.attachTranscription"
+USER_GET = "user.get"
 # Bitrix24's leaky bucket: a burst of 50 requests, then its drain rate (``requests_per_s``).
 BURST = 50
 # TYPE of telephony.externalcall.register.
@@ -125,22 +127,21 @@ class Bitrix24Target(Target):
 
     # -- sending ----------------------------------------------------------------------
 
-    async def send(
-        self, http: aiohttp.ClientSession, delivery: Delivery, earlier: dict[str, dict[str, Any]]
-    ) -> dict[str, Any] | None:
+    async def send(self, http: aiohttp.ClientSession, delivery: Delivery, context: SendContext) -> dict[str, Any] | None:
         payload = dict(delivery.payload)
+        users = context.users
         if delivery.action == "register":
-            fields = self._with_user(payload)
+            fields = self._with_user(payload, users)
             result = await self.call(http, REGISTER, fields)
             if not isinstance(result, dict) or not result.get("CALL_ID"):
                 raise DeliveryFailed(f"{REGISTER}: Bitrix24 answered no CALL_ID: {json.dumps(result)[:200]}", retry=False)
             return {"CALL_ID": result["CALL_ID"]}
-        call_id = earlier.get("register", {}).get("CALL_ID")
+        call_id = context.earlier.get("register", {}).get("CALL_ID")
         if not call_id:
             # Its register is a dead letter: `pbxbridge outbox retry --dead` sends both again, in order.
             raise DeliveryFailed("the call is not registered in Bitrix24 (its register did not go through)", retry=False)
         if delivery.action == "finish":
-            await self.call(http, FINISH, {"CALL_ID": call_id, **self._with_user(payload)})
+            await self.call(http, FINISH, {"CALL_ID": call_id, **self._with_user(payload, users)})
         elif delivery.action == "attach_record":
             await self.call(http, ATTACH_RECORD, {"CALL_ID": call_id, **self._record(payload)})
         elif delivery.action == "attach_transcription":
@@ -149,14 +150,35 @@ class Bitrix24Target(Target):
             raise DeliveryFailed(f"unknown Bitrix24 action {delivery.action!r}", retry=False)
         return None
 
-    def _with_user(self, fields: dict[str, Any]) -> dict[str, Any]:
+    def _with_user(self, fields: dict[str, Any], users: Mapping[str, str]) -> dict[str, Any]:
+        """The call's user: by id where the extension is mapped (``pbxbridge crm users``), else by inner number."""
         user = fields.get("USER_PHONE_INNER") or self.default_user
         if not user:
             raise DeliveryFailed(
                 "the call has no manager and crm.bitrix24.default_user is not set: Bitrix24 needs a user for it",
                 retry=False,
             )
+        if user in users:
+            return {**{k: v for k, v in fields.items() if k != "USER_PHONE_INNER"}, "USER_ID": int(users[user])}
         return {**fields, "USER_PHONE_INNER": user}
+
+    async def read_users(self, http: aiohttp.ClientSession) -> list[tuple[str, str, str | None]]:
+        """The portal's active users with an inner number: (extension, user id, name), page by page."""
+        found: list[tuple[str, str, str | None]] = []
+        start: int | None = 0
+        while start is not None:
+            body = json.dumps({"FILTER": {"ACTIVE": True}, "start": start}).encode()
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            status, answer, _headers = await post(http, f"{self.url}{USER_GET}.json", body, headers, USER_GET)
+            if status != 200 or not isinstance(answer, dict) or not isinstance(answer.get("result"), list):
+                raise DeliveryFailed(f"{USER_GET}: HTTP {status} {json.dumps(answer, ensure_ascii=False)[:200]}")
+            for user in answer["result"]:
+                inner = str(user.get("UF_PHONE_INNER") or "").strip()
+                if inner:
+                    name = " ".join(p for p in (user.get("NAME"), user.get("LAST_NAME")) if p) or None
+                    found.append((inner, str(user["ID"]), name))
+            start = answer.get("next")
+        return found
 
     def _record(self, recording: dict[str, Any]) -> dict[str, Any]:
         root = self.voicemail_root if recording.get("kind") == "voicemail" else self.recordings_root

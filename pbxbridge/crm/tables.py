@@ -53,3 +53,19 @@ class CrmDelivery(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CrmUser(Base):
+    """Which CRM user a manager's extension is: read from the CRM (Bitrix24's inner numbers) or set by hand."""
+
+    __tablename__ = "crm_users"
+    __table_args__ = (UniqueConstraint("target", "extension", name="uq_crm_users_target_extension"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(String(200))
+    extension: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    # "crm": read from the CRM (a sync replaces it); "manual": set by a person (a sync leaves it).
+    source: Mapped[str] = mapped_column(String(8))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import abc
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -59,6 +60,16 @@ class Delivery:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class SendContext:
+    """What a delivery may need beyond its own row."""
+
+    # The target's answers to this call's deliveries already made, by action (Bitrix24's CALL_ID).
+    earlier: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Managers' users in this target: extension -> user id (``pbxbridge crm users``).
+    users: Mapping[str, str] = field(default_factory=dict)
+
+
 class Target(abc.ABC):
     """A CRM or a webhook receiver the outbox delivers to."""
 
@@ -75,14 +86,8 @@ class Target(abc.ABC):
         """The requests this event needs, in the order they must reach the target (none if it does not care)."""
 
     @abc.abstractmethod
-    async def send(
-        self, http: aiohttp.ClientSession, delivery: Delivery, earlier: dict[str, dict[str, Any]]
-    ) -> dict[str, Any] | None:
-        """Make one request; what the target answered that later deliveries of the call need.
-
-        ``earlier``: the results of this call's deliveries already made, by action.
-        Raises ``DeliveryFailed``.
-        """
+    async def send(self, http: aiohttp.ClientSession, delivery: Delivery, context: SendContext) -> dict[str, Any] | None:
+        """Make one request; what the target answered that later deliveries of the call need. Raises ``DeliveryFailed``."""
 
 
 def retry_after(headers: Any) -> float | None:

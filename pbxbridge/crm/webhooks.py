@@ -17,7 +17,7 @@ import aiohttp
 
 from pbxbridge.config import WEBHOOK_EVENTS, WebhookConfig
 from pbxbridge.crm.events import CALL_ANSWERED, CALL_RINGING, CallEvent
-from pbxbridge.crm.targets import Delivery, Planned, Target, http_failure, post
+from pbxbridge.crm.targets import Delivery, Planned, SendContext, Target, http_failure, post
 
 SIGNATURE_HEADER = "X-Pbxbridge-Signature"
 TIMESTAMP_HEADER = "X-Pbxbridge-Timestamp"
@@ -74,9 +74,7 @@ class WebhookTarget(Target):
         document = {"id": delivery.idempotency_key, "event": delivery.payload["event"], "data": delivery.payload["data"]}
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
-    async def send(
-        self, http: aiohttp.ClientSession, delivery: Delivery, earlier: dict[str, dict[str, Any]]
-    ) -> dict[str, Any] | None:
+    async def send(self, http: aiohttp.ClientSession, delivery: Delivery, context: SendContext) -> dict[str, Any] | None:
         body = self.body(delivery)
         timestamp = int(self.clock())
         headers = {

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pbxbridge.crm import outbox
 from pbxbridge.crm.outbox import RetryPolicy
 from pbxbridge.crm.tables import DEAD
-from pbxbridge.crm.targets import Delivery, DeliveryFailed, Target
+from pbxbridge.crm.targets import Delivery, DeliveryFailed, SendContext, Target
+from pbxbridge.crm.users import users_of
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +138,10 @@ class OutboxWorker:
             async with self.database_turn(), self.db()() as session, session.begin():
                 if not await outbox.claim(session, delivery.id, _utc(self.clock())):
                     continue
-                earlier = await outbox.earlier_results(session, delivery)
+                context = SendContext(await outbox.earlier_results(session, delivery), await users_of(session, name))
             await limit.wait()
             try:
-                result = await target.send(http, delivery, earlier)
+                result = await target.send(http, delivery, context)
             except DeliveryFailed as failure:
                 if failure.throttled:
                     limit.pause(failure.after_s or 1.0)

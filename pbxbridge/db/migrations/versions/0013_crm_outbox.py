@@ -1,4 +1,4 @@
-"""CRM: the outbox of deliveries to Bitrix24, amoCRM and signed webhooks.
+"""CRM: the outbox of deliveries to Bitrix24, amoCRM and signed webhooks; managers' CRM users.
 
 Revision ID: 0013_crm_outbox
 Revises: 0012_missed_worklist
@@ -44,7 +44,20 @@ def upgrade() -> None:
     op.create_index("ix_crm_deliveries_status_next_attempt_at", "crm_deliveries", ["status", "next_attempt_at"])
     op.create_index("ix_crm_deliveries_call_order", "crm_deliveries", ["target", "pbx", "linkedid", "id"])
     op.create_index("ix_crm_deliveries_call_id", "crm_deliveries", ["call_id"])
+    op.create_table(
+        "crm_users",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("target", sa.String(200), nullable=False),
+        sa.Column("extension", sa.String(32), nullable=False),
+        sa.Column("user_id", sa.String(64), nullable=False),
+        sa.Column("name", sa.String(200), nullable=True),
+        sa.Column("source", sa.String(8), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_crm_users"),
+        sa.UniqueConstraint("target", "extension", name="uq_crm_users_target_extension"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("crm_users")
     op.drop_table("crm_deliveries")
