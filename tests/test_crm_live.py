@@ -1,26 +1,33 @@
 """Calls still up: while a client's call rings a manager's handset, Bitrix24 is told at once (the
 manager's card pops up) and a webhook hears `call.ringing`, then `call.answered`, then
-`call.finished`; the finished call registers nothing a second time."""
+`call.finished`; the finished call registers nothing a second time. And transcripts stored while
+the daemon was down reach the outbox when it starts."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.ami.frames import event_time, read_trace
 from pbxbridge.calls.following import tracker_settings
 from pbxbridge.calls.replay import replay_pbx
 from pbxbridge.calls.store import CallWriter
+from pbxbridge.calls.tables import Recording
 from pbxbridge.calls.tracker import CallTracker
-from pbxbridge.config import Bitrix24Config, Config, CrmConfig, RecordingsConfig, WebhookConfig
+from pbxbridge.cli.core import replay
+from pbxbridge.config import Bitrix24Config, Config, CrmConfig, DatabaseConfig, RecordingsConfig, WebhookConfig
 from pbxbridge.crm.connectors import retry_policy, targets_from_config
+from pbxbridge.crm.daemon import TranscriptQueue
 from pbxbridge.crm.live import LiveCalls
 from pbxbridge.crm.queueing import CallQueue
 from pbxbridge.crm.tables import CrmDelivery
 from pbxbridge.crm.worker import OutboxWorker
+from pbxbridge.hub import Hub
+from pbxbridge.transcription.tables import DONE, TranscriptionJob, TranscriptSegment
 from tests.fakes_bitrix24 import FakeBitrix24
 from tests.fakes_webhook import ServerThread, WebhookReceiver
 
@@ -77,3 +84,32 @@ async def test_a_ringing_call_pops_up_in_bitrix24_and_webhooks_hear_it_in_order(
     assert [d["event"] for d in receiver.received] == ["call.ringing", "call.answered", "call.finished",
                                                         "recording.ready"]
     assert receiver.received[0]["data"]["call"]["manager"] == "203"
+
+
+async def test_transcripts_stored_while_the_daemon_was_down_are_queued_at_its_start(
+    sessions: async_sessionmaker[AsyncSession], db_url: str, shared_dir: Path, tmp_path: Path
+) -> None:
+    config = Config(
+        database=DatabaseConfig(url=db_url),
+        recordings=RecordingsConfig(root=str(shared_dir / "recordings")),
+        crm=CrmConfig(bitrix24=Bitrix24Config(webhook_url="http://127.0.0.1:9/rest/1/t/")),
+    )
+    await replay([shared_dir / "01-inbound-answered.ami"], config, None)
+    # A worker (its own process) stored the transcript while no daemon was running.
+    async with sessions() as session, session.begin():
+        recording = (await session.scalars(select(Recording).where(Recording.status == "ok"))).one()
+        await session.execute(update(TranscriptionJob).where(TranscriptionJob.recording_id == recording.id)
+                              .values(status=DONE, finished_at=datetime.now(UTC)))
+        session.add(TranscriptSegment(recording_id=recording.id, call_id=recording.call_id, start_s=0.5, end_s=2.0,
+                                      speaker="manager", text="Добрый день", words=[], lemmas=""))
+    hub = Hub(config)
+    hub.write_sessions = sessions
+    targets = targets_from_config(config)
+    worker = OutboxWorker(sessions, targets, retry_policy(config))
+    transcripts = TranscriptQueue(hub, CallQueue(targets, time.time), worker)
+    assert await transcripts.catch_up() == 1
+    # The next start finds it queued already.
+    assert await transcripts.catch_up() == 0
+    async with sessions() as session:
+        events = [r.event for r in (await session.scalars(select(CrmDelivery).order_by(CrmDelivery.id)))]
+    assert events == ["call.finished", "call.finished", "recording.ready", "transcript.ready"]

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pbxbridge.crm.connectors import retry_policy, targets_from_config
 from pbxbridge.crm.live import LiveCalls
-from pbxbridge.crm.queueing import CallQueue
+from pbxbridge.crm.queueing import CallQueue, transcripts_since
 from pbxbridge.crm.worker import OutboxWorker
 
 if TYPE_CHECKING:
     from pbxbridge.hub import Hub
 
 log = logging.getLogger(__name__)
+
+# Transcripts stored while the daemon was down (the workers run apart) are queued at its start,
+# as far back as this.
+CATCH_UP_DAYS = 7
 
 
 class TranscriptQueue:
@@ -33,6 +38,20 @@ class TranscriptQueue:
         if added:
             self.worker.wake()
 
+    async def catch_up(self) -> int:
+        """Queue the transcripts stored while nobody listened (the watcher hears only those after its start)."""
+        factory = self.hub.write_sessions
+        if factory is None:
+            return 0
+        since = datetime.fromtimestamp(self.hub.clock(), UTC) - timedelta(days=CATCH_UP_DAYS)
+        added = 0
+        async with self.hub.database_turn(), factory() as session, session.begin():
+            for recording_id in await transcripts_since(session, since):
+                added += await self.queue.note_transcript(session, recording_id)
+        if added:
+            log.info("CRM: %d transcript delivery(ies) queued that were stored while the daemon was down", added)
+        return added
+
 
 def attach(hub: Hub) -> OutboxWorker | None:
     """Queue every written call for the configured targets; deliver them while the daemon is live."""
@@ -44,9 +63,10 @@ def attach(hub: Hub) -> OutboxWorker | None:
     worker = OutboxWorker(None, targets, retry_policy(hub.config), clock=hub.clock, database_turn=hub.database_turn,
                           keep_delivered_days=hub.config.crm.keep_delivered_days)
     hub.on_call(worker.wake)
-    hub.on_transcript_ready(TranscriptQueue(hub, queue, worker).on_transcript_ready)
+    transcripts = TranscriptQueue(hub, queue, worker)
+    hub.on_transcript_ready(transcripts.on_transcript_ready)
     # Replay queues deliveries as a live daemon does; they are sent by a live daemon or `pbxbridge outbox deliver`.
-    hub.add_component(DaemonWorker(hub, worker), serving=True)
+    hub.add_component(DaemonWorker(hub, worker, transcripts), serving=True)
     live = LiveCalls(hub.calls_in_progress, targets, hub.config.phone.default_region, hub.clock,
                      hub.database_turn, worker.wake)
     hub.add_component(DaemonLiveCalls(hub, live), serving=True)
@@ -57,12 +77,14 @@ def attach(hub: Hub) -> OutboxWorker | None:
 class DaemonWorker:
     """The outbox worker as a daemon component: it gets the daemon's database once that is up."""
 
-    def __init__(self, hub: Hub, worker: OutboxWorker) -> None:
+    def __init__(self, hub: Hub, worker: OutboxWorker, transcripts: TranscriptQueue) -> None:
         self.hub = hub
         self.worker = worker
+        self.transcripts = transcripts
 
     async def start(self) -> None:
         self.worker.sessions = self.hub.write_sessions
+        await self.transcripts.catch_up()
         await self.worker.start()
 
     async def stop(self) -> None:

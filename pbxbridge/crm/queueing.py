@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.crm import outbox
 from pbxbridge.crm.events import CallEvent, finished_events, transcript_event
+from pbxbridge.crm.tables import CrmDelivery
 from pbxbridge.crm.targets import Target
 from pbxbridge.db.chunks import chunks
-from pbxbridge.transcription.tables import TranscriptSegment
+from pbxbridge.transcription.tables import DONE, TranscriptionJob, TranscriptSegment
 
 
 class CallQueue:
@@ -62,6 +63,18 @@ class CallQueue:
             return 0
         event = transcript_event(row, recording, segments)
         return await outbox.enqueue(session, self.targets, [event], datetime.fromtimestamp(self.clock(), UTC))
+
+
+async def transcripts_since(session: AsyncSession, since: datetime) -> list[int]:
+    """Recordings transcribed since ``since`` whose call the outbox carries: those a stopped daemon never heard of."""
+    carried = select(CrmDelivery.id).where(CrmDelivery.call_id == Recording.call_id).exists()
+    rows = await session.scalars(
+        select(TranscriptionJob.recording_id)
+        .join(Recording, Recording.id == TranscriptionJob.recording_id)
+        .where(TranscriptionJob.status == DONE, TranscriptionJob.finished_at >= since, carried)
+        .order_by(TranscriptionJob.finished_at)
+    )
+    return list(rows.all())
 
 
 async def _recordings(session: AsyncSession, rows: list[Call]) -> dict[int, list[Recording]]:
