@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
-from sqlalchemy import and_, func, select
+from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.calls.journal import journal_entry
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.numbers import normalise_number
 from pbxbridge.clients.tables import Client, Manager
+from pbxbridge.kpi.calendar import local_day
+from pbxbridge.kpi.definitions import KpiSettings
+from pbxbridge.kpi.drilldown import DrillDownError, drill_down
 from pbxbridge.routing.click_to_call import (
     AmiUnavailable,
     ClickToCallError,
@@ -33,11 +39,13 @@ from pbxbridge.web.access import (
 )
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body
-from pbxbridge.web.call_filters import CallQuery, conditions, parse_call_query
+from pbxbridge.web.call_filters import CallQuery, conditions, order_by, parse_call_query
 from pbxbridge.web.calls_csv import export_filename, journal_csv
 from pbxbridge.web.context import ctx, write_session
 from pbxbridge.web.display import phone_display
-from pbxbridge.web.errors import api_error
+from pbxbridge.web.errors import api_error, api_error_said
+from pbxbridge.web.i18n import N_, _, n_
+from pbxbridge.web.journal_filters import MAX_NAME_CHARS, MAX_PER_USER, SavedFilter, kept_query, presets
 from pbxbridge.web.tables import MANAGER
 from pbxbridge.web.users import SignedInUser
 
@@ -64,7 +72,7 @@ def _hit_item(hit: Hit) -> dict[str, Any]:
     }
 
 
-async def _names(db: AsyncSession, calls: list[Call]) -> tuple[dict[int, str | None], dict[str, str | None]]:
+async def names_of(db: AsyncSession, calls: list[Call]) -> tuple[dict[int, str | None], dict[str, str | None]]:
     client_ids = {c.client_id for c in calls if c.client_id}
     clients: dict[int, str | None] = {}
     if client_ids:
@@ -74,11 +82,15 @@ async def _names(db: AsyncSession, calls: list[Call]) -> tuple[dict[int, str | N
     return clients, managers
 
 
-async def _transcribed(db: AsyncSession, call_ids: list[int]) -> set[int]:
+async def transcribed_of(db: AsyncSession, call_ids: list[int]) -> set[int]:
     if not call_ids:
         return set()
     rows = await db.scalars(select(TranscriptSegment.call_id).where(TranscriptSegment.call_id.in_(call_ids)).distinct())
     return set(rows.all())
+
+
+# The names the client card's module imports.
+_names, _transcribed = names_of, transcribed_of
 
 
 def _transfers(call: Call, managers: dict[str, str | None], region: str) -> list[dict[str, Any]]:
@@ -113,12 +125,48 @@ def call_item(
     return item
 
 
+@dataclass(slots=True)
+class Selected:
+    """A page of the journal and what the page says above it."""
+
+    items: list[dict[str, Any]]
+    # How many calls match, and whether that is exact (a text search counts up to a cap).
+    total: int
+    exact: bool
+    # Talk time of every matching call (None for a text search: it does not sum what it stopped counting).
+    talk_s_total: float | None = None
+    # The figure listed (``kpi``), as many rows as the figure: {"name", "count", "unit", "manager"}.
+    kpi: dict[str, Any] | None = None
+
+
+async def _kpi_condition(request: web.Request, q: CallQuery) -> tuple[ColumnElement[bool], dict[str, Any]]:
+    """The calls behind the figure ``q.kpi`` (one per client for a per-client figure), by its own definition."""
+    assert q.kpi is not None
+    settings = KpiSettings.from_config(ctx(request).config)
+    day_from, day_to = q.kpi_days(settings.zone)
+    async with ctx(request).sessions() as db:
+        try:
+            found = await drill_down(db, q.kpi, day_from, day_to, q.manager, settings)
+        except DrillDownError:
+            raise api_error_said(400, _(
+                request, "manager: {kpi} is a figure of the department, not of a manager", kpi=q.kpi
+            ), field="manager") from None
+    # Ids inline rather than as parameters: a month of the department's calls is more than a database binds.
+    ids: BindParameter[Any] = bindparam("kpi_calls", found.call_ids, expanding=True, literal_execute=True)
+    return Call.id.in_(ids), {"name": q.kpi, "count": found.count, "unit": found.unit, "manager": q.manager}
+
+
 async def _select_calls(
     request: web.Request, user: SignedInUser, q: CallQuery, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int, bool]:
+) -> Selected:
     """A page of calls, how many match, and whether that count is exact (a text search counts up to a cap)."""
     conds = [calls_visible(user), *conditions(q)]
+    listed: dict[str, Any] | None = None
+    if q.kpi:
+        condition, listed = await _kpi_condition(request, q)
+        conds.append(condition)
     hits: dict[int, dict[str, Any]] = {}
+    talk: float | None = None
     if q.q:
         # The search walks its word index newest call first with every filter
         # applied, and reads hits for this page's calls only.
@@ -134,20 +182,15 @@ async def _select_calls(
             found = {c.id: c for c in (await db.execute(select(Call).where(Call.id.in_(list(hits))))).scalars()}
             calls = [found[i] for i in hits if i in found]
         else:
-            total, exact = int(await db.scalar(select(func.count()).select_from(Call).where(*conds)) or 0), True
+            counted = (
+                await db.execute(select(func.count(), func.coalesce(func.sum(Call.talk_s), 0.0)).where(*conds))
+            ).one()
+            total, exact, talk = int(counted[0]), True, float(counted[1])
             calls = list(
-                (
-                    await db.execute(
-                        select(Call)
-                        .where(*conds)
-                        .order_by(Call.started_at.desc(), Call.id.desc())
-                        .offset(offset)
-                        .limit(limit)
-                    )
-                ).scalars()
+                (await db.execute(select(Call).where(*conds).order_by(*order_by(q)).offset(offset).limit(limit))).scalars()
             )
-        clients, managers = await _names(db, calls)
-        transcribed = await _transcribed(db, [c.id for c in calls])
+        clients, managers = await names_of(db, calls)
+        transcribed = await transcribed_of(db, [c.id for c in calls])
     region = ctx(request).config.phone.default_region
     items = []
     for call in calls:
@@ -155,18 +198,23 @@ async def _select_calls(
         if q.q:
             item["hit"] = hits.get(call.id)
         items.append(item)
-    return items, total, exact
+    return Selected(items, total, exact, talk, listed)
 
 
 @routes.get("/api/calls")
 async def list_calls(request: web.Request) -> web.Response:
-    """A page of the journal, newest first, filtered; ``q`` searches transcripts and clients."""
+    """A page of the journal, newest first or by ``sort``, filtered; ``q`` searches transcripts and clients,
+    ``kpi`` lists the calls behind a figure of the KPI page."""
     user = require_user(request, *CALL_ROLES)
     q = parse_call_query(request.query, ctx(request).config.kpi.timezone, request)
-    items, total, exact = await _select_calls(request, user, q, q.per_page, (q.page - 1) * q.per_page)
+    found = await _select_calls(request, user, q, q.per_page, (q.page - 1) * q.per_page)
     # total_exact false: a text search stopped counting at ``total``; more calls match.
     return web.json_response(
-        {"items": items, "total": total, "total_exact": exact, "page": q.page, "per_page": q.per_page}
+        {
+            "items": found.items, "total": found.total, "total_exact": found.exact, "page": q.page,
+            "per_page": q.per_page, "talk_s_total": found.talk_s_total, "kpi": found.kpi,
+            "sort": ("-" if q.descending else "") + q.sort,
+        }
     )
 
 
@@ -176,7 +224,7 @@ async def export_calls(request: web.Request) -> web.Response:
     user = require_user(request, *CALL_ROLES)
     timezone = ctx(request).config.kpi.timezone
     q = parse_call_query(request.query, timezone, request)
-    items, _total, _exact = await _select_calls(request, user, q, EXPORT_LIMIT, 0)
+    items = (await _select_calls(request, user, q, EXPORT_LIMIT, 0)).items
     body = journal_csv(request, items, timezone, searched=bool(q.q))
     async with write_session(ctx(request)) as db:
         record(db, request, user, "export_calls", None, rows=len(items), query=dict(request.query))
@@ -197,8 +245,8 @@ async def get_call(request: web.Request) -> web.Response:
     context = ctx(request)
     async with context.sessions() as db:
         call = await load_call(db, user, call_id)
-        clients, managers = await _names(db, [call])
-        transcribed = await _transcribed(db, [call.id])
+        clients, managers = await names_of(db, [call])
+        transcribed = await transcribed_of(db, [call.id])
         item = call_item(call, clients, managers, transcribed, context.config.phone.default_region)
         client = await db.get(Client, call.client_id) if call.client_id else None
         if client is not None:
@@ -252,3 +300,72 @@ async def originate(request: web.Request) -> web.Response:
     async with write_session(context) as db:
         record(db, request, user, "click_to_call", target, extension=str(extension), number=number)
     return web.json_response({"status": "ringing", "extension": str(extension), "number": number, **result}, status=202)
+
+
+def _filter_item(f: SavedFilter) -> dict[str, Any]:
+    return {"id": f.id, "name": f.name, "query": f.query}
+
+
+@routes.get("/api/calls/filters")
+async def list_filters(request: web.Request) -> web.Response:
+    """The journal's presets (in the user's language) and the user's own saved filters, by name."""
+    user = require_user(request, *CALL_ROLES)
+    context = ctx(request)
+    today = local_day(context.clock(), KpiSettings.from_config(context.config).zone).isoformat()
+    async with context.sessions() as db:
+        saved = (await db.scalars(select(SavedFilter).where(SavedFilter.user_id == user.id))).all()
+    return web.json_response({
+        "presets": [{**p, "name": _(request, p["name"])} for p in presets(today)],
+        "saved": [_filter_item(f) for f in sorted(saved, key=lambda f: (f.name.casefold(), f.id))],
+    })
+
+
+@routes.post("/api/calls/filters")
+async def save_filter(request: web.Request) -> web.Response:
+    """Save the journal's filters under a name (the same name again: its filters are replaced)."""
+    user = require_user(request, *CALL_ROLES)
+    body = await json_body(request)
+    name, raw = body.get("name"), body.get("query")
+    if not isinstance(name, str) or not " ".join(name.split()):
+        raise api_error(400, N_("name: give the filter a name"), field="name")
+    name = " ".join(name.split())
+    if len(name) > MAX_NAME_CHARS:
+        raise api_error_said(400, n_(
+            request, "name: at most {n} character", "name: at most {n} characters", MAX_NAME_CHARS
+        ), field="name")
+    if not isinstance(raw, str):
+        raise api_error(400, N_("query: the journal's filters as a query string"), field="query")
+    query = kept_query(raw)
+    if not query:
+        raise api_error(400, N_("query: there is no filter to save"), field="query")
+    # The filters must be ones the journal takes: refused now rather than each time they are opened.
+    parse_call_query(dict(parse_qsl(query)), ctx(request).config.kpi.timezone, request)
+    async with write_session(ctx(request)) as db:
+        mine = list((await db.scalars(select(SavedFilter).where(SavedFilter.user_id == user.id))).all())
+        same = next((f for f in mine if f.name == name), None)
+        if same is None:
+            if len(mine) >= MAX_PER_USER:
+                raise api_error_said(409, n_(
+                    request, "At most {n} saved filter: delete one first", "At most {n} saved filters: delete one first",
+                    MAX_PER_USER,
+                ))
+            same = SavedFilter(user_id=user.id, name=name, query=query, created_at=datetime.now(UTC))
+            db.add(same)
+        else:
+            same.query = query
+        await db.flush()
+        item = _filter_item(same)
+    return web.json_response(item, status=201)
+
+
+@routes.delete("/api/calls/filters/{filter_id:\\d+}")
+async def delete_filter(request: web.Request) -> web.Response:
+    """Delete one of the user's saved filters (another user's is not found)."""
+    user = require_user(request, *CALL_ROLES)
+    filter_id = int(request.match_info["filter_id"])
+    async with write_session(ctx(request)) as db:
+        saved = await db.get(SavedFilter, filter_id)
+        if saved is None or saved.user_id != user.id:
+            raise api_error(404, N_("no such saved filter"))
+        await db.delete(saved)
+    return web.Response(status=204)

@@ -11,6 +11,7 @@ from pbxbridge.web import (
     api_admin,
     api_calls,
     api_clients,
+    api_drilldown,
     api_kpi,
     api_live,
     api_missed,
@@ -40,7 +41,7 @@ def create_app(context: WebContext) -> web.Application:
     )
     app[CONTEXT] = context
     install_refusal_log(app)
-    for module in (health, auth_routes, api_calls, api_recordings, api_clients, api_kpi, api_live,
+    for module in (health, auth_routes, api_calls, api_drilldown, api_recordings, api_clients, api_kpi, api_live,
                    api_routing, api_admin, api_missed, language, pages):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)

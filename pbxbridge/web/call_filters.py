@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 
 from pbxbridge.calls.model import CallStatus, Direction
 from pbxbridge.calls.tables import Call, Recording
-from pbxbridge.clients.tables import Client, ClientPhone, fold_name
+from pbxbridge.clients.tables import Client, ClientPhone, Manager, fold_name
+from pbxbridge.kpi.drilldown import LISTINGS
 from pbxbridge.transcription.search import (
     MAX_QUERY_CHARS,
     MAX_QUERY_WORDS,
@@ -29,6 +31,9 @@ from pbxbridge.web.i18n import _, n_
 DIRECTIONS = tuple(d.value for d in Direction)
 STATUSES = tuple(s.value for s in CallStatus)
 MAX_PER_PAGE = 200
+ANSWERED = CallStatus.ANSWERED.value
+# Figures whose calls the journal lists (the lead figures list cards: see /api/kpi/{kpi}/calls).
+KPI_NAMES = tuple(name for name, listing in LISTINGS.items() if listing.calls is not None)
 # Extensions are stored in at most this many characters.
 MAX_EXTENSION_CHARS = 32
 # A client filter longer than this is no name or number anyone typed.
@@ -56,9 +61,23 @@ class CallQuery:
     max_duration_s: float | None = None
     has_recording: bool | None = None
     has_transcript: bool | None = None
+    # Answered by anyone (True) or by nobody (False), whatever the status says of why.
+    answered: bool | None = None
+    # A figure of the KPI store: the journal lists the calls behind it (``manager`` is then the figure's).
+    kpi: str | None = None
     q: str | None = None
+    # A column of SORTS; descending when ``descending``.
+    sort: str = "started"
+    descending: bool = True
     page: int = 1
     per_page: int = 50
+
+    def kpi_days(self, zone: ZoneInfo) -> tuple[date, date]:
+        """The business days a figure's calls are taken from: those ``from`` and ``to`` cover."""
+        first = FIRST_DAY if self.date_from is None else self.date_from.astimezone(zone).date()
+        # ``to`` is exclusive: a bare date's day ends at the next day's start.
+        last = LAST_DAY if self.date_to is None else (self.date_to - timedelta(microseconds=1)).astimezone(zone).date()
+        return first, last
 
 
 def _bad(key: str, message: str) -> web.HTTPException:
@@ -189,13 +208,53 @@ def parse_call_query(query: Any, timezone: str, request: web.Request | None = No
         out.has_recording = _flag(request, v, "has_recording")
     if (v := get("has_transcript")) is not None:
         out.has_transcript = _flag(request, v, "has_transcript")
+    if (v := get("answered")) is not None:
+        out.answered = _flag(request, v, "answered")
+    if (v := get("kpi")) is not None:
+        out.kpi = _choice(request, v, "kpi", KPI_NAMES)
     if (v := get("q")) is not None:
         out.q = _search_text(request, v) or None
+    if (v := get("sort")) is not None:
+        out.descending = v.startswith("-")
+        out.sort = _choice(request, v.removeprefix("-"), "sort", tuple(SORTS))
     if (v := get("page")) is not None:
         out.page = _int(request, v, "page", 1, 1_000_000)
     if (v := get("per_page")) is not None:
         out.per_page = _int(request, v, "per_page", 1, MAX_PER_PAGE)
     return out
+
+
+def _client_sort() -> ColumnElement[Any]:
+    # The card's name, else the number (or the colleague of an internal call): what the column shows.
+    name = select(Client.name).where(Client.id == Call.client_id).scalar_subquery()
+    return func.coalesce(name, Call.client_number, Call.callee, "")
+
+
+def _manager_sort() -> ColumnElement[Any]:
+    name = select(Manager.name).where(Manager.extension == Call.manager).scalar_subquery()
+    return func.coalesce(name, Call.manager, "")
+
+
+# The journal's columns by the name ``sort`` takes; every order ends with the call's id, so pages never overlap.
+SORTS: dict[str, Callable[[], Any]] = {
+    "started": lambda: Call.started_at,
+    "direction": lambda: Call.direction,
+    "status": lambda: Call.status,
+    "client": _client_sort,
+    "manager": _manager_sort,
+    "wait": lambda: Call.wait_s,
+    "talk": lambda: Call.talk_s,
+    "duration": lambda: Call.wait_s + Call.talk_s,
+}
+
+
+def order_by(q: CallQuery) -> list[ColumnElement[Any]]:
+    """ORDER BY for the journal: the column asked for, then the newest call first among equals."""
+    column = SORTS[q.sort]()
+    first = column.desc() if q.descending else column.asc()
+    if q.sort == "started":
+        return [first, Call.id.desc() if q.descending else Call.id.asc()]
+    return [first, Call.started_at.desc(), Call.id.desc()]
 
 
 def _digits(value: str) -> str:
@@ -223,7 +282,8 @@ def conditions(q: CallQuery) -> list[ColumnElement[bool]]:
         conds.append(Call.started_at >= q.date_from)
     if q.date_to is not None:
         conds.append(Call.started_at < q.date_to)
-    if q.manager:
+    if q.manager and not q.kpi:
+        # With a figure, the manager is whose figure it is (a missed call was answered by someone else).
         conds.append(or_(Call.manager == q.manager, Call.final_manager == q.manager))
     if q.client_id is not None:
         conds.append(Call.client_id == q.client_id)
@@ -242,6 +302,8 @@ def conditions(q: CallQuery) -> list[ColumnElement[bool]]:
         conds.append(Call.direction == q.direction)
     if q.status:
         conds.append(Call.status == q.status)
+    if q.answered is not None:
+        conds.append(Call.status == ANSWERED if q.answered else Call.status != ANSWERED)
     duration = Call.wait_s + Call.talk_s
     if q.min_duration_s is not None:
         conds.append(duration >= q.min_duration_s)

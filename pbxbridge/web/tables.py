@@ -51,3 +51,6 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(200))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     ip: Mapped[str | None] = mapped_column(String(64))
+
+# Saved journal filters live beside the journal code; loaded with the web tables so the schema is whole.
+from pbxbridge.web import journal_filters  # noqa: E402, F401

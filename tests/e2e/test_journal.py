@@ -62,3 +62,47 @@ def test_a_refused_search_says_why_on_the_page(floor: Floor) -> None:
     assert _overflow(page) <= 0
     shot(page, "journal-refused-search")
     page.context.close()
+
+
+YEAR = "from=2026-01-01&to=2026-12-31"
+
+
+def test_a_figure_opens_as_its_calls_sorted_and_saved_as_a_filter(floor: Floor) -> None:
+    page = sign_in(floor, "olga", f"/calls?kpi=missed&{YEAR}&per_page=200", width=DESKTOP)
+    banner = page.wait_for_selector("#figure:not([hidden])")
+    page.wait_for_selector("#calls-table tbody tr.call-row")
+    rows = page.locator("#calls-table tbody tr.call-row").count()
+    # The banner names the figure and counts exactly the rows listed; the talk time of them all is above.
+    assert "Figure: Missed" in banner.inner_text() and page.inner_text("#figure-count") == f"{rows} calls"
+    assert page.locator("#talk-total").inner_text().startswith("Talk time: ")
+    statuses = page.eval_on_selector_all("#calls-table tbody tr.call-row", "rows => rows.map(r => r.className)")
+    assert all("status-answered" not in s for s in statuses)
+    # A column's header sorts by it, the longest talk first.
+    page.click("#calls-table th a.sort[data-sort=talk]")
+    page.wait_for_selector("#calls-table th[aria-sort=descending] a[data-sort=talk]")
+    assert "sort=-talk" in page.url and "kpi=missed" in page.url
+    # A preset, then the filters on now saved under a name, opened from the chip, and deleted.
+    page.click("#presets [data-filter=outbound_unanswered] a")
+    page.wait_for_selector("#presets .chip.on[data-filter=outbound_unanswered]")
+    page.wait_for_selector("#calls-table tbody tr.call-row")
+    directions = page.eval_on_selector_all("#calls-table td.direction", "cells => cells.map(c => c.textContent)")
+    assert directions and all("outbound" in d for d in directions)
+    page.goto("/calls?direction=inbound&min_duration=60&sort=-talk")
+    page.fill("#save-filter input[name=name]", "Long inbound")
+    page.click("#save-filter button")
+    chip = page.wait_for_selector("#presets .chip.on:has-text('Long inbound')")
+    assert page.locator("#save-filter").count() == 0  # these filters are saved already
+    page.once("dialog", lambda dialog: dialog.accept())
+    chip.query_selector(".chip-delete").click()
+    page.wait_for_selector("#presets .chip:has-text('Long inbound')", state="detached")
+    shot(page, "journal-presets")
+    page.context.close()
+
+
+def test_a_figures_calls_fit_a_phone(floor: Floor) -> None:
+    page = sign_in(floor, "olga", f"/calls?kpi=lost_leads&{YEAR}", width=PHONE, locale="ru-RU")
+    page.wait_for_selector("#figure:not([hidden])")
+    page.wait_for_selector("#presets .chip")
+    assert _overflow(page) <= 0, "the figure's banner or the presets are wider than the phone"
+    shot(page, "journal-figure-phone")
+    page.context.close()

@@ -1,12 +1,36 @@
 /* The call journal: filters and search kept in the address bar, a page of calls, CSV export.
-   On a phone the rows are cards and the filters fold away under the search box. */
+   Presets and the user's saved filters above the search; any column sorts (on the server, so pages
+   follow one order); the talk time of every call the filters match; opened from a KPI figure, the
+   calls behind that figure and which figure it is. On a phone the rows are cards and the filters
+   fold away under the search box. */
 "use strict";
 
 (() => {
-  const { t, tn, api, el, clear, fmtTime, fmtDuration, fmtClock, badge, direction, snippet, managerLabel, callCount } = PBX;
+  const { t, tn, api, el, clear, fmtTime, fmtDate, fmtDuration, fmtClock, badge, direction, snippet, managerLabel,
+          callCount, notice } = PBX;
   const root = document.getElementById("calls-page");
-  const FIELDS = ["q", "from", "to", "manager", "client", "direction", "status", "min_duration", "max_duration",
-                  "has_recording", "has_transcript"];
+  const FIELDS = ["q", "from", "to", "manager", "client", "direction", "status", "answered", "min_duration",
+                  "max_duration", "has_recording", "has_transcript", "kpi", "sort"];
+  // The figures of the KPI page and the wallboard a journal can be opened on (pbxbridge.kpi.drilldown).
+  const FIGURES = {
+    calls_in: t("Inbound calls"), calls_out: t("Outbound calls"), calls_internal: t("Internal calls"),
+    answered: t("Answered inbound"), missed: t("Missed"), missed_unanswered: t("Missed, answered by nobody"),
+    transferred_in: t("Transferred"), outbound_answered: t("Outbound answered"), reach_rate: t("Reach rate"),
+    outbound_norm_share: t("Outbound norm"), talk_s: t("Talk time"), talk_s_mean: t("Mean talk time"),
+    talk_s_median: t("Median talk time"), talk_s_p95: t("Talk time, 95th percentile"),
+    unique_clients_reached: t("Clients reached"), first_call_at: t("First call"), last_call_at: t("Last call"),
+    callbacks: t("Callbacks"), callback_s_mean: t("Mean callback time"), callback_s_median: t("Median callback time"),
+    callback_s_p95: t("Callback time, 95th percentile"), callbacks_pending: t("Waiting for a callback"),
+    lost_leads: t("Lost leads"), offered: t("Offered"), queue_answered: t("Answered"), abandoned: t("Abandoned"),
+    short_abandoned: t("Hung up within seconds"), asa_s: t("Average speed of answer"),
+    wait_s_median: t("Median wait"), wait_s_p95: t("Wait, 95th percentile"), longest_wait_s: t("Longest wait"),
+    answered_within_sl: t("Answered within the service level"), service_level: t("Service level"),
+    missed_not_called_back: t("Missed, not called back"),
+  };
+  // Columns the journal sorts by: the server's names (web.call_filters.SORTS).
+  const SORTS = [["started", t("Started")], ["direction", t("Direction")], ["status", t("Status")],
+                 ["client", t("Client")], ["manager", t("Manager")], ["wait", t("Wait")], ["talk", t("Talk")],
+                 ["duration", t("Duration")]];
   // As long as the server takes them (pbxbridge.transcription.search, web.call_filters).
   const MAX_QUERY_CHARS = 200;
   const MAX_CLIENT_CHARS = 200;
@@ -24,7 +48,8 @@
   const field = (label, control) => el("label", {}, el("span", { class: "label" }, label), control);
   const managerSelect = select("manager", [["", t("Any manager")]]);
   const anyWithWithout = (name) => select(name, [["", t("Any")], ["true", t("With")], ["false", t("Without")]]);
-  const filterNames = FIELDS.filter((name) => name !== "q");
+  // The order and the figure are no filters a person set here: not counted on the fold's summary.
+  const filterNames = FIELDS.filter((name) => !["q", "sort", "kpi"].includes(name));
   const active = filterNames.filter((name) => params.get(name)).length;
   const filterGrid = el("div", { class: "filter-grid" },
     field(t("From"), input("from", { type: "date" })),
@@ -35,6 +60,11 @@
                                                ["internal", t("Internal")]])),
     field(t("Status"), select("status", [["", t("Any")], ["answered", t("Answered")], ["missed", t("Missed")],
       ["abandoned", t("Abandoned")], ["no_answer", t("No answer")], ["busy", t("Busy")], ["failed", t("Failed")]])),
+    field(t("Answered"), select("answered", [["", t("Any")], ["true", t("Answered by someone")],
+                                             ["false", t("Answered by nobody")]])),
+    field(t("Sort by"), select("sort", [["", t("Newest first")], ["started", t("Oldest first")],
+      ...SORTS.filter(([key]) => key !== "started").flatMap(([key, label]) => [
+        [key, t("{column}, ascending", { column: label })], ["-" + key, t("{column}, descending", { column: label })]])])),
     field(t("Longer than, s"), input("min_duration", { type: "number", min: 0, step: 1, inputmode: "numeric" })),
     field(t("Shorter than, s"), input("max_duration", { type: "number", min: 0, step: 1, inputmode: "numeric" })),
     field(t("Recording"), anyWithWithout("has_recording")),
@@ -47,17 +77,22 @@
     el("div", { class: "filter-actions" },
       el("a", { href: "/calls", class: "button" }, t("Reset")),
       el("a", { id: "export", class: "button", href: "#", download: "" }, t("Export CSV"))));
-  const form = el("form", { class: "filters card", id: "filters", role: "search" },
+  const kpiField = el("input", { type: "hidden", name: "kpi", value: params.get("kpi") || "" });
+  const form = el("form", { class: "filters card", id: "filters", role: "search" }, kpiField,
     el("div", { class: "search-row" },
       input("q", { type: "search", placeholder: t("Search what was said, a client's name or number…"), class: "grow",
                    "aria-label": t("Search"), maxlength: MAX_QUERY_CHARS, enterkeyhint: "search" }),
       el("button", { type: "submit", class: "primary" }, t("Find"))),
     more);
   const summary = el("p", { class: "muted", id: "summary", role: "status" });
+  // Which figure the page lists, when opened from the KPI page or the wallboard.
+  const figure = el("div", { class: "figure-banner card", id: "figure", hidden: true });
+  const presets = el("nav", { class: "presets", id: "presets", "aria-label": t("Saved filters") });
   const problem = el("p", { class: "error", id: "calls-error", role: "alert", hidden: true });
   const table = el("table", { class: "grid journal", id: "calls-table" });
   const pager = el("nav", { class: "pager", "aria-label": t("Pages") });
-  clear(root, el("h1", {}, t("Call journal")), form, problem, summary, el("div", { class: "card flush" }, table), pager);
+  clear(root, el("h1", {}, t("Call journal")), presets, figure, form, problem, summary,
+        el("div", { class: "card flush" }, table), pager);
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -78,8 +113,10 @@
   }
   document.getElementById("export").href = "/api/calls/export.csv?" + query().toString();
 
-  api("/api/managers").then((data) => {
+  const managerNames = {};
+  const managersLoaded = api("/api/managers").then((data) => {
     for (const m of data.items) {
+      managerNames[m.extension] = m.name;
       managerSelect.append(el("option", { value: m.extension, selected: params.get("manager") === m.extension },
                               managerLabel(m.extension, m.name)));
     }
@@ -150,6 +187,87 @@
     }
   }
 
+  /* A column's header sorts by it: first ascending (times and durations: the longest first), again the other way. */
+  function header(key, label) {
+    const current = params.get("sort") || "-started";
+    const on = current.replace(/^-/, "") === key;
+    const descending = current.startsWith("-");
+    if (params.get("q")) return el("th", { scope: "col" }, label);  // a text search lists newest first
+    const firstDescending = ["started", "wait", "talk"].includes(key);
+    const next = on ? (descending ? key : "-" + key) : (firstDescending ? "-" + key : key);
+    const q = new URLSearchParams(location.search);
+    q.delete("page");
+    if (next === "-started") q.delete("sort"); else q.set("sort", next);
+    return el("th", { scope: "col", "aria-sort": on ? (descending ? "descending" : "ascending") : null },
+      el("a", { href: "?" + q.toString(), class: "sort" + (on ? " on" : ""), dataset: { sort: key },
+                title: t("Sort by {column}", { column: label }) },
+         label, on ? (descending ? " ↓" : " ↑") : null));
+  }
+
+  function showFigure(kpi) {
+    if (!kpi) { figure.hidden = true; return; }
+    const name = FIGURES[kpi.name] || kpi.name;
+    const whose = kpi.manager ? managerLabel(kpi.manager, managerNames[kpi.manager]) : t("the department");
+    const from = params.get("from"), to = params.get("to");
+    const period = from && to && from !== to ? `${fmtDate(from)} – ${fmtDate(to)}` : (from || to ? fmtDate(from || to) : t("all days"));
+    const count = kpi.unit === "clients" ? tn("{n} client", "{n} clients", kpi.count) : callCount(kpi.count);
+    const q = new URLSearchParams(location.search);
+    q.delete("kpi"); q.delete("page");
+    clear(figure,
+      el("div", {}, el("strong", {}, t("Figure: {figure}", { figure: name })), " · ", whose, " · ", period, " · ",
+         el("span", { id: "figure-count" }, count)),
+      kpi.unit === "clients" ? el("div", { class: "muted small" }, t("One row per client and day: their latest call.")) : null,
+      el("a", { href: "?" + q.toString(), class: "button" }, t("Show all calls")));
+    figure.hidden = false;
+  }
+
+  /* Presets and the user's own saved filters: each a link to the journal with its filters. */
+  // The filters on now as the server keeps them: no page, no blanks, in name order.
+  const current = new URLSearchParams([...new URLSearchParams(location.search)]
+    .filter(([key, value]) => FIELDS.includes(key) && value.trim())
+    .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0)));
+  const saveBox = el("form", { class: "save-filter", id: "save-filter" },
+    el("input", { name: "name", maxlength: 80, required: true, placeholder: t("Name of the filter"),
+                  "aria-label": t("Name of the filter") }),
+    el("button", { type: "submit" }, t("Save filter")));
+  saveBox.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("/api/calls/filters", { method: "POST", json: { name: saveBox.elements.name.value, query: current.toString() } });
+      notice(t("Filter saved"));
+      saveBox.reset();
+      loadPresets();
+    } catch (err) {
+      notice(err.message, "error");
+    }
+  });
+
+  async function remove(saved) {
+    if (!confirm(t("Delete the filter “{name}”?", { name: saved.name }))) return;
+    try {
+      await api(`/api/calls/filters/${saved.id}`, { method: "DELETE" });
+      loadPresets();
+    } catch (err) {
+      notice(err.message, "error");
+    }
+  }
+
+  async function loadPresets() {
+    let data;
+    try { data = await api("/api/calls/filters"); } catch (err) { return; }
+    const here = current.toString();
+    const chip = (item, extra) => el("span", { class: "chip" + (item.query === here ? " on" : ""), dataset: { filter: item.id } },
+      el("a", { href: "/calls?" + item.query, "aria-current": item.query === here ? "page" : null }, item.name), extra);
+    clear(presets,
+      data.presets.map((p) => chip(p)),
+      data.saved.map((f) => chip(f, el("button", { type: "button", class: "chip-delete", title: t("Delete the filter"),
+                                                   "aria-label": t("Delete the filter “{name}”", { name: f.name }),
+                                                   onclick: () => remove(f) }, "×"))),
+      // Only filters worth keeping can be saved: some are on, and they are not a saved one already.
+      here && ![...data.presets, ...data.saved].some((f) => f.query === here) ? saveBox : null);
+  }
+  loadPresets();
+
   async function load() {
     const page = Number(params.get("page") || 1);
     summary.textContent = t("Loading…");
@@ -165,12 +283,15 @@
       return;
     }
     const pages = Math.max(1, Math.ceil(data.total / data.per_page));
+    showFigure(data.kpi);
     clear(summary, el("span", {}, counted(data)),
+          data.talk_s_total !== null && data.talk_s_total !== undefined
+            ? el("span", { class: "talk-total", id: "talk-total" }, t("Talk time: {duration}", { duration: fmtDuration(data.talk_s_total) }))
+            : null,
           pages > 1 ? el("span", { class: "page-of" }, t("page {page} of {pages}", { page: data.page, pages })) : null);
     clear(table,
-      el("thead", {}, el("tr", {}, [t("Started"), t("Direction"), t("Status"), t("Client"), t("Manager"), t("Wait"),
-                                     t("Talk"), "", params.get("q") ? t("Found") : ""]
-        .map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, [...SORTS.filter(([key]) => key !== "duration").map(([key, label]) => header(key, label)),
+                                     el("th", { scope: "col" }), el("th", { scope: "col" }, params.get("q") ? t("Found") : "")])),
       el("tbody", {}, data.items.length ? data.items.map(row)
         : el("tr", {}, el("td", { colspan: 9, class: "empty" }, t("No calls match.")))));
     const link = (p, text) => {
@@ -180,5 +301,5 @@
     clear(pager, data.page > 1 ? link(data.page - 1, t("← Newer")) : null,
                  data.page < pages ? link(data.page + 1, t("Older →")) : null);
   }
-  load();
+  managersLoaded.catch(() => null).then(load);
 })();
