@@ -22,7 +22,7 @@ from pbxbridge.db.engine import make_engine, session_factory, upgrade
 from pbxbridge.transcription.engines import DEFAULT_CHANNEL_SPEAKERS, EngineSettings
 from pbxbridge.transcription.engines import make_engine as make_stt
 from pbxbridge.transcription.queue import DEFAULT_STALE_AFTER_S, enqueue, enqueue_all
-from pbxbridge.transcription.search import SearchFilters, search
+from pbxbridge.transcription.search import SearchFilters, SearchQueryError, search
 from pbxbridge.transcription.tables import QUEUED, TranscriptionJob
 from pbxbridge.transcription.transcripts import call_transcript
 from pbxbridge.transcription.worker import (
@@ -231,6 +231,10 @@ async def _search(config: Config, args: argparse.Namespace) -> int:
             min_duration_s=args.min_duration, max_duration_s=args.max_duration, limit=args.limit,
         )
         hits = await search(session_factory(engine), args.query, filters)
+    except SearchQueryError as exc:
+        # A query the search will not run: its reason, not a traceback.
+        print(f"search: {exc}", file=sys.stderr)
+        return 2
     finally:
         await engine.dispose()
     for hit in hits:
