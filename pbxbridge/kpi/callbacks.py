@@ -35,6 +35,9 @@ from pbxbridge.kpi.definitions import ANSWERED, INBOUND, OUTBOUND, UNANSWERED_IN
 from pbxbridge.kpi.tables import CallFactRow
 from pbxbridge.workflow.tables import MissedClosure
 
+# The figure's name where it is asked for by name (the wallboard's link to the clients it counts).
+MISSED_NOT_CALLED_BACK = "missed_not_called_back"
+
 
 def reaches_client(f: CallFact) -> bool:
     """A call that reaches the client: answered, inbound or outbound (never an internal one)."""

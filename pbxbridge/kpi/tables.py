@@ -122,3 +122,17 @@ class ManagerHourRow(Base):
         Column("hour", Integer, nullable=False),
         Column("manager", String(32), nullable=False),
     )
+
+
+class KpiTargetRow(Base):
+    """A target the head of sales set for one figure: for the department, or for each manager."""
+
+    __tablename__ = "kpi_targets"
+
+    kpi: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # "department" or "manager" (the same target for every manager).
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # Counts are per day (scaled to the period shown); shares 0..1; times in seconds.
+    value: Mapped[float] = mapped_column(Float)
+    set_by: Mapped[str] = mapped_column(String(64))
+    set_at: Mapped[float] = mapped_column(Float)

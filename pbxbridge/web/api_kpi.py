@@ -1,4 +1,5 @@
-"""KPI figures for the dashboard: per manager and department, by day or week; lost leads."""
+"""KPI figures for the dashboard: per manager and department, by day or week, beside the previous
+period of the same length and the head's targets; lost leads; setting the targets."""
 
 from __future__ import annotations
 
@@ -13,11 +14,25 @@ from pbxbridge.calls.tables import Call
 from pbxbridge.clients.tables import Client
 from pbxbridge.db.base import table_of
 from pbxbridge.kpi.calendar import iso_local, local_day
-from pbxbridge.kpi.definitions import FIGURE_KIND, UNANSWERED_INBOUND, KpiSettings
+from pbxbridge.kpi.definitions import DEPARTMENT_ONLY, FIGURE_KIND, UNANSWERED_INBOUND, KpiSettings
 from pbxbridge.kpi.report import read_figures
 from pbxbridge.kpi.tables import CallFactRow, ManagerDayRow
+from pbxbridge.kpi.targets import (
+    BETTER,
+    DEPARTMENT_SCOPE,
+    MANAGER_SCOPE,
+    SCOPES,
+    Target,
+    TargetRefused,
+    for_period,
+    on_target,
+    read_targets,
+    set_target,
+)
 from pbxbridge.web.access import require_user
-from pbxbridge.web.context import ctx
+from pbxbridge.web.audit import record
+from pbxbridge.web.auth_routes import json_body
+from pbxbridge.web.context import ctx, write_session
 from pbxbridge.web.display import phone_display
 from pbxbridge.web.errors import api_error
 from pbxbridge.web.i18n import _
@@ -65,16 +80,15 @@ async def _range(request: web.Request) -> tuple[date, date]:
     return day_from, day_to
 
 
-def weekly(rows: list[dict[str, Any]], norm: int) -> list[dict[str, Any]]:
-    """Daily rows folded into ISO weeks (Monday's date): counts summed, shares recomputed."""
+def _fold(rows: list[dict[str, Any]], norm: int, key: Any) -> list[dict[str, Any]]:
+    """Daily rows folded by ``key(row)`` (a date string) and manager: counts summed, shares recomputed."""
     groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        monday = date.fromisoformat(row["date"]) - timedelta(days=date.fromisoformat(row["date"]).weekday())
-        groups[(monday.isoformat(), row["manager"])].append(row)
+        groups[(key(row), row["manager"])].append(row)
     out = []
-    for (week, manager), days in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] is None, kv[0][1] or "")):
+    for (start, manager), days in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] is None, kv[0][1] or "")):
         item: dict[str, Any] = {
-            "date": week, "manager": manager, "manager_name": days[0]["manager_name"], "days": len(days),
+            "date": start, "manager": manager, "manager_name": days[0]["manager_name"], "days": len(days),
         }
         for name, kind in FIGURE_KIND.items():
             values = [d[name] for d in days if d.get(name) is not None]
@@ -93,7 +107,60 @@ def weekly(rows: list[dict[str, Any]], norm: int) -> list[dict[str, Any]]:
             item[name] = round(item[part] / denominator, 4) if item.get(part) is not None and denominator else None
         if item.get("calls_out") is not None and item.get("outbound_norm"):
             item["outbound_norm_share"] = round(item["calls_out"] / item["outbound_norm"], 4)
+        # Seconds means over the whole period, recomputed from its sums (never a mean of means).
+        talked = (item.get("answered") or 0) + (item.get("outbound_answered") or 0)
+        if item.get("talk_s") is not None and talked:
+            item["talk_s_mean"] = round(item["talk_s"] / talked, 1)
         out.append(item)
+    return out
+
+
+def weekly(rows: list[dict[str, Any]], norm: int) -> list[dict[str, Any]]:
+    """Daily rows folded into ISO weeks (Monday's date): counts summed, shares recomputed."""
+
+    def monday(row: dict[str, Any]) -> str:
+        day = date.fromisoformat(row["date"])
+        return (day - timedelta(days=day.weekday())).isoformat()
+
+    return _fold(rows, norm, monday)
+
+
+def totals(rows: list[dict[str, Any]], norm: int, day_from: date) -> dict[str | None, dict[str, Any]]:
+    """The whole period in one row per manager (None: the department)."""
+    return {row["manager"]: row for row in _fold(rows, norm, lambda _row: day_from.isoformat())}
+
+
+def compare(
+    current: dict[str | None, dict[str, Any]],
+    previous: dict[str | None, dict[str, Any]],
+    targets: list[Target],
+    days: int,
+) -> list[dict[str, Any]]:
+    """Each manager's (and the department's) figures beside the previous period and the targets.
+
+    ``met`` is None where there is nothing to judge (no figure, no target).
+    """
+    by_scope: dict[str, dict[str, float]] = defaultdict(dict)
+    for target in targets:
+        by_scope[target.scope][target.kpi] = target.value
+    out = []
+    # Everyone with figures in either period: a manager silent this time is compared too.
+    for manager in sorted(set(current) | set(previous), key=lambda m: (m is None, m or "")):
+        row = current.get(manager, {})
+        before = previous.get(manager, {})
+        scope = DEPARTMENT_SCOPE if manager is None else MANAGER_SCOPE
+        judged: dict[str, dict[str, Any]] = {}
+        for kpi in BETTER:
+            goal = by_scope[scope].get(kpi)
+            aim = None if goal is None else for_period(kpi, goal, days)
+            judged[kpi] = {
+                "value": row.get(kpi),
+                "previous": before.get(kpi),
+                "target": aim,
+                "met": None if aim is None else on_target(kpi, row.get(kpi), aim),
+            }
+        name = row.get("manager_name") or before.get("manager_name")
+        out.append({"manager": manager, "manager_name": name, "figures": judged})
     return out
 
 
@@ -108,18 +175,30 @@ async def kpi(request: web.Request) -> web.Response:
         raise api_error(400, _(request, "period: day or week"))
     day_from, day_to = await _range(request)
     manager = request.query.get("manager") or None
+    # The previous period: as many days, just before.
+    days = (day_to - day_from).days + 1
+    prev_to = day_from - timedelta(days=1)
+    prev_from = prev_to - timedelta(days=days - 1)
+    norm = settings.daily_outbound_norm
     async with context.sessions() as db:
         rows = await read_figures(db, day_from, day_to, settings, manager=manager)
+        before = await read_figures(db, prev_from, prev_to, settings, manager=manager)
+        targets = await read_targets(db)
+    comparison = compare(totals(rows, norm, day_from), totals(before, norm, prev_from), targets, days)
     if period == "week":
-        rows = weekly(rows, settings.daily_outbound_norm)
+        rows = weekly(rows, norm)
     return web.json_response(
         {
             "from": day_from.isoformat(),
             "to": day_to.isoformat(),
+            "days": days,
             "period": period,
+            "previous": {"from": prev_from.isoformat(), "to": prev_to.isoformat()},
             # No call at all in the period: the page says so instead of drawing zeros as if measured.
             "empty": not any(row.get(name) for row in rows for name in _CALL_COUNTS),
             "rows": rows,
+            "comparison": comparison,
+            "targets": [t.as_dict() for t in targets],
         }
     )
 
@@ -171,3 +250,51 @@ async def lost_leads(request: web.Request) -> web.Response:
             "items": lost + [i for i in items if i["state"] != "lost"],
         }
     )
+
+
+@routes.get("/api/kpi/targets")
+async def list_targets(request: web.Request) -> web.Response:
+    """The targets set, and the figures a target can be set for (which way is better, what unit)."""
+    require_user(request, HEAD)
+    async with ctx(request).sessions() as db:
+        kept = await read_targets(db)
+    return web.json_response(
+        {
+            "items": [t.as_dict() for t in kept],
+            "figures": [
+                {"kpi": kpi, "better": better, "kind": FIGURE_KIND[kpi], "department_only": kpi in DEPARTMENT_ONLY}
+                for kpi, better in BETTER.items()
+            ],
+        }
+    )
+
+
+def _refusal(request: web.Request, refused: TargetRefused) -> web.HTTPException:
+    """The refusal in the user's language, naming the field."""
+    reasons = {
+        "kpi": _(request, "kpi: no target can be set for this figure"),
+        "scope": _(request, "scope: department or manager (for each manager)"),
+        "value": _(request, "value: a number from 0 up (a share from 0 to 1)"),
+    }
+    if refused.field == "scope" and refused.reason.startswith("a figure of the department"):
+        return api_error(400, _(request, "scope: this is a figure of the department only"))
+    return api_error(400, reasons.get(refused.field, str(refused)))
+
+
+@routes.put("/api/kpi/targets")
+async def put_target(request: web.Request) -> web.Response:
+    """Set (or, with value null, remove) the target of one figure for the department or each manager."""
+    user = require_user(request, HEAD)
+    body = await json_body(request)
+    kpi, scope, value = body.get("kpi"), body.get("scope", DEPARTMENT_SCOPE), body.get("value")
+    if not isinstance(kpi, str) or kpi not in BETTER:
+        raise _refusal(request, TargetRefused("kpi", "unknown"))
+    if scope not in SCOPES:
+        raise _refusal(request, TargetRefused("scope", "unknown"))
+    async with write_session(ctx(request)) as db:
+        try:
+            kept = await set_target(db, kpi, scope, value, user.username)
+        except TargetRefused as refused:
+            raise _refusal(request, refused) from None
+        record(db, request, user, "set_kpi_target", f"kpi:{kpi}", scope=scope, value=None if kept is None else kept.value)
+    return web.json_response({"item": None if kept is None else kept.as_dict()})

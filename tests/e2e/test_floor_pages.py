@@ -152,3 +152,54 @@ def test_routing_refuses_unknown_members_and_keeps_hours_to_24_00(floor: Floor, 
     assert "always open" not in page.inner_text("#routing-page")
     no_sideways_scroll(page)
     shot(page, f"routing-{width}")
+
+
+def test_kpi_figures_beside_the_previous_period_and_coloured_off_target(floor: Floor) -> None:
+    # Eleven days ending on the PJSIP lab's day: the eleven before them end on the Local lab's day.
+    period = {"from": "2026-11-27", "to": "2026-12-07"}
+    page = sign_in(floor, "olga", "/kpi?from={from}&to={to}".format(**period), width=PHONE, locale="ru-RU")
+    page.wait_for_selector("#tile-offered .prev")
+    lab_day = page.request.get(f"/api/kpi?from={LAB_DAY}&to={LAB_DAY}").json()
+    offered_before = next(r for r in lab_day["rows"] if r["manager"] is None)["offered"]
+    assert offered_before > 0
+    shown_before = page.evaluate("(n) => PBX.t('before: {value}', {value: PBX.fmtNumber(n, 0)})", offered_before)
+    assert shown_before in page.inner_text("#tile-offered .prev")
+    assert page.inner_text("#kpi-previous") == page.evaluate(
+        "() => PBX.t('Compared with {from} to {to}', {from: '16.11.2026', to: '26.11.2026'})")
+    # Each figure leads to the calls it counts, over the same days.
+    href = page.get_attribute("#tile-offered .value a", "href")
+    assert href == "/calls?kpi=offered&from=2026-11-27&to=2026-12-07"
+
+    # The head sets targets on the page: far more calls offered than came (higher is better: off target),
+    # at most as many lost leads as could ever be (lower is better: on target), and each manager's calls out.
+    try:
+        for kpi, scope, value in (("offered", "department", "10000"), ("lost_leads", "department", "10000"),
+                                  ("calls_out", "manager", "10000")):
+            page.select_option("#target-kpi", kpi)
+            page.select_option("#target-scope", scope)
+            page.fill("#target-value", value)
+            page.click("#target-form button[type=submit]")
+            page.wait_for_selector(f"#target-list li[data-kpi={kpi}][data-scope={scope}]")
+        page.wait_for_selector("#tile-offered.off-target")
+        assert page.get_attribute("#tile-lost_leads", "class").split().count("on-target") == 1
+        red = page.evaluate("getComputedStyle(document.querySelector('#tile-offered .value')).color")
+        green = page.evaluate("getComputedStyle(document.querySelector('#tile-lost_leads .value')).color")
+        assert red == "rgb(194, 59, 59)" and red != green
+        # A count's target is per day: over eleven days it is eleven times as many.
+        target = page.evaluate("() => PBX.t('target: at least {value}', {value: PBX.fmtNumber(110000, 0)})")
+        assert page.inner_text("#tile-offered .target") == target
+        # Every manager who worked in the period is short of the managers' target, and coloured so; one
+        # with no figures in it (only in the previous period) is not judged.
+        judged = page.locator("#kpi-compare td[data-kpi=calls_out]").evaluate_all(
+            "tds => tds.map(td => [td.querySelector('a') !== null, td.classList.contains('off-target')])")
+        assert sum(worked for worked, _ in judged) >= 2
+        assert all(worked == off for worked, off in judged), judged
+        no_sideways_scroll(page)
+        shot(page, "kpi-targets-ru-phone")
+        # Kept: the page read again shows the same targets.
+        page.reload()
+        page.wait_for_selector("#tile-offered.off-target")
+    finally:
+        for kpi, scope in (("offered", "department"), ("lost_leads", "department"), ("calls_out", "manager")):
+            page.request.put("/api/kpi/targets", data={"kpi": kpi, "scope": scope, "value": None},
+                             headers={"X-CSRF-Token": page.evaluate("PBX.cookie('pbxb_csrf')")})

@@ -1,8 +1,11 @@
-/* KPI dashboard: lost leads first, then charts per manager and for the department, by day or week. */
+/* KPI dashboard: lost leads first, then the department's figures beside the previous period of the
+   same length and the head's targets (coloured when off target), each manager's the same way, charts,
+   and every figure a link to the calls it counts. */
 "use strict";
 
 (() => {
-  const { t, tn, api, el, clear, fmtTime, fmtDate, fmtDuration, fmtNumber, fmtPercent, statusName, managerLabel } = PBX;
+  const { t, tn, api, el, clear, fmtTime, fmtDate, fmtDuration, fmtNumber, fmtPercent, statusName, managerLabel,
+          notice } = PBX;
   const root = document.getElementById("kpi-page");
   const params = new URLSearchParams(location.search);
   const PALETTE = ["#2457c5", "#e0703a", "#2a9d8f", "#b5179e", "#8a9a5b", "#6c757d", "#f4a261", "#264653"];
@@ -24,12 +27,67 @@
     location.search = q.toString();
   });
   const heading = el("p", { class: "muted", id: "kpi-period" });
+  const previousLine = el("p", { class: "muted", id: "kpi-previous" });
   const lost = el("section", { class: "card", id: "lost-leads" }, el("h2", {}, t("Lost leads")), el("p", { class: "muted" }, t("Loading…")));
   const tiles = el("div", { class: "tiles", id: "kpi-tiles" });
+  const compareTable = el("table", { class: "grid small", id: "kpi-compare" });
+  const compare = el("section", { class: "card flush", id: "kpi-managers" },
+    el("h2", { class: "pad" }, t("Managers against the previous period")), el("div", { class: "scroll" }, compareTable));
   const chartsBox = el("div", { class: "charts" });
   const table = el("table", { class: "grid small", id: "kpi-table" });
   const figures = el("section", { class: "card flush", id: "kpi-figures" }, el("h2", { class: "pad" }, t("Figures")), el("div", { class: "scroll" }, table));
-  clear(root, el("h1", {}, t("KPI")), form, heading, lost, tiles, chartsBox, figures);
+  const targetsBox = el("section", { class: "card", id: "kpi-targets" });
+  clear(root, el("h1", {}, t("KPI")), form, heading, previousLine, lost, tiles, compare, chartsBox, figures, targetsBox);
+
+  /* What each figure is called, and how its value reads (the API gives its kind). */
+  const LABELS = {
+    calls_in: t("Inbound calls"), answered: t("Answered"), missed: t("Missed"), missed_unanswered: t("Missed, nobody answered"),
+    calls_out: t("Outbound calls"), outbound_answered: t("Outbound answered"), reach_rate: t("Reach rate"),
+    talk_s: t("Talk time"), talk_s_mean: t("Average talk"), unique_clients_reached: t("Clients reached"),
+    outbound_norm_share: t("Outbound norm"), callbacks: t("Callbacks"), callback_s_mean: t("Average callback time"),
+    callback_s_median: t("Median callback time"), callbacks_pending: t("Callbacks pending"), lost_leads: t("Lost leads"),
+    speed_to_lead_s_median: t("Speed to lead, median"), speed_to_lead_answered_s_median: t("Speed to lead (answered), median"),
+    new_leads_reached_share: t("New leads reached"), offered: t("Offered"), queue_answered: t("Answered"),
+    abandoned: t("Abandoned"), asa_s: t("Average speed of answer"), wait_s_median: t("Median wait"),
+    longest_wait_s: t("Longest wait"), service_level: t("Service level"),
+  };
+  let kinds = {};
+  const fmtValue = (kpi, v) => {
+    const kind = kinds[kpi] || "count";
+    if (kind === "ratio") return fmtPercent(v);
+    if (kind === "seconds") return fmtDuration(v);
+    return v === null || v === undefined ? "—" : fmtNumber(v, kind === "count" ? 0 : 1);
+  };
+  /* The calls behind a figure: the journal filtered by the figure's own definition. */
+  let shown = { from: "", to: "" };
+  function callsUrl(kpi, manager, from, to) {
+    const q = new URLSearchParams({ kpi, from: from || shown.from, to: to || shown.to });
+    if (manager) q.set("manager", manager);
+    return "/calls?" + q.toString();
+  }
+  /* Figures listed as lead cards, not calls: the journal cannot list them. */
+  const NO_CALL_LIST = new Set(["new_leads", "new_leads_reached", "new_leads_reached_share",
+    "speed_to_lead_s_median", "speed_to_lead_s_p95", "speed_to_lead_answered_s_median", "speed_to_lead_answered_s_p95"]);
+  function figureLink(kpi, manager, text, from, to) {
+    if (NO_CALL_LIST.has(kpi)) return text;
+    return el("a", { class: "figure-link", href: callsUrl(kpi, manager, from, to), dataset: { kpi } }, text);
+  }
+  /* Beside a figure: what it was in the previous period, and which way it moved (green: the good way). */
+  function versus(kpi, f, better) {
+    if (f.previous === null || f.previous === undefined) return el("span", { class: "prev muted" }, t("no figure before"));
+    const moved = f.value === null || f.value === undefined ? 0 : Math.sign(f.value - f.previous);
+    const good = moved === 0 ? "same" : ((moved > 0) === (better === "higher") ? "better" : "worse");
+    const arrow = moved > 0 ? "▲" : moved < 0 ? "▼" : "=";
+    return el("span", { class: "prev " + good, title: t("Previous period") },
+      arrow + " ", t("before: {value}", { value: fmtValue(kpi, f.previous) }));
+  }
+  function targetText(kpi, f, better) {
+    if (f.target === null || f.target === undefined) return null;
+    const text = better === "higher" ? t("target: at least {value}", { value: fmtValue(kpi, f.target) })
+      : t("target: at most {value}", { value: fmtValue(kpi, f.target) });
+    return el("span", { class: "target" }, text);
+  }
+  const judged = (f) => (f.met === true ? "on-target" : f.met === false ? "off-target" : "");
 
   function canvasCard(title, id) {
     const canvas = el("canvas", { id, role: "img", "aria-label": title });
@@ -45,6 +103,7 @@
   }
 
   const count = (v) => fmtNumber(v, 0);
+  let better = {};
   let names = {};
   const person = (ext) => managerLabel(ext, names[ext]);
 
@@ -61,16 +120,103 @@
         el("td", {}, i.rang.map(person).join(", ") || "—"))))));
   }
 
+  /* Each manager's figures beside their previous period, off-target cells coloured. */
+  const MANAGER_FIGURES = ["answered", "missed", "calls_out", "reach_rate", "talk_s", "callbacks", "lost_leads"];
+  function drawCompare(rows) {
+    const people = rows.filter((r) => r.manager !== null);
+    clear(compareTable,
+      el("thead", {}, el("tr", {}, el("th", {}, t("Manager")), MANAGER_FIGURES.map((k) => el("th", { class: "num" }, LABELS[k])))),
+      el("tbody", {}, people.map((r) => el("tr", { dataset: { manager: r.manager } },
+        el("td", { class: "who" }, person(r.manager)),
+        MANAGER_FIGURES.map((k) => {
+          const f = r.figures[k];
+          return el("td", { class: "num " + judged(f), dataset: { kpi: k } },
+            el("div", {}, f.value === null || f.value === undefined ? "—" : figureLink(k, r.manager, fmtValue(k, f.value))),
+            versus(k, f, better[k]));
+        })))));
+  }
+
+  /* Targets: what the head expects of each figure, for the department or for every manager. */
+  function drawTargets(data) {
+    const figureSelect = el("select", { name: "kpi", id: "target-kpi", "aria-label": t("Figure") },
+      data.figures.map((f) => el("option", { value: f.kpi }, LABELS[f.kpi] || f.kpi)));
+    const scope = el("select", { name: "scope", id: "target-scope", "aria-label": t("For whom") },
+      el("option", { value: "department" }, t("The department")), el("option", { value: "manager" }, t("Each manager")));
+    const value = el("input", { name: "value", id: "target-value", type: "number", min: "0", step: "any", required: true,
+                                inputmode: "decimal" });
+    const unit = el("span", { class: "muted", id: "target-unit" });
+    const figureOf = (kpi) => data.figures.find((f) => f.kpi === kpi);
+    const describe = () => {
+      const f = figureOf(figureSelect.value);
+      unit.textContent = f.kind === "ratio" ? t("%") : f.kind === "seconds" ? (f.kpi === "talk_s" ? t("minutes a day") : t("seconds"))
+        : t("a day");
+      value.setAttribute("aria-label", t("Target"));
+      scope.querySelector("option[value=manager]").disabled = f.department_only;
+      if (f.department_only) scope.value = "department";
+    };
+    figureSelect.addEventListener("change", describe);
+    // People type shares in per cent and total talk time in minutes; the API keeps 0..1 and seconds.
+    const toApi = (f, v) => (f.kind === "ratio" ? v / 100 : f.kpi === "talk_s" ? v * 60 : v);
+    const fromApi = (f, v) => (f.kind === "ratio" ? v * 100 : f.kpi === "talk_s" ? v / 60 : v);
+    const save = el("form", { class: "toolbar", id: "target-form" },
+      el("label", {}, t("Figure"), figureSelect), el("label", {}, t("For whom"), scope),
+      el("label", {}, t("Target"), el("span", { class: "with-unit" }, value, unit)),
+      el("button", { class: "primary", type: "submit" }, t("Set target")));
+    save.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const f = figureOf(figureSelect.value);
+      try {
+        await api("/api/kpi/targets", { method: "PUT", json: { kpi: f.kpi, scope: scope.value, value: toApi(f, Number(value.value)) } });
+        notice(t("Target saved"));
+        await load();
+      } catch (err) {
+        value.setAttribute("aria-invalid", "true");
+        notice(err.message, "error");
+      }
+    });
+    const list = data.items.length ? el("ul", { class: "targets", id: "target-list" }, data.items.map((item) => {
+      const f = figureOf(item.kpi);
+      const written = item.kind === "ratio" ? fmtPercent(item.value) : f.kpi === "talk_s" ? fmtDuration(item.value)
+        : item.kind === "seconds" ? fmtDuration(item.value) : fmtNumber(item.value, 1);
+      const params = { figure: LABELS[item.kpi], value: written };
+      const text = item.scope === "manager"
+        ? (item.better === "higher" ? t("{figure}, each manager: at least {value}", params)
+          : t("{figure}, each manager: at most {value}", params))
+        : (item.better === "higher" ? t("{figure}, department: at least {value}", params)
+          : t("{figure}, department: at most {value}", params));
+      const remove = el("button", { type: "button", class: "link", "aria-label": t("Remove target: {text}", { text }) }, t("Remove"));
+      remove.addEventListener("click", async () => {
+        await api("/api/kpi/targets", { method: "PUT", json: { kpi: item.kpi, scope: item.scope, value: null } });
+        await load();
+      });
+      const edit = el("button", { type: "button", class: "link" }, t("Change"));
+      edit.addEventListener("click", () => {
+        figureSelect.value = item.kpi; describe(); scope.value = item.scope;
+        value.value = String(Math.round(fromApi(f, item.value) * 100) / 100); value.focus();
+      });
+      return el("li", { dataset: { kpi: item.kpi, scope: item.scope } }, el("span", {}, text), " ", edit, " ", remove);
+    })) : el("p", { class: "muted" }, t("No targets yet. A count's target is per day; over a longer period it adds up."));
+    clear(targetsBox, el("h2", {}, t("Targets")), list, save);
+    describe();
+  }
+
   async function load() {
     const q = new URLSearchParams(params);
-    const [fig, leads, managers] = await Promise.all([
+    const [fig, leads, managers, targets] = await Promise.all([
       api("/api/kpi?" + q.toString()), api("/api/kpi/lost-leads?" + q.toString()),
-      api("/api/managers").catch(() => ({ items: [] }))]);
+      api("/api/managers").catch(() => ({ items: [] })), api("/api/kpi/targets")]);
+    kinds = Object.fromEntries(targets.figures.map((f) => [f.kpi, f.kind]));
+    better = Object.fromEntries(targets.figures.map((f) => [f.kpi, f.better]));
+    shown = { from: fig.from, to: fig.to };
+    drawTargets(targets);
     names = Object.fromEntries(managers.items.filter((m) => m.name).map((m) => [m.extension, m.name]));
     if (!params.get("from")) form.elements.from.value = fig.from;
     if (!params.get("to")) form.elements.to.value = fig.to;
     heading.textContent = fig.from === fig.to ? t("Figures for {day}", { day: fmtDate(fig.from) })
       : t("Figures from {from} to {to}", { from: fmtDate(fig.from), to: fmtDate(fig.to) });
+    previousLine.textContent = fig.previous.from === fig.previous.to
+      ? t("Compared with {day}", { day: fmtDate(fig.previous.from) })
+      : t("Compared with {from} to {to}", { from: fmtDate(fig.previous.from), to: fmtDate(fig.previous.to) });
     const lostCount = leads.items.filter((i) => i.state === "lost").length;
     clear(lost, el("h2", {}, tn("{n} lost lead", "{n} lost leads", lostCount),
       el("span", { class: "muted" }, " · ", tn("{n} caller still to call back", "{n} callers still to call back", leads.items.length - lostCount))),
@@ -85,9 +231,11 @@
       // Zeros would read as a measured day with no calls answered; say plainly there were none.
       clear(tiles, el("p", { class: "card empty-period", id: "kpi-empty" }, t("No calls in this period.")));
       figures.hidden = true;
+      compare.hidden = true;
       return;
     }
     figures.hidden = false;
+    compare.hidden = false;
 
     const dept = rows.filter((r) => r.manager === null);
     const people = rows.filter((r) => r.manager !== null);
@@ -96,14 +244,16 @@
     const sum = (list, key) => list.reduce((a, r) => a + (r[key] || 0), 0);
     const dayLabel = (d) => (fig.period === "week" ? t("Week of {date}", { date: fmtDate(d) }) : fmtDate(d));
 
-    const offered = sum(dept, "offered"), answered = sum(dept, "queue_answered"), abandoned = sum(dept, "abandoned");
-    const withinSl = sum(dept, "answered_within_sl");
-    clear(tiles,
-      [[t("Offered"), count(offered)], [t("Answered"), count(answered)], [t("Abandoned"), count(abandoned)],
-       [t("Service level"), fmtPercent(answered + abandoned ? withinSl / (answered + abandoned) : null)],
-       [t("Outbound calls"), count(sum(dept, "calls_out"))], [t("Lost leads"), count(sum(dept, "lost_leads"))],
-       [t("Talk time"), fmtDuration(sum(dept, "talk_s"))]]
-        .map(([label, value]) => el("div", { class: "tile" }, el("div", { class: "value" }, value), el("div", { class: "label" }, label))));
+    const deptCompare = (fig.comparison || []).find((r) => r.manager === null);
+    const TILES = ["offered", "queue_answered", "abandoned", "service_level", "calls_out", "lost_leads", "talk_s"];
+    clear(tiles, deptCompare ? TILES.map((kpi) => {
+      const f = deptCompare.figures[kpi];
+      return el("div", { class: "tile " + judged(f), id: "tile-" + kpi, dataset: { kpi } },
+        el("div", { class: "value" }, figureLink(kpi, null, fmtValue(kpi, f.value))),
+        el("div", { class: "label" }, LABELS[kpi]),
+        el("div", { class: "compare" }, versus(kpi, f, better[kpi]), targetText(kpi, f, better[kpi])));
+    }) : []);
+    drawCompare(fig.comparison || []);
 
     chart(canvasCard(t("Calls per manager"), "chart-managers"), {
       type: "bar",
@@ -142,10 +292,23 @@
       ["answered", t("Answered")], ["missed", t("Missed")], ["calls_out", t("Out")], ["reach_rate", t("Reach")],
       ["talk_s", t("Talk")], ["callbacks", t("Callbacks")], ["lost_leads", t("Lost")], ["offered", t("Offered")],
       ["service_level", t("SL")], ["outbound_norm_share", t("Norm")]];
-    const cell = (r, k) => k === "date" ? fmtDate(r.date)
-      : k === "manager" ? (r.manager === null ? el("strong", {}, t("Department")) : person(r.manager))
-      : ["reach_rate", "service_level", "outbound_norm_share"].includes(k) ? fmtPercent(r[k])
-      : k === "talk_s" ? fmtDuration(r[k]) : (r[k] === null || r[k] === undefined ? "—" : count(r[k]));
+    // A row's days: one day, or the week's Monday to Sunday (within the period asked for).
+    const daysOf = (r) => {
+      if (fig.period !== "week") return [r.date, r.date];
+      const end = new Date(r.date + "T00:00:00Z");
+      end.setUTCDate(end.getUTCDate() + 6);
+      const sunday = end.toISOString().slice(0, 10);
+      return [r.date < fig.from ? fig.from : r.date, sunday > fig.to ? fig.to : sunday];
+    };
+    const cell = (r, k) => {
+      if (k === "date") return fmtDate(r.date);
+      if (k === "manager") return r.manager === null ? el("strong", {}, t("Department")) : person(r.manager);
+      const text = ["reach_rate", "service_level", "outbound_norm_share"].includes(k) ? fmtPercent(r[k])
+        : k === "talk_s" ? fmtDuration(r[k]) : (r[k] === null || r[k] === undefined ? "—" : count(r[k]));
+      if (r[k] === null || r[k] === undefined) return text;
+      const [from, to] = daysOf(r);
+      return figureLink(k, r.manager, text, from, to);
+    };
     clear(table, el("thead", {}, el("tr", {}, cols.map(([, h]) => el("th", {}, h)))),
       el("tbody", {}, rows.map((r) => el("tr", { class: r.manager === null ? "total" : "" },
         cols.map(([k]) => el("td", { class: k === "date" || k === "manager" ? "" : "num" }, cell(r, k)))))));

@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { t, el, clear, fmtDuration, fmtNumber, direction, managerLabel } = PBX;
+  const { t, el, clear, fmtDuration, fmtNumber, direction, managerLabel, role } = PBX;
   const root = document.getElementById("wallboard-page");
   const STATE_TEXT = {
     idle: t("free"), ringing: t("ringing"), in_call: t("on a call"), paused: t("paused"), unavailable: t("offline"),
@@ -74,9 +74,18 @@
       el("span", { class: "client-number" }, number));
   }
 
-  function tile(id, label, value, kind) {
+  function tile(id, label, value, kind, href) {
     return el("div", { class: "tile " + (kind || ""), id },
-      el("div", { class: "value" }, value), el("div", { class: "label" }, label));
+      el("div", { class: "value" }, href ? el("a", { href, class: "figure-link" }, value) : value),
+      el("div", { class: "label" }, label));
+  }
+
+  /* The head opens the clients a figure counts (the drill-down lists exactly as many); TV mode has no
+     one to click, so no link there. */
+  function missedHref(missed) {
+    if (role !== "head" || tv || !missed) return null;
+    const q = new URLSearchParams({ kpi: "missed_not_called_back", from: missed.day, to: missed.day });
+    return "/calls?" + q.toString();
   }
 
   function render() {
@@ -91,7 +100,7 @@
       tile("total-waiting", t("Waiting now"), fmtNumber(waitingNow, 0), waitingNow ? "alert" : ""),
       tile("total-longest", t("Longest wait now"), waitingNow ? elapsed(totals.longest_wait_s) : "—", waitingNow ? "alert" : ""),
       tile("total-missed", t("Missed today, not called back"), missed ? fmtNumber(missed.callers, 0) : "—",
-        missed && missed.callers ? "alert" : "ok"),
+        missed && missed.callers ? "alert" : "ok", missedHref(missed)),
       tile("total-calls", t("Calls in progress"), fmtNumber(s.calls.length, 0), "calls"),
       tile("total-talking", t("Managers talking"), fmtNumber(talking, 0), ""),
       tile("total-free", t("Managers free"), fmtNumber(free, 0), "ok"));
