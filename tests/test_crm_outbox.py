@@ -5,7 +5,6 @@ makes dead letters only of what retrying cannot fix."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -164,8 +163,8 @@ def test_a_receiver_that_never_answers_well_gives_a_dead_letter_after_max_attemp
             assert row.status == "dead" and row.attempts == 3
             assert (row.last_error or "").startswith("gave up after 3 tries: webhook sales-bot: HTTP 500")
         else:
-            assert row.status == "dead" or row.status == "pending"
-    assert json.dumps([r.payload for r in rows], ensure_ascii=False)
+            # Behind a dead letter the call's later deliveries are tried in turn, and die the same way.
+            assert row.status in ("dead", "pending")
 
 
 async def test_delivered_rows_past_the_keep_are_deleted_and_dead_letters_stay(
