@@ -621,6 +621,8 @@ STATUS_BY_ROLE: dict[tuple[str, str], tuple[int, int, int]] = {
     ("POST", "/api/missed/{client_id}/call"): (404, 404, 403),
     ("GET", "/api/kpi"): (200, 403, 403),
     ("GET", "/api/kpi/lost-leads"): (200, 403, 403),
+    ("GET", "/api/kpi/targets"): (200, 403, 403),
+    ("PUT", "/api/kpi/targets"): (200, 403, 403),
     ("GET", "/api/live/snapshot"): (200, 200, 200),
     ("GET", "/api/live"): (101, 101, 101),
     ("GET", "/api/routing/rules"): (200, 403, 200),
@@ -648,6 +650,7 @@ async def test_every_documented_route_answers_each_role_as_documented(site: Site
         ("POST", "/api/missed/{client_id}/close"): {"reason": "spam"},
         ("POST", "/api/missed/{client_id}/call"): {},
         ("PUT", "/api/routing/rules"): {"max_waiting": 3},
+        ("PUT", "/api/kpi/targets"): {"kpi": "answered", "scope": "department", "value": 5},
         ("POST", "/api/me/language"): {"language": "en"},
     }
     stranger = site.client()
