@@ -16,9 +16,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("clients") as batch:
-        batch.add_column(sa.Column("manager_set_by", sa.String(8), nullable=True))
-        batch.add_column(sa.Column("manager_set_at", sa.DateTime(timezone=True), nullable=True))
+    # Plain ALTERs on both databases: a batch copy of the table would drop the name-folding
+    # trigger the cards carry since 0007.
+    op.add_column("clients", sa.Column("manager_set_by", sa.String(8), nullable=True))
+    op.add_column("clients", sa.Column("manager_set_at", sa.DateTime(timezone=True), nullable=True))
     # A manager already on a card was put there by a person: calls never replace it.
     op.execute("UPDATE clients SET manager_set_by = 'manual' WHERE responsible_manager_id IS NOT NULL")
     op.create_table(
@@ -45,6 +46,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_missed_closures_client_id", table_name="missed_closures")
     op.drop_table("missed_closures")
-    with op.batch_alter_table("clients") as batch:
-        batch.drop_column("manager_set_at")
-        batch.drop_column("manager_set_by")
+    # SQLite >= 3.35 drops a column in place (the cards' triggers stay).
+    op.execute("ALTER TABLE clients DROP COLUMN manager_set_at")
+    op.execute("ALTER TABLE clients DROP COLUMN manager_set_by")
