@@ -107,13 +107,14 @@ class _CallRows:
                 ch.end = i
         linkedid = rows[0].linkedid if rows else ""
         self.origin = linkedid if linkedid in self.chans else next(iter(self.chans), "")
+        self.by_name = {ch.name: ch for ch in self.chans.values()}
+        # Channels that run dialplan (and so may dial), in the order they began.
+        self.runners = [c for c in self.chans.values() if self._runs_dialplan(c)]
         self.dialler: dict[str, str | None] = {uid: self._dialler(ch) for uid, ch in self.chans.items() if ch.dialled_by}
 
     def partner(self, ch: _Chan) -> _Chan | None:
         name = local_partner(ch.name) if ch.name.startswith("Local/") else None
-        if name is None:
-            return None
-        return next((c for c in self.chans.values() if c.name == name), None)
+        return self.by_name.get(name) if name is not None else None
 
     def _runs_dialplan(self, ch: _Chan) -> bool:
         """The origin, a Local channel's ;2 end and any channel nobody dialled run dialplan (and so dial)."""
@@ -127,8 +128,7 @@ class _CallRows:
             return None
         partner = self.partner(dest)
         candidates = [
-            c for c in self.chans.values()
-            if c is not dest and c is not partner and self._runs_dialplan(c) and self._alive_at(c, dest.first)
+            c for c in self.runners if c is not dest and c is not partner and self._alive_at(c, dest.first)
         ]
         if dest.dialled_by == _BY_QUEUE:
             queued = [c for c in candidates if c.queue_rows]
