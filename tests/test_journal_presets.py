@@ -5,8 +5,10 @@ pages; the talk time of the filtered calls; presets and each user's own saved fi
 from __future__ import annotations
 
 import math
+from datetime import date
 from typing import Any
 
+from pbxbridge.kpi.callbacks import missed_not_called_back
 from tests.fixtures_web import (  # noqa: F401 - fixtures
     fast_password_hashing,
     populated_templates,
@@ -57,6 +59,23 @@ async def test_the_journal_lists_exactly_the_calls_a_figure_counts(site: Site) -
     assert {c["status"] for c in listed["items"]} >= {"missed", "abandoned"}
     assert all(c["direction"] == "inbound" and c["status"] != "answered" for c in listed["items"])
     assert (await _all_calls(olga, status="missed", **YEAR))["total"] < missed
+
+
+async def test_the_wallboards_missed_not_called_back_opens_as_its_clients(site: Site) -> None:
+    olga = await site.signed_in("olga")
+    days = sorted({r["date"] for r in await _figures(olga)})
+    listed = 0
+    for day in days:
+        async with site.context.sessions() as db:
+            figure = (await missed_not_called_back(db, date.fromisoformat(day))).callers
+        page = await _all_calls(olga, kpi="missed_not_called_back", **{"from": day, "to": day})
+        assert page["total"] == figure == page["kpi"]["count"], day
+        assert page["kpi"]["unit"] == "clients"
+        listed += figure
+    assert listed > 0
+    # Lead cards are no calls: the journal says so instead of listing something else.
+    status, body = await olga.json("GET", "/api/calls", params={"kpi": "new_leads"}, headers=ENGLISH)
+    assert status == 400 and body["field"] == "kpi"
 
 
 async def test_a_figures_drill_down_has_as_many_rows_as_the_figure(site: Site) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, exists, func, or_, select
 from pbxbridge.calls.model import CallStatus, Direction
 from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.clients.tables import Client, ClientPhone, Manager, fold_name
-from pbxbridge.kpi.drilldown import LISTINGS
+from pbxbridge.kpi.drilldown import LEADS, LISTINGS
 from pbxbridge.transcription.search import (
     MAX_QUERY_CHARS,
     MAX_QUERY_WORDS,
@@ -33,7 +33,7 @@ STATUSES = tuple(s.value for s in CallStatus)
 MAX_PER_PAGE = 200
 ANSWERED = CallStatus.ANSWERED.value
 # Figures whose calls the journal lists (the lead figures list cards: see /api/kpi/{kpi}/calls).
-KPI_NAMES = tuple(name for name, listing in LISTINGS.items() if listing.calls is not None)
+KPI_NAMES = tuple(name for name, listing in LISTINGS.items() if listing.unit != LEADS)
 # Extensions are stored in at most this many characters.
 MAX_EXTENSION_CHARS = 32
 # A client filter longer than this is no name or number anyone typed.
