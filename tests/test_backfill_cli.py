@@ -108,6 +108,22 @@ def test_calls_the_live_path_journaled_are_left_as_they_are(
     assert Counter(source for _lid, source in rows)["ami"] == 1
 
 
+def test_recordings_are_transcribed_only_when_asked(
+    lab_env: None, db_url: str, cdr_url: str, shared_dir: Path
+) -> None:
+    common = ["backfill", "--db", db_url, "--cdr-url", cdr_url, "--recordings", str(shared_dir / "recordings")]
+    assert main([*common, "--from", "2026-12-07", "--to", "2026-12-07"]) == 0
+    assert _rows(db_url, "SELECT count(*) FROM transcription_jobs")[0][0] == 0
+    assert _rows(db_url, "SELECT count(*) FROM recordings WHERE status = 'ok'")[0][0] > 0
+    assert main([*common, "--from", "2026-11-26", "--to", "2026-11-26", "--transcribe"]) == 0
+    with_sound = _rows(
+        db_url,
+        "SELECT count(*) FROM recordings r JOIN calls c ON c.id = r.call_id"
+        " WHERE r.status = 'ok' AND c.started_at < '2026-11-27'",
+    )[0][0]
+    assert 0 < _rows(db_url, "SELECT count(*) FROM transcription_jobs")[0][0] == with_sound
+
+
 def test_only_the_days_asked_for(lab_env: None, db_url: str, cdr_url: str, shared_dir: Path) -> None:
     # 07.12.2026 is the day scenarios 14-17 ran (in the PBX's zone, UTC).
     assert main(["backfill", "--db", db_url, "--cdr-url", cdr_url, "--from", "2026-12-07", "--to", "07.12.2026"]) == 0

@@ -26,6 +26,7 @@ _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RU_DAY = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
 # A progress line at most this often when the output is not a terminal (a log, a pipe).
 LOG_EVERY_S = 10.0
+TRANSCRIPTION_DOMAIN = "pbxbridge.transcription.daemon"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--page-rows", type=int, default=PAGE_ROWS, metavar="N", help="CEL rows read per query")
     p.add_argument("--max-rate", type=float, default=None, metavar="ROWS",
                    help="read at most this many CEL rows a second (spare a busy PBX's database)")
+    p.add_argument("--transcribe", action="store_true",
+                   help="queue transcription jobs for the imported calls' recordings (not done by default)")
     p.set_defaults(func=cmd_backfill)
 
 
@@ -129,7 +132,9 @@ async def backfill(
         # A wrong password or an unreachable database is said before anything starts.
         await source.check()
         daemon = Daemon(config, live=False)
-        attach_domains(daemon, DOMAIN_MODULES)
+        # Months of recordings would fill the transcription queue: only when asked for.
+        skipped = () if args.transcribe else (TRANSCRIPTION_DOMAIN,)
+        attach_domains(daemon, tuple(m for m in DOMAIN_MODULES if m not in skipped))
         marks = SourceMarks()
         daemon.after_write.append(marks.note_written)
         await daemon.start()
