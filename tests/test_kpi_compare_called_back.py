@@ -56,6 +56,13 @@ async def three_counts(site: FloorSite, day: date) -> tuple[int, set[int], set[i
         listed = await waiting_on(db, day)
     worklist_today = {r.client_id for r in rows if any(days[c] == day for c in r.call_ids)}
     assert snap["totals"]["missed_not_called_back"]["day"] == day.isoformat()
+    # The page the wallboard's figure opens: as many clients as the figure, the same ones.
+    olga = await site.signed_in("olga")
+    status, drilled = await olga.json("GET", "/api/kpi/missed_not_called_back/calls",
+                                      params={"from": day.isoformat(), "to": day.isoformat(), "per_page": "200"})
+    assert status == 200, drilled
+    assert drilled["count"] == len(drilled["rows"]) == len(listed)
+    assert {r["client_id"] for r in drilled["rows"]} == {w.client_id for w in listed}
     return snap["totals"]["missed_not_called_back"]["callers"], worklist_today, {w.client_id for w in listed}
 
 

@@ -199,6 +199,12 @@ def test_kpi_figures_beside_the_previous_period_and_coloured_off_target(floor: F
         # Kept: the page read again shows the same targets.
         page.reload()
         page.wait_for_selector("#tile-offered.off-target")
+        # The wallboard's missed callers of the day open the clients they count, for the head.
+        page.goto("/wallboard")
+        page.wait_for_selector("#total-missed .value a")
+        day = page.request.get("/api/live/snapshot").json()["totals"]["missed_not_called_back"]["day"]
+        assert page.get_attribute("#total-missed .value a", "href") == (
+            f"/calls?kpi=missed_not_called_back&from={day}&to={day}")
     finally:
         for kpi, scope in (("offered", "department"), ("lost_leads", "department"), ("calls_out", "manager")):
             page.request.put("/api/kpi/targets", data={"kpi": kpi, "scope": scope, "value": None},

@@ -165,6 +165,13 @@
     save.addEventListener("submit", async (e) => {
       e.preventDefault();
       const f = figureOf(figureSelect.value);
+      // The page asks for per cent: say so in per cent rather than pass on the API's 0..1.
+      if (f.kind === "ratio" && f.kpi !== "outbound_norm_share" && Number(value.value) > 100) {
+        value.setAttribute("aria-invalid", "true");
+        notice(t("A share is from 0 to 100 %."), "error");
+        return;
+      }
+      value.removeAttribute("aria-invalid");
       try {
         await api("/api/kpi/targets", { method: "PUT", json: { kpi: f.kpi, scope: scope.value, value: toApi(f, Number(value.value)) } });
         notice(t("Target saved"));
