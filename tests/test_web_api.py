@@ -606,6 +606,9 @@ STATUS_BY_ROLE: dict[tuple[str, str], tuple[int, int, int]] = {
     ("GET", "/api/calls"): (200, 200, 403),
     ("GET", "/api/calls/export.csv"): (200, 200, 403),
     ("GET", "/api/calls/{call_id}"): (200, 200, 403),
+    ("GET", "/api/calls/filters"): (200, 200, 403),
+    ("POST", "/api/calls/filters"): (201, 201, 403),
+    ("DELETE", "/api/calls/filters/{filter_id}"): (404, 404, 403),
     ("POST", "/api/calls/originate"): (503, 503, 403),
     ("GET", "/api/recordings/{recording_id}/audio"): (200, 200, 403),
     ("POST", "/api/recordings/{recording_id}/listen"): (204, 204, 403),
@@ -623,6 +626,7 @@ STATUS_BY_ROLE: dict[tuple[str, str], tuple[int, int, int]] = {
     ("GET", "/api/kpi/lost-leads"): (200, 403, 403),
     ("GET", "/api/kpi/targets"): (200, 403, 403),
     ("PUT", "/api/kpi/targets"): (200, 403, 403),
+    ("GET", "/api/kpi/{kpi}/calls"): (200, 403, 403),
     ("GET", "/api/live/snapshot"): (200, 200, 200),
     ("GET", "/api/live"): (101, 101, 101),
     ("GET", "/api/routing/rules"): (200, 403, 200),
@@ -642,9 +646,11 @@ async def test_every_documented_route_answers_each_role_as_documented(site: Site
     data = site.data
     path_values = {
         "call_id": data.ivan_call_id, "recording_id": data.ivan_recording_id, "client_id": data.ivan_client_id,
+        "filter_id": 999_999, "kpi": "missed",
     }
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/api/calls/originate"): {"client_id": data.ivan_client_id, "extension": "203"},
+        ("POST", "/api/calls/filters"): {"name": "Inbound", "query": "direction=inbound"},
         ("PATCH", "/api/clients/{client_id}"): {"notes": "Called about the price list"},
         ("POST", "/api/clients/assign"): {"client_ids": [data.ivan_client_id], "manager": "203"},
         ("POST", "/api/missed/{client_id}/close"): {"reason": "spam"},
