@@ -88,6 +88,8 @@ def test_a_figure_opens_as_its_calls_sorted_and_saved_as_a_filter(floor: Floor) 
     directions = page.eval_on_selector_all("#calls-table td.direction", "cells => cells.map(c => c.textContent)")
     assert directions and all("outbound" in d for d in directions)
     page.goto("/calls?direction=inbound&min_duration=60&sort=-talk")
+    page.wait_for_selector("#calls-table tbody tr.call-row")
+    assert not page.locator("#figure").is_visible(), "no figure listed, yet its banner shows"
     page.fill("#save-filter input[name=name]", "Long inbound")
     page.click("#save-filter button")
     chip = page.wait_for_selector("#presets .chip.on:has-text('Long inbound')")
