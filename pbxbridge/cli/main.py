@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "pbxbridge.cli.web",
     "pbxbridge.cli.service",
     "pbxbridge.cli.crm",
+    "pbxbridge.cli.tokens",
     "pbxbridge.cli.workflow",
     "pbxbridge.cli.backfill",
 )

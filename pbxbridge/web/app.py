@@ -25,6 +25,7 @@ from pbxbridge.web import (
 from pbxbridge.web.context import CONTEXT, WebContext
 from pbxbridge.web.middleware import csrf, errors, headers_and_token, session
 from pbxbridge.web.refusals import install as install_refusal_log
+from pbxbridge.web.tokens import install as install_token_uses
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -41,6 +42,7 @@ def create_app(context: WebContext) -> web.Application:
     )
     app[CONTEXT] = context
     install_refusal_log(app)
+    install_token_uses(app)
     for module in (health, auth_routes, api_calls, api_drilldown, api_recordings, api_clients, api_kpi, api_live,
                    api_routing, api_admin, api_missed, language, pages):
         app.router.add_routes(module.routes)

@@ -40,6 +40,7 @@ from pbxbridge.web.sessions import (
     tokens_match,
 )
 from pbxbridge.web.tables import User
+from pbxbridge.web.tokens import TOKEN_REFUSED, VIA_TOKEN, as_user, bearer, find_live, note_use
 from pbxbridge.web.users import SignedInUser, password_tag, signed_in
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,10 @@ async def session(request: web.Request, handler: Handler) -> web.StreamResponse:
     context = ctx(request)
     request[USER] = None
     request[SESSION] = None
-    if not request.path.startswith("/static/"):
+    if is_api(request) and (token := bearer(request.headers.get("Authorization"))) is not None:
+        # A machine's request: the token alone says who it is (a cookie beside it is not looked at).
+        await _use_token(request, token)
+    elif not request.path.startswith("/static/"):
         raw = request.cookies.get(SESSION_COOKIE)
         now = context.clock()
         data = context.signer.loads(raw, now) if raw else None
@@ -215,6 +219,20 @@ async def session(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise api_error(401, N_("sign in first"))
         raise web.HTTPFound("/login?next=" + quote(request.path_qs, safe=""))
     return await handler(request)
+
+
+async def _use_token(request: web.Request, token: str) -> None:
+    async with ctx(request).sessions() as db:
+        row = await find_live(db, token) if token else None
+    if row is None:
+        request[REFUSAL_REASON] = TOKEN_REFUSED
+        exc = api_error(401, N_("the API token is unknown or revoked"))
+        exc.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        raise exc
+    user = as_user(row)
+    request[USER] = user
+    request[VIA_TOKEN] = True
+    await note_use(request, user, client_address(request))
 
 
 async def _load_user(request: web.Request, data: SessionData) -> SignedInUser | None:
@@ -243,7 +261,9 @@ def expected_csrf(request: web.Request) -> str | None:
 @web.middleware
 async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every state-changing request must carry the CSRF token (header, or form field for plain forms)."""
-    if request.method in SAFE_METHODS:
+    # A browser never adds an Authorization header by itself, so a Bearer request cannot be forged
+    # from another site: the token is the proof CSRF tokens give cookies.
+    if request.method in SAFE_METHODS or request.get(VIA_TOKEN):
         return await handler(request)
     given = request.headers.get(CSRF_HEADER)
     if given is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):

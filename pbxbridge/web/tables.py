@@ -54,3 +54,4 @@ class AuditEntry(Base):
 
 # Saved journal filters live beside the journal code; loaded with the web tables so the schema is whole.
 from pbxbridge.web import journal_filters  # noqa: E402, F401
+from pbxbridge.web import token_table  # noqa: E402, F401
