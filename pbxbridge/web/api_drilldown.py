@@ -19,7 +19,7 @@ from pbxbridge.web.access import require_user
 from pbxbridge.web.api_calls import call_item, names_of, transcribed_of
 from pbxbridge.web.call_filters import MAX_PER_PAGE
 from pbxbridge.web.context import ctx
-from pbxbridge.web.errors import api_error, api_error_said
+from pbxbridge.web.errors import api_error_said
 from pbxbridge.web.i18n import _
 from pbxbridge.web.tables import HEAD
 
@@ -74,7 +74,7 @@ async def figure_calls(request: web.Request) -> web.Response:
     day_to = _day(request, "to", today)
     day_from = _day(request, "from", day_to)
     if day_from > day_to:
-        raise api_error(400, _(request, "The period starts after it ends"))
+        raise api_error_said(400, _(request, "The period starts after it ends"))
     manager = (request.query.get("manager") or "").strip() or None
     page = _int(request, "page", 1, 1_000_000)
     per_page = _int(request, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
