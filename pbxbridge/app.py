@@ -62,6 +62,7 @@ DOMAIN_MODULES = (
     "pbxbridge.web.daemon",
     "pbxbridge.crm.daemon",
     "pbxbridge.backfill.daemon",
+    "pbxbridge.analytics.daemon",
 )
 # How long stop() waits for finished calls still queued to reach the database.
 STOP_FLUSH_TIMEOUT_S = 30.0

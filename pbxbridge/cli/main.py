@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "pbxbridge.cli.tokens",
     "pbxbridge.cli.workflow",
     "pbxbridge.cli.backfill",
+    "pbxbridge.cli.analytics",
 )
 
 

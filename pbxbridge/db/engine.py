@@ -25,7 +25,7 @@ from pbxbridge.db.sqlite_inline import BUSY_WAIT_MS, connect_inline
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Domains whose tables module joins Base.metadata on import.
-DOMAINS = ("calls", "clients", "recordings", "transcription", "kpi", "routing", "web", "workflow", "crm")
+DOMAINS = ("calls", "clients", "recordings", "transcription", "kpi", "routing", "web", "workflow", "crm", "analytics", "review")
 
 
 def load_all_tables() -> None:
