@@ -1,9 +1,9 @@
 """Calls rebuilt from FreePBX's cel and cdr tables are the calls the AMI path makes of the same capture.
 
-Each shared capture's CEL events and CDRs fill the tables on MariaDB and on PostgreSQL (see
-tests/fixtures_cel.py); `pbxbridge.backfill` reads them back through the same tracker the live
-path uses, and every call is compared field by field with `replay_trace` of the capture (the
-AMI path as tests/test_truth_all.py runs it). Fields CEL cannot carry are named in
+The CEL events and CDRs of every shared capture fill one asteriskcdrdb on MariaDB and one on
+PostgreSQL (see tests/fixtures_cel.py); `pbxbridge.backfill` reads them back in small pages
+through the same tracker the live path uses, and every call is compared field by field with
+`replay_trace` of its capture (the AMI path as tests/test_truth_all.py runs it). Fields CEL cannot carry are named in
 ``CEL_CANNOT`` with the reason, and the test holds them to exactly that difference.
 """
 
@@ -82,28 +82,34 @@ async def _rebuilt(url: str, settings: Any) -> list[FinishedCall]:
 
 
 @pytest.fixture(scope="module", params=SOURCES)
-def rebuilt(request: pytest.FixtureRequest, shared_dir: Path) -> dict[str, list[FinishedCall]]:
-    """Every capture's calls rebuilt from its own scratch cel/cdr tables, by capture."""
+def rebuilt(request: pytest.FixtureRequest, shared_dir: Path) -> dict[str, FinishedCall]:
+    """Every capture's calls rebuilt from one asteriskcdrdb holding them all (as a PBX's day would), by linkedid."""
     settings = tracker_settings(PbxConfig())
 
-    async def run() -> dict[str, list[FinishedCall]]:
-        out: dict[str, list[FinishedCall]] = {}
-        for name in trace_names(shared_dir):
-            async with cdr_database(str(request.param)) as url:
-                await load_captures(url, [shared_dir / f"{name}.ami"])
-                out[name] = await _rebuilt(url, settings)
-        return out
+    async def run() -> list[FinishedCall]:
+        async with cdr_database(str(request.param)) as url:
+            await load_captures(url, [shared_dir / f"{name}.ami" for name in trace_names(shared_dir)])
+            return await _rebuilt(url, settings)
 
-    return asyncio.run(run())
+    calls = asyncio.run(run())
+    by_id = {c.linkedid: c for c in calls}
+    assert len(by_id) == len(calls), "each call once"
+    return by_id
 
 
 @pytest.mark.parametrize("scenario", trace_names())
 def test_calls_from_cel_are_the_calls_from_ami(
-    rebuilt: dict[str, list[FinishedCall]], shared_dir: Path, scenario: str
+    rebuilt: dict[str, FinishedCall], shared_dir: Path, scenario: str
 ) -> None:
     settings = tracker_settings(PbxConfig())
     ami = {c.linkedid: c for c in replay_trace(shared_dir / f"{scenario}.ami", settings)}
-    cel = {c.linkedid: c for c in rebuilt[scenario]}
-    assert sorted(cel) == sorted(ami), "the same calls, each once"
+    cel = {lid: rebuilt[lid] for lid in ami if lid in rebuilt}
+    assert sorted(cel) == sorted(ami), "the same calls"
     problems = {lid: p for lid in ami if (p := _compare(scenario, ami[lid], cel[lid]))}
     assert problems == {}
+
+
+def test_no_call_beyond_the_captures(rebuilt: dict[str, FinishedCall], shared_dir: Path) -> None:
+    settings = tracker_settings(PbxConfig())
+    ami = {c.linkedid for p in sorted(shared_dir.glob("*.ami")) for c in replay_trace(p, settings)}
+    assert set(rebuilt) == ami
