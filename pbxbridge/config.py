@@ -79,6 +79,8 @@ class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     secret_key: str = ""
+    # The address others reach the web app at (https://pbx.example.ru): amoCRM fetches recordings there.
+    public_url: str = ""
     # Mark session cookies Secure even when a proxy in front speaks HTTPS for us.
     secure_cookies: bool = False
     # The web app's language when neither the user nor the browser says: ru or en.
@@ -174,6 +176,9 @@ class Bitrix24Config:
     default_user: str = ""
     # Bitrix24 drains its request counter by 2 a second (5 on Enterprise plans).
     requests_per_s: int = 2
+    # The application token Bitrix24 sends with its events (OnExternalCallStart: a click on a number);
+    # empty: clicks in Bitrix24 are refused.
+    application_token: str = ""
 
 
 @dataclass(slots=True)
@@ -514,7 +519,8 @@ def crm_secrets(config: Config) -> list[str]:
     """The CRMs' tokens and the webhooks' secrets, for the log to hide (Bitrix24's is its address's last part)."""
     bitrix = config.crm.bitrix24.webhook_url.rstrip("/")
     token = bitrix.rsplit("/", 1)[-1] if "/rest/" in bitrix else ""
-    return [s for s in (token, config.crm.amocrm.token, *(hook.secret for hook in config.webhooks)) if s]
+    return [s for s in (token, config.crm.amocrm.token, config.crm.bitrix24.application_token,
+                        *(hook.secret for hook in config.webhooks)) if s]
 
 
 def _hide_token(url: str) -> str:

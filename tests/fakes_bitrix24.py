@@ -14,6 +14,11 @@ Built from Bitrix24's published REST documentation (no network in tests):
   https://dev.1c-bitrix.ru/rest_help/scope_telephony/telephony/telephony_call_attachtranscription.php
 - user.get (FILTER, start; 50 a page, "next" and "total" for the rest; UF_PHONE_INNER the inner number):
   https://apidocs.bitrix24.com/api-reference/user/user-get.html
+- OnExternalCallStart (a user clicks a number in the CRM; the application chosen as the default
+  outgoing line gets it): https://dev.1c-bitrix.ru/rest_help/scope_telephony/telephony/events_telephone/index.php
+  posted as a form, data[USER_ID], data[PHONE_NUMBER], data[CALL_ID] (the call the portal registered for
+  the click), data[CRM_ENTITY_TYPE], data[CRM_ENTITY_ID], ts and auth[application_token]
+  (https://apidocs.bitrix24.ru/api-reference/events/safe-event-handlers.html)
 - Limits: a leaky bucket (50 requests, drained 2 a second), over it HTTP 503 with
   {"error": "QUERY_LIMIT_EXCEEDED"}: https://apidocs.bitrix24.com/settings/performance/limits.html
 Errors are {"error": CODE, "error_description": text}: 401 for a wrong webhook token, 400 for a refused field.
@@ -194,6 +199,32 @@ class FakeBitrix24:
         if start + self.page_size < len(people):
             answer["next"] = start + self.page_size
         return answer
+
+
+    async def click(self, handler_url: str, user_id: int, number: str, application_token: str,
+                    entity: tuple[str, int] = ("CONTACT", 7)) -> tuple[int, Any]:
+        """A user clicks a number on a CRM card: the portal registers the call, then posts OnExternalCallStart."""
+        import aiohttp
+
+        call_id = f"externalCall.{len(self.calls) + 1:08x}.{int(time.time())}"
+        self.calls[call_id] = ExternalCall(call_id, {"USER_ID": user_id, "PHONE_NUMBER": number, "TYPE": 1})
+        form = {
+            "event": "ONEXTERNALCALLSTART",
+            "data[PHONE_NUMBER]": number,
+            "data[PHONE_NUMBER_INTERNATIONAL]": number,
+            "data[USER_ID]": str(user_id),
+            "data[CALL_ID]": call_id,
+            "data[CRM_ENTITY_TYPE]": entity[0],
+            "data[CRM_ENTITY_ID]": str(entity[1]),
+            "data[LINE_NUMBER]": "",
+            "data[IS_MOBILE]": "N",
+            "ts": str(int(time.time())),
+            "auth[domain]": "example.bitrix24.ru",
+            "auth[member_id]": "a1b2c3",
+            "auth[application_token]": application_token,
+        }
+        async with aiohttp.ClientSession() as http, http.post(handler_url, data=form) as answer:
+            return answer.status, await answer.json(content_type=None)
 
 
 class Refused(Exception):

@@ -634,6 +634,7 @@ STATUS_BY_ROLE: dict[tuple[str, str], tuple[int, int, int]] = {
     ("GET", "/api/users"): (200, 403, 403),
     ("GET", "/api/audit"): (200, 403, 403),
     ("GET", "/api/openapi.json"): (200, 200, 200),
+    ("POST", "/api/crm/bitrix24/events"): (400, 400, 400),
 }
 
 

@@ -11,6 +11,7 @@ from pbxbridge.web import (
     api_admin,
     api_calls,
     api_clients,
+    api_crm,
     api_drilldown,
     api_kpi,
     api_live,
@@ -44,7 +45,7 @@ def create_app(context: WebContext) -> web.Application:
     install_refusal_log(app)
     install_token_uses(app)
     for module in (health, auth_routes, api_calls, api_drilldown, api_recordings, api_clients, api_kpi, api_live,
-                   api_routing, api_admin, api_missed, language, pages):
+                   api_routing, api_admin, api_missed, api_crm, language, pages):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
     return app

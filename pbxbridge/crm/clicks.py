@@ -1,0 +1,67 @@
+"""A manager clicks a number in Bitrix24: its ``OnExternalCallStart`` event, checked and read.
+
+Bitrix24 posts its events as a form (PHP's nested names): ``event`` = ``ONEXTERNALCALLSTART``,
+``data[USER_ID]``, ``data[PHONE_NUMBER]``, ``data[CALL_ID]`` (the call Bitrix24 registered for
+the click), ``data[CRM_ENTITY_TYPE]`` / ``data[CRM_ENTITY_ID]``, ``data[LINE_NUMBER]``, and
+``auth[application_token]``: the application's token, the only proof that Bitrix24 sent it
+(dev.1c-bitrix.ru, "События" of the telephony scope; "Проверка безопасности в событиях").
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pbxbridge.crm.tables import CrmUser
+
+EXTERNAL_CALL_START = "ONEXTERNALCALLSTART"
+BITRIX24 = "bitrix24"
+
+
+class ClickRefused(Exception):
+    """An event that is not a click pbxbridge may place; ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class CrmClick:
+    """Who clicked which number, as Bitrix24 said it."""
+
+    user_id: str
+    number: str
+    # Bitrix24's own call for the click (telephony.externalcall.register's CALL_ID).
+    crm_call_id: str
+    crm_entity: str
+
+
+def read_click(form: Mapping[str, str], application_token: str) -> CrmClick:
+    """The click in an event's form; ``ClickRefused`` for a wrong token, another event or a field missing."""
+    given = form.get("auth[application_token]", "")
+    # Refused before anything else is read: a stranger learns nothing from the answer.
+    if not application_token or not hmac.compare_digest(given.encode(), application_token.encode()):
+        raise ClickRefused(403, "the application token is missing or wrong")
+    event = form.get("event", "")
+    if event.upper() != EXTERNAL_CALL_START:
+        raise ClickRefused(400, f"not a click on a number: event {event[:64]!r}")
+    user_id = form.get("data[USER_ID]", "").strip()
+    number = (form.get("data[PHONE_NUMBER_INTERNATIONAL]") or form.get("data[PHONE_NUMBER]") or "").strip()
+    if not user_id or not number:
+        raise ClickRefused(400, "data[USER_ID] and data[PHONE_NUMBER] are required")
+    entity = "/".join(v for v in (form.get("data[CRM_ENTITY_TYPE]", ""), form.get("data[CRM_ENTITY_ID]", "")) if v)
+    return CrmClick(user_id=user_id, number=number, crm_call_id=form.get("data[CALL_ID]", ""), crm_entity=entity)
+
+
+async def extension_of(session: AsyncSession, target: str, user_id: str) -> str | None:
+    """The extension mapped to a CRM user (``pbxbridge crm users``), or None."""
+    rows = (await session.execute(
+        select(CrmUser.extension).where(CrmUser.target == target, CrmUser.user_id == user_id).order_by(CrmUser.id)
+    )).scalars().all()
+    return rows[0] if rows else None
