@@ -188,6 +188,11 @@ def test_kpi_figures_beside_the_previous_period_and_coloured_off_target(floor: F
         # A count's target is per day: over eleven days it is eleven times as many.
         target = page.evaluate("() => PBX.t('target: at least {value}', {value: PBX.fmtNumber(110000, 0)})")
         assert page.inner_text("#tile-offered .target") == target
+        # The department's every figure, in one table, judged the same way.
+        rows = page.locator("#kpi-all tbody tr").evaluate_all(
+            "trs => Object.fromEntries(trs.map(tr => [tr.dataset.kpi, tr.className]))")
+        assert (rows["offered"], rows["lost_leads"]) == ("off-target", "on-target")
+        assert rows["asa_s"] == "" and len(rows) >= 20
         # Every manager who worked in the period is short of the managers' target, and coloured so; one
         # with no figures in it (only in the previous period) is not judged.
         judged = page.locator("#kpi-compare td[data-kpi=calls_out]").evaluate_all(

@@ -33,15 +33,20 @@
   const compareTable = el("table", { class: "grid small", id: "kpi-compare" });
   const compare = el("section", { class: "card flush", id: "kpi-managers" },
     el("h2", { class: "pad" }, t("Managers against the previous period")), el("div", { class: "scroll" }, compareTable));
+  const allTable = el("table", { class: "grid small", id: "kpi-all" });
+  // Folded on a phone: two dozen rows are a long way to scroll past to the charts.
+  const allFigures = el("details", { class: "card flush", id: "kpi-department", open: window.innerWidth > 600 },
+    el("summary", { class: "pad" }, el("h2", {}, t("Department against the previous period"))),
+    el("div", { class: "scroll" }, allTable));
   const chartsBox = el("div", { class: "charts" });
   const table = el("table", { class: "grid small", id: "kpi-table" });
   const figures = el("section", { class: "card flush", id: "kpi-figures" }, el("h2", { class: "pad" }, t("Figures")), el("div", { class: "scroll" }, table));
   const targetsBox = el("section", { class: "card", id: "kpi-targets" });
-  clear(root, el("h1", {}, t("KPI")), form, heading, previousLine, lost, tiles, compare, chartsBox, figures, targetsBox);
+  clear(root, el("h1", {}, t("KPI")), form, heading, previousLine, lost, tiles, compare, allFigures, chartsBox, figures, targetsBox);
 
   /* What each figure is called, and how its value reads (the API gives its kind). */
   const LABELS = {
-    calls_in: t("Inbound calls"), answered: t("Answered"), missed: t("Missed"), missed_unanswered: t("Missed, nobody answered"),
+    calls_in: t("Inbound calls"), answered: t("Answered inbound"), missed: t("Missed"), missed_unanswered: t("Missed, nobody answered"),
     calls_out: t("Outbound calls"), outbound_answered: t("Outbound answered"), reach_rate: t("Reach rate"),
     talk_s: t("Talk time"), talk_s_mean: t("Average talk"), unique_clients_reached: t("Clients reached"),
     outbound_norm_share: t("Outbound norm"), callbacks: t("Callbacks"), callback_s_mean: t("Average callback time"),
@@ -134,6 +139,23 @@
             el("div", {}, f.value === null || f.value === undefined ? "—" : figureLink(k, r.manager, fmtValue(k, f.value))),
             versus(k, f, better[k]));
         })))));
+  }
+
+  /* Every figure a target can be set for: this period, the previous one, the target. */
+  function drawAll(row) {
+    const kpis = Object.keys(better).filter((k) => row.figures[k]);
+    clear(allTable,
+      el("thead", {}, el("tr", {}, [t("Figure"), t("This period"), t("Previous period"), t("Target")]
+        .map((h, i) => el("th", { class: i ? "num" : "" }, h)))),
+      el("tbody", {}, kpis.map((k) => {
+        const f = row.figures[k];
+        return el("tr", { class: judged(f), dataset: { kpi: k } },
+          el("td", {}, LABELS[k] || k),
+          el("td", { class: "num now" }, f.value === null || f.value === undefined ? "—" : figureLink(k, null, fmtValue(k, f.value))),
+          el("td", { class: "num" }, fmtValue(k, f.previous)),
+          el("td", { class: "num" }, f.target === null || f.target === undefined ? "—"
+            : (better[k] === "higher" ? "≥ " : "≤ ") + fmtValue(k, f.target)));
+      })));
   }
 
   /* Targets: what the head expects of each figure, for the department or for every manager. */
@@ -239,6 +261,7 @@
       clear(tiles, el("p", { class: "card empty-period", id: "kpi-empty" }, t("No calls in this period.")));
       figures.hidden = true;
       compare.hidden = true;
+      allFigures.hidden = true;
       return;
     }
     figures.hidden = false;
@@ -261,6 +284,8 @@
         el("div", { class: "compare" }, versus(kpi, f, better[kpi]), targetText(kpi, f, better[kpi])));
     }) : []);
     drawCompare(fig.comparison || []);
+    allFigures.hidden = !deptCompare;
+    if (deptCompare) drawAll(deptCompare);
 
     chart(canvasCard(t("Calls per manager"), "chart-managers"), {
       type: "bar",
