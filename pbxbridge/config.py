@@ -188,6 +188,9 @@ class AmoCrmConfig:
     # A long-lived token of the integration.
     token: str = ""
     requests_per_s: int = 7
+    # How long a call's recording link works (amoCRM plays it from pbxbridge; web.public_url and
+    # web.secret_key must be set for calls to carry one).
+    link_valid_days: int = 365
 
 
 @dataclass(slots=True)

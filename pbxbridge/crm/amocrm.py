@@ -10,6 +10,7 @@ allows 7 requests a second and answers 429 beyond that.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ import aiohttp
 
 from pbxbridge.config import Config
 from pbxbridge.crm.events import CALL_FINISHED, CallEvent
+from pbxbridge.crm.recording_links import DAY_S, signed_url
 from pbxbridge.crm.targets import Delivery, DeliveryFailed, Planned, SendContext, Target, http_failure, post
 
 CALLS_PATH = "/api/v4/calls"
@@ -48,6 +50,11 @@ class AmoCrmTarget(Target):
         self.token = settings.token
         self.requests_per_s = float(settings.requests_per_s)
         self.burst = settings.requests_per_s
+        # Recordings are linked only when the web app can be reached and its links verified after a restart.
+        self.public_url = config.web.public_url
+        self.secret_key = config.web.secret_key
+        self.link_valid_s = settings.link_valid_days * DAY_S
+        self.clock = time.time
 
     def plan(self, event: CallEvent) -> list[Planned]:
         call = event.call
@@ -65,6 +72,10 @@ class AmoCrmTarget(Target):
             "call_result": RESULTS[status],
             "created_at": int(started.timestamp()),
         }
+        recording_id = event.extra.get("recording_id")
+        if recording_id is not None and self.public_url and self.secret_key:
+            expires = int(self.clock()) + self.link_valid_s
+            note["link"] = signed_url(self.public_url, self.secret_key, int(recording_id), expires)
         return [Planned("add_call", "amocrm.call", {"call": note, "did": call.get("did"),
                                                     "manager": call.get("final_manager") or call.get("manager")})]
 

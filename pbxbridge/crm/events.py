@@ -69,7 +69,11 @@ def is_missed(call: dict[str, Any]) -> bool:
 def finished_events(row: Call, recordings: list[Recording]) -> list[CallEvent]:
     """What a written call brings: it finished (and was missed), and each of its recordings with sound."""
     call = call_snapshot(row)
-    events = [CallEvent(CALL_FINISHED, row.pbx, row.linkedid, row.id, call, CALL_FINISHED)]
+    sounding = [r for r in recordings if r.status == "ok" and r.path is not None]
+    # The conversation's recording first (a voicemail message only when there is none): what a CRM plays.
+    main = sorted(sounding, key=lambda r: (r.kind == "voicemail", r.id))
+    finished_extra = {"recording_id": main[0].id} if main else {}
+    events = [CallEvent(CALL_FINISHED, row.pbx, row.linkedid, row.id, call, CALL_FINISHED, finished_extra)]
     if is_missed(call):
         events.append(CallEvent(CALL_MISSED, row.pbx, row.linkedid, row.id, call, CALL_MISSED))
     for recording in recordings:
