@@ -126,6 +126,9 @@ async def test_each_call_is_checked_when_its_transcript_is_stored_and_again_when
         # One channel: nobody's side is known, the item was judged on the whole text and says so.
         assert said["side_unknown"] is True and said["evidence"]["side"] is None
 
+        # One channel: who talked how much is not known, so there are no figures (not zeros).
+        assert found[linkedid]["conversation"] is None
+
         never = items["Предложил скидку"]
         assert not never["passed"] and never["reason"] == "not_said" and never["evidence"] is None
 
