@@ -635,6 +635,15 @@ STATUS_BY_ROLE: dict[tuple[str, str], tuple[int, int, int]] = {
     ("GET", "/api/audit"): (200, 403, 403),
     ("GET", "/api/openapi.json"): (200, 200, 200),
     ("POST", "/api/crm/bitrix24/events"): (400, 400, 400),
+    ("GET", "/api/review/setup"): (200, 200, 403),
+    ("PUT", "/api/review/setup"): (200, 403, 403),
+    ("GET", "/api/review/summary"): (200, 403, 403),
+    ("GET", "/api/calls/{call_id}/review"): (200, 200, 403),
+    ("PUT", "/api/calls/{call_id}/review"): (200, 403, 403),
+    ("POST", "/api/calls/{call_id}/review/comments"): (201, 403, 403),
+    ("DELETE", "/api/calls/{call_id}/review/comments/{comment_id}"): (404, 403, 403),
+    ("POST", "/api/clients/{client_id}/notes"): (201, 201, 403),
+    ("POST", "/api/clients/{client_id}/merge"): (404, 403, 403),
 }
 
 
@@ -647,7 +656,7 @@ async def test_every_documented_route_answers_each_role_as_documented(site: Site
     data = site.data
     path_values = {
         "call_id": data.ivan_call_id, "recording_id": data.ivan_recording_id, "client_id": data.ivan_client_id,
-        "filter_id": 999_999, "kpi": "missed",
+        "filter_id": 999_999, "kpi": "missed", "comment_id": 999_999,
     }
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/api/calls/originate"): {"client_id": data.ivan_client_id, "extension": "203"},
@@ -659,6 +668,11 @@ async def test_every_documented_route_answers_each_role_as_documented(site: Site
         ("PUT", "/api/routing/rules"): {"max_waiting": 3},
         ("PUT", "/api/kpi/targets"): {"kpi": "answered", "scope": "department", "value": 5},
         ("POST", "/api/me/language"): {"language": "en"},
+        ("PUT", "/api/review/setup"): {"tags": ["Price objection"], "checklist": ["Greeted the client"]},
+        ("PUT", "/api/calls/{call_id}/review"): {"reviewed": True, "tags": []},
+        ("POST", "/api/calls/{call_id}/review/comments"): {"at_s": 1.5, "text": "Name the price here"},
+        ("POST", "/api/clients/{client_id}/notes"): {"text": "Sent the price list"},
+        ("POST", "/api/clients/{client_id}/merge"): {"client_id": 999_999},
     }
     stranger = site.client()
     await stranger.prime()

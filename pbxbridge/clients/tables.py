@@ -49,7 +49,6 @@ class Client(Base):
     # AUTO: the start of the call that decided it (calls may be written out of order);
     # MANUAL: when the person chose.
     manager_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    notes: Mapped[str | None] = mapped_column(Text)
 
     phones: Mapped[list[ClientPhone]] = relationship(back_populates="client", lazy="selectin")
 
@@ -91,3 +90,17 @@ class ClientPhone(Base):
     number: Mapped[str] = mapped_column(String(32), unique=True)
 
     client: Mapped[Client] = relationship(back_populates="phones")
+
+
+class ClientNote(Base):
+    """One note on a card, with who wrote it and when: notes are added, never overwritten."""
+
+    __tablename__ = "client_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    # The username, kept as text (the note outlives a deleted user); None for the card's single
+    # notes field as it stood before notes had authors.
+    author: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
