@@ -82,6 +82,8 @@ class ServiceKey(Generic[T]):
 METRICS_TEXT: ServiceKey[Callable[[], str]] = ServiceKey("metrics_text")
 # Click-to-call: ring a manager's extension, then dial a number (the routing domain provides it).
 ORIGINATE: ServiceKey[Callable[[str, str], Awaitable[dict[str, Any]]]] = ServiceKey("originate")
+# The extension of the manager the CRM holds responsible for a number, or None (the CRM domain provides it).
+CRM_OWNER: ServiceKey[Callable[[str], Awaitable[str | None]]] = ServiceKey("crm_owner")
 
 
 @dataclass(slots=True)

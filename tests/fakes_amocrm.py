@@ -7,6 +7,8 @@ Built from amoCRM's published API documentation (no network in tests):
   added" (it comes back among the answer's errors).
 - POST /api/v4/leads/unsorted/sip (source_uid, source_name, metadata with uniq, duration, service_code,
   phone, called_at, from; _embedded.contacts): https://www.amocrm.ru/developers/content/crm_platform/unsorted-api
+- GET /api/v4/contacts?query=<number> (contacts whose fields hold it; each with responsible_user_id;
+  204 with no body when none): https://www.amocrm.ru/developers/content/crm_platform/contacts-api
 - Limits: 7 requests a second per integration, HTTP 429 beyond: https://www.amocrm.ru/developers/content/api/recommendations
 Authorization is a long-lived token in "Authorization: Bearer"; a wrong one gets 401.
 """
@@ -33,12 +35,16 @@ class FakeAmoCrm:
     unsorted: list[dict[str, Any]] = field(default_factory=list)
     throttled: int = 0
     refused: list[str] = field(default_factory=list)
+    # number (+7…) -> the responsible user's id of the contact holding it.
+    responsible: dict[str, int] = field(default_factory=dict)
+    searches: list[str] = field(default_factory=list)
     _recent: deque[float] = field(default_factory=deque)
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/v4/calls", self.add_calls)
         app.router.add_post("/api/v4/leads/unsorted/sip", self.add_unsorted)
+        app.router.add_get("/api/v4/contacts", self.find_contacts)
         return app
 
     def _gate(self, request: web.Request) -> web.Response | None:
@@ -52,6 +58,20 @@ class FakeAmoCrm:
             return _problem(429, "Too Many Requests", "Rate limit exceeded")
         self._recent.append(now)
         return None
+
+    async def find_contacts(self, request: web.Request) -> web.Response:
+        refused = self._gate(request)
+        if refused is not None:
+            return refused
+        query = request.query.get("query", "")
+        self.searches.append(query)
+        digits = "".join(c for c in query if c.isdigit())
+        found = [{"id": 100 + i, "name": number, "responsible_user_id": user}
+                 for i, (number, user) in enumerate(sorted(self.responsible.items()))
+                 if len(digits) >= 7 and number.endswith(digits[-10:])]
+        if not found:
+            return web.Response(status=204)
+        return web.json_response({"_page": 1, "_embedded": {"contacts": found}})
 
     async def add_calls(self, request: web.Request) -> web.Response:
         refused = self._gate(request)

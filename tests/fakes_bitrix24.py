@@ -19,6 +19,9 @@ Built from Bitrix24's published REST documentation (no network in tests):
   posted as a form, data[USER_ID], data[PHONE_NUMBER], data[CALL_ID] (the call the portal registered for
   the click), data[CRM_ENTITY_TYPE], data[CRM_ENTITY_ID], ts and auth[application_token]
   (https://apidocs.bitrix24.ru/api-reference/events/safe-event-handlers.html)
+- telephony.externalCall.searchCrmEntities (PHONE_NUMBER; the CRM entities holding it, the one to follow
+  first, each with ASSIGNED_BY_ID and ASSIGNED_BY: ID, USER_PHONE_INNER, ...):
+  https://dev.1c-bitrix.ru/rest_help/scope_telephony/telephony/telephony_externalCall_searchCrmEntities.php
 - Limits: a leaky bucket (50 requests, drained 2 a second), over it HTTP 503 with
   {"error": "QUERY_LIMIT_EXCEEDED"}: https://apidocs.bitrix24.com/settings/performance/limits.html
 Errors are {"error": CODE, "error_description": text}: 401 for a wrong webhook token, 400 for a refused field.
@@ -26,6 +29,7 @@ Errors are {"error": CODE, "error_description": text}: 401 for a wrong webhook t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import time
@@ -62,6 +66,10 @@ class FakeBitrix24:
     refused: list[str] = field(default_factory=list)
     # Registers taken but whose answer is lost on the way (the connection drops before it).
     lose_answers: int = 0
+    # number (+7…) -> the responsible user's id of the CRM entity holding it.
+    responsible: dict[str, int] = field(default_factory=dict)
+    # Seconds searchCrmEntities takes to answer (a slow portal).
+    search_delay_s: float = 0.0
     # user.get pages (Bitrix24's are 50 long).
     page_size: int = 50
     _counter: float = 0.0
@@ -103,6 +111,11 @@ class FakeBitrix24:
         }.get(method)
         if method == "user.get":
             return web.json_response(self.user_get(fields))
+        if method == "telephony.externalCall.searchCrmEntities":
+            self.log.append(("searchCrmEntities", str(fields.get("PHONE_NUMBER"))))
+            if self.search_delay_s:
+                await asyncio.sleep(self.search_delay_s)
+            return web.json_response({"result": self.search_crm_entities(fields)})
         if handler is None:
             return _error(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
         try:
@@ -187,6 +200,14 @@ class FakeBitrix24:
         self.log.append(("attachTranscription", call.call_id))
         return {"TRANSCRIPT_ID": len(call.transcripts)}
 
+
+    def search_crm_entities(self, fields: dict[str, Any]) -> list[dict[str, Any]]:
+        user = self.responsible.get(str(fields.get("PHONE_NUMBER") or ""))
+        if user is None:
+            return []
+        inner = next((i for i, uid in INNER_NUMBERS.items() if uid == user), "")
+        return [{"CRM_ENTITY_TYPE": "CONTACT", "CRM_ENTITY_ID": 7, "ASSIGNED_BY_ID": user,
+                 "ASSIGNED_BY": {"ID": str(user), "TIMEMAN_STATUS": "OPENED", "USER_PHONE_INNER": inner}}]
 
     def user_get(self, fields: dict[str, Any]) -> dict[str, Any]:
         people = [{"ID": str(user_id), "NAME": f"Manager{inner}", "LAST_NAME": "", "ACTIVE": True,

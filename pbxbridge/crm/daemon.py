@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 from pbxbridge.crm.connectors import retry_policy, targets_from_config
 from pbxbridge.crm.live import LiveCalls
+from pbxbridge.crm.owners import CrmOwners, owners_from_config
 from pbxbridge.crm.queueing import CallQueue, transcripts_since
 from pbxbridge.crm.worker import OutboxWorker
+from pbxbridge.hub import CRM_OWNER
 
 if TYPE_CHECKING:
     from pbxbridge.hub import Hub
@@ -70,8 +72,27 @@ def attach(hub: Hub) -> OutboxWorker | None:
     live = LiveCalls(hub.calls_in_progress, targets, hub.config.phone.default_region, hub.clock,
                      hub.database_turn, worker.wake)
     hub.add_component(DaemonLiveCalls(hub, live), serving=True)
+    owners = owners_from_config(hub.config, None)
+    if owners is not None:
+        # Routing asks for a caller's responsible manager when the card names none.
+        hub.provide(CRM_OWNER, owners.owner_of)
+        hub.add_component(DaemonOwners(hub, owners))
     log.info("CRM: delivering calls to %s", ", ".join(t.name for t in targets))
     return worker
+
+
+class DaemonOwners:
+    """The CRMs' responsible managers: read with the daemon's database, their HTTP session closed at the end."""
+
+    def __init__(self, hub: Hub, owners: CrmOwners) -> None:
+        self.hub = hub
+        self.owners = owners
+
+    async def start(self) -> None:
+        self.owners.sessions = self.hub.sessions
+
+    async def stop(self) -> None:
+        await self.owners.close()
 
 
 class DaemonWorker:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pbxbridge.ami.frames import Frame
 from pbxbridge.config import Config
-from pbxbridge.hub import ORIGINATE, Hub, ServiceKey
+from pbxbridge.hub import CRM_OWNER, ORIGINATE, Hub, ServiceKey
 from pbxbridge.routing.agi import FastAgiServer
 from pbxbridge.routing.click_to_call import (
     FAIL_FAST_S,
@@ -62,7 +62,8 @@ class RoutingComponent:
         # One AGI port serves the first PBX: an inbound route points at the daemon beside it.
         first = config.pbx[0].name
         self.router = OverflowRouter(
-            sessions, self.feeds[first].lines, default_rules(config), region=config.phone.default_region
+            sessions, self.feeds[first].lines, default_rules(config), region=config.phone.default_region,
+            crm_owner=self.hub.service(CRM_OWNER),
         )
         for pbx in config.pbx:
             self.click_to_call[pbx.name] = ClickToCall(

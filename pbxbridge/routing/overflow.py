@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import zoneinfo
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from datetime import time as dtime
 
@@ -56,8 +56,11 @@ class OverflowRouter:
         defaults: RoutingRules | None = None,
         region: str = "RU",
         clock: Callable[[], float] = time.time,
+        crm_owner: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self.sessions = sessions
+        # The CRM's responsible manager for a caller whose card names none (cached, time-limited).
+        self.crm_owner = crm_owner
         self.lines = lines
         self.defaults = defaults or RoutingRules()
         self.region = region
@@ -108,6 +111,8 @@ class OverflowRouter:
                 calls_today=await calls_today(session, members, now, rules.timezone),
                 last_chosen=await round_robin_positions(session),
             )
+        if own is None and number is not None and self.crm_owner is not None:
+            own = await self.crm_owner(number)
         facts = CallFacts(
             caller=number,
             client_id=client_id,
