@@ -22,14 +22,16 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from pbxbridge.ami.traces import load_trace
+from pbxbridge.ami.simulator import AmiSimulator
+from pbxbridge.ami.traces import Trace, load_trace
+from pbxbridge.app import Daemon, attach_domains
 from pbxbridge.calls.following import tracker_settings
 from pbxbridge.calls.replay import replay_trace
 from pbxbridge.cli.main import main
-from pbxbridge.config import PbxConfig
+from pbxbridge.config import Config, DatabaseConfig, PbxConfig, RecordingsConfig
 from pbxbridge.db.engine import make_engine
 from tests.conftest import fresh_database
-from tests.fixtures_ami import WAIT_S
+from tests.fixtures_ami import WAIT_S, wait_until
 from tests.fixtures_cel import cdr_database, load_captures
 from tests.fixtures_service import SECRET, USER, DaemonProcess, write_config
 from tests.scenario_check import load_expected, scenario_day_order
@@ -179,3 +181,74 @@ def test_an_unreachable_cel_database_is_said_and_the_live_path_goes_on(
     settings = tracker_settings(PbxConfig())
     live = {c.linkedid for c in replay_trace(_day(shared_dir)[1], settings)}
     assert live <= {r[0] for r in rows} and {r[1] for r in rows} == {"ami"}
+
+
+async def _reconnect(db_url: str, cdr_url: str, shared_dir: Path, traces: list[Trace]) -> None:
+    counts = [len(t.events) for t in traces]
+    # The link breaks in the middle of a call; it comes back when the PBX is GAP calls further on.
+    broken = sum(counts[:BEFORE]) + counts[BEFORE] // 2
+    back = sum(counts[: BEFORE + 1 + GAP])
+    sim = AmiSimulator(traces, speed=0, username=USER, secret=SECRET, hold_when_idle=True)
+    await sim.start()
+    pbx = PbxConfig(name="main", host="127.0.0.1", port=sim.port, username=USER, secret=SECRET,
+                    cdr_url=cdr_url, cdr_timezone="UTC")
+    config = Config(database=DatabaseConfig(url=db_url),
+                    recordings=RecordingsConfig(root=str(shared_dir / "recordings")), pbx=[pbx])
+    daemon = Daemon(config, listener_options={"backoff_initial_s": 0.05, "backoff_cap_s": 0.2},
+                    retry_initial_s=0.05)
+    assert attach_domains(daemon, ("pbxbridge.backfill.daemon",)) == ["pbxbridge.backfill.daemon"]
+    try:
+        await daemon.start()
+        link = daemon.links["main"]
+        listener = link.listener
+        assert listener is not None
+        sim.pause_after(broken)
+        await sim.wait_paused()
+        await wait_until(lambda: link.events == sim.events_sent + listener.stats.logins)
+        # The PBX goes on with nobody listening, and lets nobody in until `back`.
+        logins = listener.stats.logins
+        sim.secret, sim.hold_when_idle = "not-now", False
+        sim.pause_after(back)
+        sim.drop_clients()
+        sim.resume()
+        await sim.wait_paused()
+        sim.secret, sim.hold_when_idle = SECRET, True
+        await listener.wait_for_logins(logins + 1)
+        sim.resume()
+        await sim.wait_replayed()
+        expected = sum(1 for t in traces for e in t.events if e.get("Event") == "CEL" and e.get("EventName") == "LINKEDID_END")
+
+        async def journaled() -> int:
+            return len(await _journal(db_url))
+
+        async with asyncio.timeout(WAIT_S):
+            while await journaled() < expected or link.tracker.active_linkedids():
+                await asyncio.sleep(0.1)
+        await daemon.flush()
+    finally:
+        await daemon.stop()
+        await sim.stop()
+
+
+def test_a_reconnect_fills_in_the_calls_of_the_gap(
+    request: pytest.FixtureRequest, shared_dir: Path, tmp_path: Path
+) -> None:
+    day = _day(shared_dir)[: BEFORE + 1 + GAP + 2]
+    traces = [load_trace(p) for p in day]
+
+    async def go(db_url: str) -> list[Any]:
+        async with cdr_database("mysql") as cdr_url:
+            await load_captures(cdr_url, day)
+            await _reconnect(db_url, cdr_url, shared_dir, traces)
+        return await _journal(db_url)
+
+    with contextlib.contextmanager(fresh_database)(request, "sqlite", tmp_path) as db_url:
+        rows = asyncio.run(go(db_url))
+    settings = tracker_settings(PbxConfig())
+    truth = {c.linkedid: c for p in day for c in replay_trace(p, settings)}
+    assert Counter(r[0] for r in rows) == Counter(list(truth)), "every call once"
+    by_id = {r[0]: r for r in rows}
+    gap = {c.linkedid for p in day[BEFORE : BEFORE + 1 + GAP] for c in replay_trace(p, settings)}
+    assert {lid for lid, r in by_id.items() if r[1] == "cel"} == gap
+    (across,) = replay_trace(day[BEFORE], settings)
+    assert by_id[across.linkedid][2] == "hangup" and by_id[across.linkedid][3] == across.status.value

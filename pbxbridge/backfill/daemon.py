@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -156,6 +157,7 @@ class GapFiller:
                         "run pbxbridge backfill for the rest", pbx, time.ctime(start), MAX_GAP_S // 86400)
             start = end - MAX_GAP_S
         up = {str(c["linkedid"]) for c in self.hub.calls_in_progress() if c.get("pbx") == pbx}
+        log.info("[%s] back-fill from CEL: calls begun from %s to %s", pbx, _moment(start), _moment(end))
         try:
             written = await self._fill_range(config, start, end, up)
         except SourceError as exc:
@@ -229,3 +231,7 @@ def _zone(pbx: PbxConfig, department: str) -> ZoneInfo:
         return ZoneInfo(pbx.cdr_timezone or department)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise SourceError(f"pbx.{pbx.name}.cdr_timezone: not an IANA time zone ({exc})") from None
+
+
+def _moment(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")

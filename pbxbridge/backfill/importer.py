@@ -10,6 +10,7 @@ resume point: the first row of the oldest call still open (everything before it 
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -118,7 +119,8 @@ def _take(
         if row.linkedid in state.passed:
             return None
         begins = row.eventtype == "CHAN_START" and row.uniqueid == row.linkedid
-        if not begins or row.at < start or row.at >= end or (wanted is not None and not wanted(row)):
+        # eventtime is kept to the second: a call begun at 12:00:00.7 is written at 12:00:00.
+        if not begins or row.at < math.floor(start) or row.at >= end or (wanted is not None and not wanted(row)):
             # Begun before the range (or after it, or not wanted): none of its rows are read.
             state.passed[row.linkedid] = None
             if len(state.passed) > PASSED_MEMORY:

@@ -12,6 +12,7 @@ search on the key, a few dozen point reads however large the table.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -111,7 +112,8 @@ class CdrSource:
         if bounds is None or bounds[0] is None:
             return 1
         lo, hi = int(bounds[0]), int(bounds[1]) + 1
-        wall = self._wall(at)
+        # eventtime is kept to the second: rows of the second ``at`` falls in are at or after it.
+        wall = self._wall(math.floor(at))
         while lo < hi:
             mid = (lo + hi) // 2
             row = await self._one("SELECT id, eventtime FROM cel WHERE id >= :mid ORDER BY id LIMIT 1", mid=mid)
