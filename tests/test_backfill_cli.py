@@ -96,6 +96,15 @@ def test_backfill_journals_every_call_once_marked_as_from_cel(
     assert Counter(r[0] for r in _rows(db_url, "SELECT linkedid FROM calls")) == expected
 
 
+def test_a_pbx_without_cel_is_imported_from_its_cdr(
+    lab_env: None, db_url: str, cdr_url: str, shared_dir: Path
+) -> None:
+    assert main(["backfill", "--db", db_url, "--cdr-url", cdr_url, "--cdr-only", *RANGE]) == 0
+    rows = _rows(db_url, "SELECT linkedid, source FROM calls")
+    assert Counter(r[0] for r in rows) == _ami_linkedids(shared_dir)
+    assert {r[1] for r in rows} == {"cdr"}
+
+
 def test_calls_the_live_path_journaled_are_left_as_they_are(
     lab_env: None, db_url: str, cdr_url: str, shared_dir: Path
 ) -> None:
