@@ -635,6 +635,9 @@ STATUS_BY_ROLE: dict[tuple[str, str], tuple[int, int, int]] = {
     ("GET", "/api/audit"): (200, 403, 403),
     ("GET", "/api/openapi.json"): (200, 200, 200),
     ("POST", "/api/crm/bitrix24/events"): (400, 400, 400),
+    ("GET", "/api/crm/users"): (200, 403, 403),
+    ("PUT", "/api/crm/users/{target}/{extension}"): (200, 403, 403),
+    ("DELETE", "/api/crm/users/{target}/{extension}"): (204, 403, 403),
     ("GET", "/api/review/setup"): (200, 200, 403),
     ("PUT", "/api/review/setup"): (200, 403, 403),
     ("GET", "/api/review/summary"): (200, 403, 403),
@@ -655,10 +658,12 @@ async def test_every_documented_route_answers_each_role_as_documented(site: Site
     assert sorted(STATUS_BY_ROLE) == sorted(operations), "a documented route has no expected status here"
     data = site.data
     path_values = {
+        "target": "amocrm", "extension": "203",
         "call_id": data.ivan_call_id, "recording_id": data.ivan_recording_id, "client_id": data.ivan_client_id,
         "filter_id": 999_999, "kpi": "missed", "comment_id": 999_999,
     }
     bodies: dict[tuple[str, str], Any] = {
+        ("PUT", "/api/crm/users/{target}/{extension}"): {"user_id": "9001"},
         ("POST", "/api/calls/originate"): {"client_id": data.ivan_client_id, "extension": "203"},
         ("POST", "/api/calls/filters"): {"name": "Inbound", "query": "direction=inbound"},
         ("PATCH", "/api/clients/{client_id}"): {"notes": "Called about the price list"},

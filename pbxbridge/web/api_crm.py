@@ -1,21 +1,31 @@
-"""The CRMs' side of the web app: clicks on a number in Bitrix24 become pbxbridge's click-to-call, and
-a CRM plays a call's recording from a signed, expiring link without signing in."""
+"""The CRMs' side of the web app: clicks on a number in Bitrix24 become pbxbridge's click-to-call, a CRM
+plays a call's recording from a signed, expiring link without signing in, and the head keeps which CRM
+user each manager's extension is."""
 
 from __future__ import annotations
 
 import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
 from pbxbridge.calls.tables import Recording
 from pbxbridge.clients.numbers import normalise_number
+from pbxbridge.clients.tables import Manager
+from pbxbridge.crm import users as crm_users
 from pbxbridge.crm.clicks import BITRIX24, ClickRefused, extension_of, read_click
 from pbxbridge.crm.recording_links import PATH_PREFIX, is_valid
+from pbxbridge.crm.tables import CrmUser
 from pbxbridge.recordings.kinds import kind_root
 from pbxbridge.routing.click_to_call import ClickToCallError
+from pbxbridge.web.access import require_user
 from pbxbridge.web.api_calls import ORIGINATE_ERRORS
 from pbxbridge.web.api_recordings import CONTENT_TYPES, LISTEN_DEDUP_S, recording_file
 from pbxbridge.web.audit import record
+from pbxbridge.web.auth_routes import json_body
 from pbxbridge.web.context import ctx, write_session
 from pbxbridge.web.errors import api_error
 from pbxbridge.web.i18n import N_
@@ -104,3 +114,80 @@ async def shared_recording(request: web.Request) -> web.StreamResponse:
     response = web.FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
     response.content_type = CONTENT_TYPES.get(kind, "application/octet-stream")
     return response
+
+
+# The CRMs a manager's extension can be mapped in; the ids are numbers in both.
+CRM_TARGETS = ("bitrix24", "amocrm")
+EXTENSION = re.compile(r"^[0-9]{1,32}$")
+USER_ID = re.compile(r"^[0-9]{1,18}$")
+MAX_NAME_CHARS = 200
+
+
+def _user_item(row: CrmUser) -> dict[str, Any]:
+    return {"target": row.target, "extension": row.extension, "user_id": row.user_id, "name": row.name,
+            "source": row.source, "updated_at": row.updated_at.isoformat().replace("+00:00", "Z")}
+
+
+def _target(request: web.Request) -> str:
+    target = request.match_info["target"]
+    if target not in CRM_TARGETS:
+        raise api_error(404, N_("no such CRM"))
+    return target
+
+
+@routes.get("/api/crm/users")
+async def list_crm_users(request: web.Request) -> web.Response:
+    """Which CRM user each manager's extension is, the CRMs configured, and the managers to pick from."""
+    require_user(request, HEAD)
+    config = ctx(request).config.crm
+    configured = [name for name, on in (("bitrix24", bool(config.bitrix24.webhook_url)),
+                                        ("amocrm", bool(config.amocrm.base_url))) if on]
+    async with ctx(request).sessions() as db:
+        rows = await crm_users.listed(db)
+        managers = (await db.execute(select(Manager.extension, Manager.name).order_by(Manager.extension))).all()
+    return web.json_response({
+        "targets": list(CRM_TARGETS), "configured": configured, "items": [_user_item(r) for r in rows],
+        "managers": [{"extension": ext, "name": name} for ext, name in managers],
+    })
+
+
+@routes.put("/api/crm/users/{target}/{extension}")
+async def set_crm_user(request: web.Request) -> web.Response:
+    """Map an extension to a CRM user by hand (a sync from the CRM then leaves it alone)."""
+    user = require_user(request, HEAD)
+    target = _target(request)
+    extension = request.match_info["extension"]
+    body = await json_body(request)
+    user_id = body.get("user_id")
+    name = body.get("name")
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
+        user_id = str(user_id)
+    if not EXTENSION.match(extension):
+        raise api_error(400, N_("extension: digits only, as dialled on the PBX"))
+    if not isinstance(user_id, str) or not USER_ID.match(user_id.strip()):
+        raise api_error(400, N_("user_id: the user's number in the CRM"))
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_CHARS):
+        raise api_error(400, N_("name: text of at most 200 characters"))
+    name = (name or "").strip() or None
+    async with write_session(ctx(request)) as db:
+        await crm_users.set_user(db, target, extension, user_id.strip(), name, crm_users.MANUAL, datetime.now(UTC))
+        record(db, request, user, "crm_user_set", f"{target}:{extension}", user_id=user_id.strip(), name=name)
+        await db.flush()
+        row = (await db.execute(select(CrmUser).where(CrmUser.target == target, CrmUser.extension == extension)))
+        item = _user_item(row.scalar_one())
+    return web.json_response(item)
+
+
+@routes.delete("/api/crm/users/{target}/{extension}")
+async def remove_crm_user(request: web.Request) -> web.Response:
+    """Forget an extension's CRM user (a sync from the CRM may bring one back)."""
+    user = require_user(request, HEAD)
+    target = _target(request)
+    extension = request.match_info["extension"]
+    async with write_session(ctx(request)) as db:
+        removed = await crm_users.remove_user(db, target, extension)
+        if removed:
+            record(db, request, user, "crm_user_removed", f"{target}:{extension}")
+    if not removed:
+        raise api_error(404, N_("this extension has no user in that CRM"))
+    return web.Response(status=204)

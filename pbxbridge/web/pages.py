@@ -31,6 +31,7 @@ NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("/wallboard", N_("Wallboard"), (HEAD, OPS, MANAGER)),
     ("/routing", N_("Routing"), (HEAD, OPS)),
     ("/audit", N_("Audit log"), (HEAD,)),
+    ("/crm", N_("CRM"), (HEAD,)),
 )
 ROLE_NAMES = {HEAD: N_("Head of sales"), MANAGER: N_("Manager"), OPS: N_("Telephony admin")}
 # The header's badge: short enough for a phone (the full name is its tooltip).
@@ -267,3 +268,11 @@ async def audit_page(request: web.Request) -> web.Response:
     """Who listened to, exported or changed what."""
     _user(request, HEAD)
     return layout(request, _(request, "Audit log"), '<div id="audit-page"></div>', ("js/audit.js",), styles=("css/audit.css",))
+
+
+@routes.get("/crm")
+async def crm_page(request: web.Request) -> web.Response:
+    """Which CRM user each manager's extension is (Bitrix24, amoCRM), for the head."""
+    _user(request, HEAD)
+    return layout(request, _(request, "CRM users"), '<div id="crm-users-page"></div>', ("js/crm_users.js",),
+                  styles=("css/crm_users.css",))

@@ -52,6 +52,6 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     ip: Mapped[str | None] = mapped_column(String(64))
 
-# Saved journal filters live beside the journal code; loaded with the web tables so the schema is whole.
-from pbxbridge.web import journal_filters  # noqa: E402, F401
-from pbxbridge.web import token_table  # noqa: E402, F401
+# Saved journal filters live beside the journal code, API tokens beside their handling; loaded with
+# the web tables so the schema is whole.
+from pbxbridge.web import journal_filters, token_table  # noqa: E402, F401
