@@ -123,6 +123,17 @@ def test_card_shows_what_was_saved_and_the_head_chooses_whose_handset_rings(floo
     assert len(received) == before + 1
     assert page.evaluate("window.sameDocument") is True
 
+    # A note joins the history at its top, signed and dated, without a reload; the earlier ones stay.
+    notes_before = len(original["note_history"])
+    page.fill("#note-text", "Просил перезвонить после 15:00")
+    page.click("#note-add")
+    page.wait_for_selector("#notes .note >> text=Просил перезвонить после 15:00")
+    assert page.locator("#notes .note").count() == notes_before + 1
+    signed = page.inner_text("#notes .note:first-child .note-by")
+    assert signed.startswith("olga, ") and datetime.now(ZoneInfo("Europe/Moscow")).strftime("%d.%m.%Y") in signed
+    assert page.input_value("#note-text") == ""
+    assert page.evaluate("window.sameDocument") is True
+
     # The card as it was, for the tests after this one; the PBX has played the call it placed.
     page.fill("input[name=name]", original["name"] or "")
     page.select_option("select[name=responsible_manager]", original["responsible_manager"] or "")

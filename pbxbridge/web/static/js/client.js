@@ -1,4 +1,5 @@
-/* A client's card: numbers, manager, notes, click-to-call, and every call with its recording. */
+/* A client's card: numbers, manager, the notes' history, click-to-call, merging a second card of the
+   same person (the head), and every call with its recording. */
 "use strict";
 
 (() => {
@@ -122,17 +123,15 @@
       el("option", { value: "" }, t("Nobody")),
       managers.map((m) => el("option", { value: m.extension, selected: m.extension === card.responsible_manager },
         managerLabel(m.extension, m.name))));
-    const notes = el("textarea", { name: "notes", rows: 6, placeholder: t("Notes about this client…") }, card.notes);
     const save = el("button", { type: "submit", class: "primary" }, t("Save"));
     const form = el("form", { class: "card edit", id: "card-form" },
       el("label", {}, t("Name"), name),
       el("label", {}, t("Stage"), lead),
       el("label", {}, t("Responsible manager"), responsible),
-      el("label", { class: "wide" }, t("Notes"), notes),
       el("div", { class: "wide" }, save));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const body = { name: name.value, notes: notes.value, is_lead: lead.value === "true" };
+      const body = { name: name.value, is_lead: lead.value === "true" };
       if (isHead) body.responsible_manager = responsible.value || null;
       save.disabled = true;
       try {
@@ -140,7 +139,6 @@
         // The card as the server now holds it, without a reload; what was typed stays if saving failed.
         card = { ...card, ...saved };
         name.value = card.name || "";
-        notes.value = card.notes;
         redrawCard();
         notice(t("Saved."), "ok");
       } catch (err) {
@@ -199,7 +197,117 @@
         transcriptBox));
   }
 
-  let headBox, numbersBox, summaryBox;
+
+  /* Notes are a history: each with who wrote it and when, newest first; nothing is overwritten. */
+  function noteItem(note) {
+    return el("li", { class: "note", dataset: { id: note.id } },
+      el("p", { class: "note-text" }, note.text),
+      el("p", { class: "muted small note-by" },
+        note.author ? t("{author}, {time}", { author: note.author, time: fmtTime(note.created_at) })
+          : t("Written before notes were signed, kept since {time}", { time: fmtTime(note.created_at) })));
+  }
+
+  function notesSection() {
+    const history = card.note_history || [];
+    const list = history.length ? el("ol", { class: "notes", id: "notes" }, history.map(noteItem))
+      : el("p", { class: "muted", id: "notes" }, t("No notes yet."));
+    const text = el("textarea", { name: "note", id: "note-text", rows: 3, maxlength: 20000,
+                                  placeholder: t("A note about this client…") });
+    const add = el("button", { type: "submit", class: "primary", id: "note-add" }, t("Add the note"));
+    const form = el("form", { class: "note-form", id: "note-form" },
+      el("label", { for: "note-text" }, t("New note")), text, el("div", {}, add));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!text.value.trim()) {
+        notice(t("Write the note first."), "error");
+        return;
+      }
+      add.disabled = true;
+      try {
+        const note = await api(`/api/clients/${clientId}/notes`, { method: "POST", json: { text: text.value } });
+        card.note_history = [note, ...(card.note_history || [])];
+        card.notes = note.text;
+        text.value = "";
+        clear(notesBox, notesSection());
+        notice(t("Note added."), "ok");
+      } catch (err) {
+        // What was typed stays in the box.
+        notice(t("Not saved: {reason}", { reason: err.message }), "error");
+      } finally {
+        add.disabled = false;
+      }
+    });
+    return el("section", { class: "card notes-card" },
+      el("h2", {}, tn("{n} note", "{n} notes", history.length)), form, list);
+  }
+
+  /* The head merges a second card of the same person into this one: found by name or number. */
+  function mergeSection() {
+    const query = el("input", { type: "search", id: "merge-search", name: "merge_q", autocomplete: "off",
+                                placeholder: t("Name or number of the other card") });
+    const results = el("ul", { class: "merge-results", id: "merge-results" });
+    let timer = null;
+    const search = async () => {
+      const q = query.value.trim();
+      if (q.length < 2) {
+        clear(results);
+        return;
+      }
+      try {
+        const found = await api(`/api/clients?q=${encodeURIComponent(q)}&per_page=10`);
+        const others = found.items.filter((c) => c.id !== clientId);
+        clear(results, others.length ? others.map((other) => el("li", {},
+          el("a", { href: `/clients/${other.id}` }, cardTitle(other)),
+          el("span", { class: "muted small" }, phonesOf(other).map((p) => p.display).join(", ")),
+          el("button", { type: "button", class: "merge-pick", dataset: { id: other.id },
+                         onclick: () => confirmMerge(other) }, t("Merge into this card"))))
+          : el("li", { class: "muted" }, t("No other card found.")));
+      } catch (err) {
+        notice(err.message, "error");
+      }
+    };
+    query.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(search, 250);
+    });
+    return el("details", { class: "card merge", id: "merge" },
+      el("summary", {}, t("Merge with another card of this person")),
+      el("p", { class: "muted small" },
+        t("The other card's numbers, calls and notes move to this card, and the other card is deleted.")),
+      el("label", { for: "merge-search" }, t("Find the other card")), query, results);
+  }
+
+  function confirmMerge(other) {
+    const old = document.getElementById("merge-dialog");
+    if (old) old.remove();
+    const go = el("button", { type: "submit", class: "primary danger", id: "merge-confirm" }, t("Merge"));
+    const form = el("form", { method: "dialog", class: "ring-form" },
+      el("h2", {}, t("Merge the cards?")),
+      el("p", {}, t("«{other}» ({numbers}) will be merged into «{card}»: its numbers, calls and notes move here and it is deleted.",
+        { other: cardTitle(other), numbers: phonesOf(other).map((p) => p.display).join(", "), card: cardTitle(card) })),
+      el("div", { class: "ring-actions" },
+        el("button", { type: "button", class: "cancel", onclick: () => dialog.close() }, t("Cancel")), go));
+    const dialog = el("dialog", { id: "merge-dialog", class: "card-dialog", "aria-label": t("Merge the cards?") }, form);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      go.disabled = true;
+      try {
+        card = await api(`/api/clients/${clientId}/merge`, { method: "POST", json: { client_id: other.id } });
+        dialog.close();
+        render();
+        notice(t("Cards merged."), "ok");
+      } catch (err) {
+        go.disabled = false;
+        notice(t("Not merged: {reason}", { reason: err.message }), "error");
+      }
+    });
+    dialog.addEventListener("close", () => dialog.remove());
+    document.body.append(dialog);
+    dialog.showModal();
+    go.focus();
+  }
+
+  let headBox, numbersBox, summaryBox, notesBox;
 
   /* The parts the saved card changes: heading, crumbs, numbers and who is responsible. */
   function redrawCard() {
@@ -220,9 +328,15 @@
       clear(root, el("p", { class: "error" }, err.message));
       return;
     }
+    render();
+  }
+
+  /* The whole page from the card (after a merge the calls and notes change too). */
+  function render() {
     headBox = el("div");
     numbersBox = el("div");
     summaryBox = el("div");
+    notesBox = el("div", {}, notesSection());
     redrawCard();
     clear(root,
       el("p", { class: "crumbs" }, el("a", { href: "/clients" }, t("Clients")), " / ",
@@ -231,7 +345,7 @@
       el("div", { class: "client-layout" },
         el("div", {},
           el("section", { class: "card" }, el("h2", {}, t("Numbers")), numbersBox, summaryBox),
-          editForm()),
+          editForm(), notesBox, isHead ? mergeSection() : null),
         el("section", { class: "card calls" },
           el("h2", {}, tn("{n} call", "{n} calls", card.calls.length)),
           card.calls.length ? el("ol", { class: "timeline" }, card.calls.map(timelineItem))

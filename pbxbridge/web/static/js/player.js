@@ -1,9 +1,10 @@
-/* One call: waveform player (wavesurfer.js), skips, speed, keys, and a transcript that follows
-   the audio and seeks on click. */
+/* One call: waveform player (wavesurfer.js), skips, speed, keys, a transcript that follows
+   the audio and seeks on click, and the call's review: the head's comments at moments of the
+   recording (a click on the waveform picks the moment), tags, the checklist's score, reviewed. */
 "use strict";
 
 (() => {
-  const { t, api, el, clear, fmtTime, fmtDuration, fmtClock, badge, direction, managerLabel } = PBX;
+  const { t, api, el, clear, fmtTime, fmtDuration, fmtClock, fmtPercent, badge, direction, managerLabel, notice } = PBX;
   const root = document.getElementById("call-page");
   const callId = document.body.dataset.callId;
   const params = new URLSearchParams(location.search);
@@ -12,7 +13,12 @@
   const SKIP_S = 10;     // the −10 s / +10 s buttons
   const ARROW_S = 5;     // ← and →
   const SPEED_KEY = "pbxbridge.playbackRate";
+  const isHead = PBX.role === "head";
+  // A comment stays in view above the waveform this long after its moment while the audio plays.
+  const COMMENT_SHOWN_S = 6;
   let wave = null;
+  // Where the review puts its part of the player: the comment of the moment and the head's form.
+  const commentSlot = el("div", { class: "comment-slot" });
 
   // Whose side an unanswered call out stopped on (the journal's failure_reason).
   function failureReason(reason) {
@@ -185,6 +191,8 @@
     // is not listening; the audit log hears of it when playback starts (reportListening).
     const audio = el("audio", { id: "audio", preload: "auto", src: recording.audio_url });
     const waveBox = el("div", { id: "waveform", class: "waveform" });
+    playerAudio = audio;
+    playerWaveBox = waveBox;
     const time = el("span", { class: "clock", id: "clock", "aria-live": "off" }, "0:00");
     const play = el("button", { class: "primary play", id: "play", type: "button" }, "▶ " + t("Play"));
     const toggle = () => (audio.paused ? audio.play().catch(() => {}) : audio.pause());
@@ -249,10 +257,276 @@
         speeds, time,
         el("a", { class: "button download", id: "download", href: recording.audio_url + "?download=1", download: "" },
           t("Download"))),
-      waveBox, audio.parentNode ? null : audio,
+      waveBox, audio.parentNode ? null : audio, commentSlot,
       el("p", { class: "muted small keys-hint" }, t("Keys: space plays and pauses, ← and → step {seconds} s.",
         { seconds: ARROW_S })),
       el("h2", {}, t("Transcript")), view);
+  }
+
+  /* ---------- The call's review ---------- */
+
+  let playerAudio = null;     // the player's audio element, once drawn
+  let playerWaveBox = null;   // the waveform's box, where the comments' marks go
+
+  function reviewOfCall(reviewBox, recording) {
+    let review = null;
+    let setup = { tags: [], checklist: [] };
+    const comments = () => review.comments.filter((c) => !recording || !c.recording_id || c.recording_id === recording.id);
+    const duration = () => {
+      const d = playerAudio && Number.isFinite(playerAudio.duration) ? playerAudio.duration : 0;
+      return d || (recording && recording.duration_s) || 0;
+    };
+
+    function seekTo(seconds) {
+      if (playerAudio) seek(playerAudio, seconds, true);
+    }
+
+    /* Marks on the waveform, one per comment; a click plays from that moment. */
+    const marks = el("div", { class: "comment-marks", id: "comment-marks" });
+    function drawMarks() {
+      const total = duration();
+      clear(marks, total ? comments().map((c) => el("button", {
+        type: "button", class: "comment-mark", style: `left: ${Math.min(100, (100 * c.at_s) / total)}%`,
+        dataset: { at: c.at_s }, title: c.text,
+        "aria-label": t("Comment at {time}: {text}", { time: fmtClock(c.at_s), text: c.text }),
+        onclick: (event) => { event.stopPropagation(); seekTo(c.at_s); },
+      })) : []);
+    }
+
+    /* The comment of the moment: shown above the waveform while the audio passes it. */
+    const now = el("div", { class: "comment-now", id: "comment-now", "aria-live": "polite", hidden: true });
+    let shown = null;
+    function showNow() {
+      if (!playerAudio) return;
+      const time = playerAudio.currentTime;
+      let found = null;
+      for (const c of comments()) {
+        if (c.at_s <= time + 0.05 && time < c.at_s + COMMENT_SHOWN_S) found = c;
+      }
+      for (const item of reviewBox.querySelectorAll(".review-comment")) {
+        item.classList.toggle("current", !!found && Number(item.dataset.id) === found.id);
+      }
+      if (found === shown) return;
+      shown = found;
+      now.hidden = !found;
+      clear(now, found ? [
+        el("span", { class: "time" }, fmtClock(found.at_s)), " ",
+        el("span", { class: "author" }, found.author), ": ",
+        el("span", { class: "text" }, found.text),
+      ] : []);
+    }
+
+    /* The head's comment at a moment: the waveform's click (or the current moment) picks it. */
+    let commentAt = 0;
+    const atLabel = el("span", { id: "comment-at" });
+    const text = el("textarea", { id: "comment-text", name: "comment", rows: 2, maxlength: 2000,
+                                  placeholder: t("What should the manager hear here?") });
+    const form = el("form", { class: "comment-form", id: "comment-form", hidden: true },
+      el("label", { for: "comment-text" }, atLabel), text,
+      el("div", { class: "comment-actions" },
+        el("button", { type: "button", class: "cancel", onclick: () => { form.hidden = true; } }, t("Cancel")),
+        el("button", { type: "submit", class: "primary", id: "comment-save" }, t("Add the comment"))));
+    function commentHere(seconds) {
+      commentAt = Math.max(0, seconds);
+      atLabel.textContent = t("Comment at {time}", { time: fmtClock(commentAt) });
+      form.hidden = false;
+      text.focus({ preventScroll: true });
+    }
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!text.value.trim()) {
+        notice(t("Write the comment first."), "error");
+        return;
+      }
+      const save = form.querySelector("#comment-save");
+      save.disabled = true;
+      try {
+        const added = await api(`/api/calls/${callId}/review/comments`, { method: "POST", json: {
+          at_s: Math.round(commentAt * 100) / 100, text: text.value, recording_id: recording ? recording.id : undefined,
+        } });
+        review.comments = [...review.comments, added].sort((a, b) => a.at_s - b.at_s || a.id - b.id);
+        text.value = "";
+        form.hidden = true;
+        draw();
+        notice(t("Comment saved."), "ok");
+      } catch (err) {
+        notice(t("Not saved: {reason}", { reason: err.message }), "error");
+      } finally {
+        save.disabled = false;
+      }
+    });
+
+    async function removeComment(comment) {
+      try {
+        await api(`/api/calls/${callId}/review/comments/${comment.id}`, { method: "DELETE" });
+        review.comments = review.comments.filter((c) => c.id !== comment.id);
+        draw();
+      } catch (err) {
+        notice(err.message, "error");
+      }
+    }
+
+    function commentList() {
+      const list = comments();
+      if (!list.length) {
+        return el("p", { class: "muted", id: "review-comments" },
+          isHead && recording ? t("No comments yet. Click the waveform at a moment to comment on it.")
+            : t("No comments yet."));
+      }
+      return el("ol", { class: "review-comments", id: "review-comments" }, list.map((c) => el("li", {
+        class: "review-comment", dataset: { id: c.id, at: c.at_s } },
+        el("button", { type: "button", class: "time link",
+                       "aria-label": t("Play from {time}", { time: fmtClock(c.at_s) }), onclick: () => seekTo(c.at_s) },
+          fmtClock(c.at_s)),
+        el("div", { class: "comment-body" },
+          el("p", { class: "text" }, c.text),
+          el("p", { class: "muted small" }, `${c.author} · ${fmtTime(c.created_at)}`)),
+        isHead ? el("button", { type: "button", class: "link danger",
+                                "aria-label": t("Delete the comment at {time}", { time: fmtClock(c.at_s) }),
+                                onclick: () => removeComment(c) }, t("Delete")) : null)));
+    }
+
+    function status() {
+      return el("p", { class: "review-status", id: "review-status" },
+        review.reviewed
+          ? badge("reviewed", t("Reviewed"))
+          : badge("not-reviewed", t("Not reviewed yet")), " ",
+        review.reviewed && review.reviewer
+          ? el("span", { class: "muted small" },
+            t("by {name}, {time}", { name: review.reviewer, time: fmtTime(review.updated_at) })) : null,
+        " ",
+        el("strong", { id: "review-score" }, review.score === null ? t("No score yet")
+          : t("Score: {score}", { score: fmtPercent(review.score / 100) })));
+    }
+
+    /* What a manager sees: the head's verdict, read only. */
+    function verdict() {
+      return [
+        review.tags.length ? el("ul", { class: "review-tags", id: "review-tags" },
+          review.tags.map((tag) => el("li", {}, tag))) : null,
+        review.checks.length ? el("ul", { class: "review-checks", id: "review-checks" },
+          review.checks.map((c) => el("li", { class: c.met ? "met" : "missed" },
+            el("span", { class: "mark", role: "img", "aria-label": c.met ? t("Met") : t("Missed") },
+              c.met ? "✓" : "✗"), " ", c.text))) : null,
+      ];
+    }
+
+    /* The head's form: reviewed, tags from the shared list, the checklist's lines met or not. */
+    function markForm() {
+      const metNow = Object.fromEntries(review.checks.map((c) => [c.id, c.met]));
+      const reviewed = el("input", { type: "checkbox", name: "reviewed", id: "review-done", checked: review.reviewed });
+      const tagBoxes = setup.tags.map((tag) => el("label", { class: "chip" },
+        el("input", { type: "checkbox", name: "tag", value: tag, checked: review.tags.includes(tag) }), tag));
+      const lineBoxes = setup.checklist.map((line) => el("label", { class: "check-line" },
+        el("input", { type: "checkbox", name: "check", value: line.id, checked: !!metNow[line.id] }), line.text));
+      const save = el("button", { type: "submit", class: "primary", id: "review-save" }, t("Save the review"));
+      const markForm = el("form", { class: "review-form", id: "review-form" },
+        el("fieldset", {}, el("legend", {}, t("Tags")),
+          tagBoxes.length ? el("div", { class: "chips" }, tagBoxes)
+            : el("p", { class: "muted small" }, t("No tags yet: add them below."))),
+        el("fieldset", {}, el("legend", {}, t("Checklist")),
+          lineBoxes.length ? lineBoxes : el("p", { class: "muted small" }, t("No checklist yet: write it below."))),
+        el("label", { class: "check-line" }, reviewed, t("Reviewed")),
+        el("div", {}, save));
+      markForm.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const body = {
+          reviewed: reviewed.checked,
+          tags: tagBoxes.map((l) => l.firstChild).filter((b) => b.checked).map((b) => b.value),
+        };
+        if (lineBoxes.length) {
+          body.checks = Object.fromEntries(lineBoxes.map((l) => [l.firstChild.value, l.firstChild.checked]));
+        }
+        save.disabled = true;
+        try {
+          const saved = await api(`/api/calls/${callId}/review`, { method: "PUT", json: body });
+          review = { ...saved, comments: review.comments };
+          draw();
+          notice(t("Review saved."), "ok");
+        } catch (err) {
+          notice(t("Not saved: {reason}", { reason: err.message }), "error");
+        } finally {
+          save.disabled = false;
+        }
+      });
+      return markForm;
+    }
+
+    /* The head's shared lists, one line per tag or checklist line. */
+    function setupForm() {
+      const tags = el("textarea", { name: "tags", id: "setup-tags", rows: 4 }, setup.tags.join("\n"));
+      const lines = el("textarea", { name: "checklist", id: "setup-checklist", rows: 4 },
+        setup.checklist.map((c) => c.text).join("\n"));
+      const save = el("button", { type: "submit", id: "setup-save" }, t("Save the lists"));
+      const form = el("form", { class: "setup-form" },
+        el("label", {}, t("Tags, one per line"), tags),
+        el("label", {}, t("Checklist, one line per point"), lines), el("div", {}, save));
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const split = (v) => v.split("\n").map((x) => x.trim()).filter(Boolean);
+        save.disabled = true;
+        try {
+          setup = await api("/api/review/setup", { method: "PUT",
+            json: { tags: split(tags.value), checklist: split(lines.value) } });
+          draw();
+          notice(t("Saved."), "ok");
+        } catch (err) {
+          notice(t("Not saved: {reason}", { reason: err.message }), "error");
+        } finally {
+          save.disabled = false;
+        }
+      });
+      return el("details", { class: "review-setup" },
+        el("summary", {}, t("The tag list and the checklist")), form);
+    }
+
+    function draw() {
+      clear(reviewBox,
+        el("h2", { id: "review-title" }, t("Review")),
+        status(),
+        isHead ? markForm() : verdict(),
+        el("h3", {}, t("Comments")),
+        commentList(),
+        isHead ? setupForm() : null);
+      drawMarks();
+      shown = undefined;
+      showNow();
+    }
+
+    async function start() {
+      try {
+        [review, setup] = await Promise.all([api(`/api/calls/${callId}/review`), api("/api/review/setup")]);
+      } catch (err) {
+        clear(reviewBox, el("h2", { id: "review-title" }, t("Review")), el("p", { class: "error" }, err.message));
+        return;
+      }
+      if (playerAudio) {
+        if (playerWaveBox) playerWaveBox.append(marks);
+        clear(commentSlot, now, isHead ? form : null,
+          isHead ? el("button", { type: "button", class: "link", id: "comment-here",
+                                  onclick: () => commentHere(playerAudio.currentTime) },
+            t("Comment at the current moment")) : null);
+        playerAudio.addEventListener("timeupdate", showNow);
+        playerAudio.addEventListener("seeked", showNow);
+        playerAudio.addEventListener("loadedmetadata", drawMarks);
+        // The head's click on the waveform picks the moment to comment on: the one the click moved
+        // the audio to (the waveform seeks first, then the click reaches its box).
+        if (isHead && playerWaveBox) {
+          playerWaveBox.addEventListener("click", (event) => {
+            if (event.target.closest && event.target.closest(".comment-mark")) return;
+            requestAnimationFrame(() => commentHere(playerAudio.currentTime));
+          });
+        }
+        if (wave) wave.on("ready", drawMarks);
+      }
+      draw();
+    }
+    start();
+  }
+
+  function loadReview(recording) {
+    const box = document.getElementById("review");
+    if (box) reviewOfCall(box, recording);
   }
 
   async function load() {
@@ -279,6 +553,7 @@
     }
     document.title = `${title} · pbxbridge`;
     const segments = recording ? call.transcript.filter((s) => s.recording_id === recording.id) : [];
+    const reviewBox = el("section", { class: "card review", id: "review", "aria-labelledby": "review-title" });
     clear(root,
       el("p", { class: "crumbs" }, el("a", { href: "/calls" }, t("Calls")), " / ", title),
       el("h1", {}, title),
@@ -288,8 +563,11 @@
             call.playable.map((r, i) => el("a", { href: `?rec=${r.id}`, class: r === recording ? "active" : "" },
               r.kind === "voicemail" ? t("voicemail") : `#${i + 1}`)))
             : null),
-        recording ? player(call, recording, segments)
-          : el("section", { class: "card" }, el("p", { class: "muted" }, t("This call has no recording with sound.")))));
+        el("div", { class: "call-main" },
+          recording ? player(call, recording, segments)
+            : el("section", { class: "card" }, el("p", { class: "muted" }, t("This call has no recording with sound."))),
+          reviewBox)));
+    loadReview(recording);
   }
   load();
 })();
