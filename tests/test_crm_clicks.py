@@ -6,6 +6,7 @@ SQLite only: the event's checks depend on no database.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from pbxbridge.cli.main import main
 from pbxbridge.config import Bitrix24Config, CrmConfig
+from pbxbridge.crm.tables import CrmClick
 from pbxbridge.crm.users import MANUAL, set_user
 from pbxbridge.db.engine import make_engine, session_factory
 from pbxbridge.routing.click_to_call import ExtensionBusy
@@ -25,6 +28,7 @@ from pbxbridge.web.sessions import SessionSigner
 from pbxbridge.web.tables import AuditEntry
 from tests.conftest import fresh_database
 from tests.fakes_bitrix24 import FakeBitrix24
+from tests.fakes_webhook import ServerThread
 from tests.fixtures_web import web_config
 
 APP_TOKEN = "bx-app-token-5f0c"
@@ -39,6 +43,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @dataclass(slots=True)
 class Site:
     events_url: str
+    db_url: str
     context: WebContext
     rang: list[tuple[str, str]] = field(default_factory=list)
     busy: set[str] = field(default_factory=set)
@@ -54,7 +59,7 @@ async def site(db_url: str, shared_dir: Path) -> AsyncIterator[Site]:
         # Bitrix24 user 14 is the manager at extension 204 (as `pbxbridge crm users sync` reads it).
         await set_user(db, "bitrix24", "204", "14", "Manager204", MANUAL, datetime.now(UTC))
     server = WebServer(context, host="127.0.0.1", port=0)
-    site = Site(f"{server.url}/api/crm/bitrix24/events", context)
+    site = Site(f"{server.url}/api/crm/bitrix24/events", db_url, context)
 
     async def originate(extension: str, number: str) -> dict[str, Any]:
         if extension in site.busy:
@@ -87,6 +92,42 @@ async def test_a_click_in_bitrix24_rings_the_managers_handset_then_dials_the_cli
     crm_call_id = next(iter(portal.calls))
     assert entry.username == "bitrix24:14" and entry.target == "bitrix24:CONTACT/7"
     assert entry.details == {"extension": "204", "number": CLIENT, "crm_call_id": crm_call_id}
+    async with site.context.sessions() as db:
+        kept = (await db.execute(select(CrmClick.crm_call_id, CrmClick.extension, CrmClick.number))).all()
+    assert kept == [(crm_call_id, "204", CLIENT)]
+
+
+async def test_the_clicked_call_is_finished_on_bitrix24s_own_call_and_never_registered_twice(
+    site: Site, shared_dir: Path, tmp_path: Path
+) -> None:
+    # pjsip-02: manager 204 clicked +79267770004, answered his handset, the client answered.
+    started = 1795724369.035
+    site.context.clock = lambda: started - 3
+    portal = FakeBitrix24(drain_per_s=1000)
+    server = ServerThread(portal.app).start()
+    try:
+        status, body = await portal.click(site.events_url, 14, "+79267770004", APP_TOKEN)
+        assert status == 200, body
+        (clicked,) = portal.calls
+        config = tmp_path / "pbxbridge.toml"
+        config.write_text(f"[crm.bitrix24]\nwebhook_url = \"{portal.webhook_url(server.url)}\"\nrequests_per_s = 100\n",
+                          encoding="utf-8")
+        common = ["--db", site.db_url, "--config", str(config), "--recordings", str(shared_dir / "recordings")]
+        replay = ["replay", str(shared_dir / "pjsip-02-click-to-call.ami"), str(shared_dir / "06-outbound-answered.ami")]
+        assert await asyncio.to_thread(main, [*replay, *common]) == 0
+        assert await asyncio.to_thread(main, ["outbox", "deliver", "--until-empty", "--max-wait", "60", *common]) == 0
+    finally:
+        server.stop()
+    # The clicked call: no second register, finished on the portal's own CALL_ID with the talk time.
+    assert [m for m, c in portal.log if c == clicked] == ["finish"]
+    finished = portal.calls[clicked].finished
+    assert finished is not None and finished["STATUS_CODE"] == "200" and 19 <= finished["DURATION"] <= 22
+    # Another outbound call (203's, nobody clicked it) is registered as before.
+    others = [c for c in portal.calls.values() if c.call_id != clicked]
+    assert len(others) == 1 and others[0].registered["PHONE_NUMBER"] == "+79162220001"
+    async with site.context.sessions() as db:
+        used = (await db.execute(select(CrmClick.used_by))).scalars().all()
+    assert len(used) == 1 and used[0] is not None and used[0].startswith("main:")
 
 
 async def test_a_click_without_the_application_token_rings_nobody(site: Site) -> None:

@@ -131,6 +131,9 @@ class Bitrix24Target(Target):
         payload = dict(delivery.payload)
         users = context.users
         if delivery.action == "register":
+            if context.crm_call_id:
+                # A manager's click in Bitrix24: the portal registered this call itself; it is only finished.
+                return {"CALL_ID": context.crm_call_id, "from_click": True}
             fields = self._with_user(payload, users)
             result = await self.call(http, REGISTER, fields)
             if not isinstance(result, dict) or not result.get("CALL_ID"):

@@ -12,14 +12,22 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pbxbridge.crm.tables import CrmUser
+from pbxbridge.crm.tables import CrmClick, CrmUser
+from pbxbridge.crm.targets import Delivery
 
 EXTERNAL_CALL_START = "ONEXTERNALCALLSTART"
 BITRIX24 = "bitrix24"
+# A click becomes the manager's call within this: the handset rings, the manager picks up, the number is dialled.
+CLICK_BEFORE_CALL = timedelta(minutes=10)
+# The PBX's clock and pbxbridge's may differ a little.
+CLICK_AFTER_START = timedelta(minutes=2)
+# TYPE of telephony.externalcall.register for an outbound call.
+OUTBOUND_TYPE = 1
 
 
 class ClickRefused(Exception):
@@ -32,7 +40,7 @@ class ClickRefused(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class CrmClick:
+class ClickEvent:
     """Who clicked which number, as Bitrix24 said it."""
 
     user_id: str
@@ -42,7 +50,7 @@ class CrmClick:
     crm_entity: str
 
 
-def read_click(form: Mapping[str, str], application_token: str) -> CrmClick:
+def read_click(form: Mapping[str, str], application_token: str) -> ClickEvent:
     """The click in an event's form; ``ClickRefused`` for a wrong token, another event or a field missing."""
     given = form.get("auth[application_token]", "")
     # Refused before anything else is read: a stranger learns nothing from the answer.
@@ -56,7 +64,7 @@ def read_click(form: Mapping[str, str], application_token: str) -> CrmClick:
     if not user_id or not number:
         raise ClickRefused(400, "data[USER_ID] and data[PHONE_NUMBER] are required")
     entity = "/".join(v for v in (form.get("data[CRM_ENTITY_TYPE]", ""), form.get("data[CRM_ENTITY_ID]", "")) if v)
-    return CrmClick(user_id=user_id, number=number, crm_call_id=form.get("data[CALL_ID]", ""), crm_entity=entity)
+    return ClickEvent(user_id=user_id, number=number, crm_call_id=form.get("data[CALL_ID]", ""), crm_entity=entity)
 
 
 async def extension_of(session: AsyncSession, target: str, user_id: str) -> str | None:
@@ -65,3 +73,44 @@ async def extension_of(session: AsyncSession, target: str, user_id: str) -> str 
         select(CrmUser.extension).where(CrmUser.target == target, CrmUser.user_id == user_id).order_by(CrmUser.id)
     )).scalars().all()
     return rows[0] if rows else None
+
+
+def remember_click(session: AsyncSession, click: CrmClick) -> None:
+    """Keep a click whose call was placed, for the call's register to take its CRM call."""
+    session.add(click)
+
+
+async def click_for(session: AsyncSession, target: str, delivery: Delivery) -> str | None:
+    """The CRM's own call for the click this call came from, taken for it; None for any other call.
+
+    Bitrix24 registers a clicked call itself ("calls from OnExternalCallStart are registered
+    already: only finish them"), so the call pbxbridge placed is put on that CALL_ID rather than
+    registered twice. A click is this call's when the same manager called the same number within
+    minutes after it; each click is taken by one call.
+    """
+    payload = delivery.payload
+    if target != BITRIX24 or delivery.action != "register" or int(payload.get("TYPE") or 0) != OUTBOUND_TYPE:
+        return None
+    key = f"{delivery.pbx}:{delivery.linkedid}"
+    taken = await session.scalar(select(CrmClick.crm_call_id).where(CrmClick.target == target, CrmClick.used_by == key))
+    if taken is not None:
+        return taken
+    extension, number = payload.get("USER_PHONE_INNER"), payload.get("PHONE_NUMBER")
+    try:
+        started = datetime.fromisoformat(str(payload.get("CALL_START_DATE")))
+    except ValueError:
+        return None
+    if not extension or not number or started.tzinfo is None:
+        return None
+    click = (await session.execute(
+        select(CrmClick)
+        .where(CrmClick.target == target, CrmClick.extension == str(extension), CrmClick.number == str(number),
+               CrmClick.used_by.is_(None),
+               CrmClick.clicked_at >= started - CLICK_BEFORE_CALL, CrmClick.clicked_at <= started + CLICK_AFTER_START)
+        .order_by(CrmClick.clicked_at.desc())
+        .limit(1)
+    )).scalar_one_or_none()
+    if click is None:
+        return None
+    click.used_by = key
+    return click.crm_call_id

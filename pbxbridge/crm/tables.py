@@ -69,3 +69,24 @@ class CrmUser(Base):
     # "crm": read from the CRM (a sync replaces it); "manual": set by a person (a sync leaves it).
     source: Mapped[str] = mapped_column(String(8))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CrmClick(Base):
+    """A manager's click on a number in the CRM, with the call the CRM registered for it.
+
+    Bitrix24 registers the call itself before it sends OnExternalCallStart; the call pbxbridge
+    places for the click is finished on that CALL_ID instead of being registered a second time.
+    """
+
+    __tablename__ = "crm_clicks"
+    __table_args__ = (Index("ix_crm_clicks_target_extension_number", "target", "extension", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(String(200))
+    crm_call_id: Mapped[str] = mapped_column(String(128))
+    extension: Mapped[str] = mapped_column(String(32))
+    # E.164, as the journal keeps a client's number.
+    number: Mapped[str] = mapped_column(String(32))
+    clicked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The call it became (<pbx>:<linkedid>); None until a delivery takes it.
+    used_by: Mapped[str | None] = mapped_column(String(160))

@@ -68,6 +68,8 @@ class SendContext:
     earlier: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Managers' users in this target: extension -> user id (``pbxbridge crm users``).
     users: Mapping[str, str] = field(default_factory=dict)
+    # The call the CRM registered itself for the click this call came from (Bitrix24's OnExternalCallStart).
+    crm_call_id: str | None = None
 
 
 class Target(abc.ABC):

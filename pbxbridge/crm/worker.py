@@ -15,6 +15,7 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.crm import outbox
+from pbxbridge.crm.clicks import click_for
 from pbxbridge.crm.outbox import RetryPolicy
 from pbxbridge.crm.tables import DEAD
 from pbxbridge.crm.targets import Delivery, DeliveryFailed, SendContext, Target
@@ -138,7 +139,8 @@ class OutboxWorker:
             async with self.database_turn(), self.db()() as session, session.begin():
                 if not await outbox.claim(session, delivery.id, _utc(self.clock())):
                     continue
-                context = SendContext(await outbox.earlier_results(session, delivery), await users_of(session, name))
+                context = SendContext(await outbox.earlier_results(session, delivery), await users_of(session, name),
+                                      await click_for(session, name, delivery))
             await limit.wait()
             try:
                 result = await target.send(http, delivery, context)

@@ -16,9 +16,9 @@ from pbxbridge.calls.tables import Recording
 from pbxbridge.clients.numbers import normalise_number
 from pbxbridge.clients.tables import Manager
 from pbxbridge.crm import users as crm_users
-from pbxbridge.crm.clicks import BITRIX24, ClickRefused, extension_of, read_click
+from pbxbridge.crm.clicks import BITRIX24, ClickRefused, extension_of, read_click, remember_click
 from pbxbridge.crm.recording_links import PATH_PREFIX, is_valid
-from pbxbridge.crm.tables import CrmUser
+from pbxbridge.crm.tables import CrmClick, CrmUser
 from pbxbridge.recordings.kinds import kind_root
 from pbxbridge.routing.click_to_call import ClickToCallError
 from pbxbridge.web.access import require_user
@@ -70,7 +70,8 @@ async def bitrix24_event(request: web.Request) -> web.Response:
         async with write_session(context) as db:
             record(db, request, who, "click_to_call_refused", target, number=click.number, reason=reason)
         raise api_error(409, reason)
-    if normalise_number(click.number, context.config.phone.default_region) is None:
+    number = normalise_number(click.number, context.config.phone.default_region)
+    if number is None:
         raise api_error(400, "data[PHONE_NUMBER]: not a phone number")
     if context.originate is None:
         raise api_error(503, "click-to-call needs the daemon's AMI connection")
@@ -84,6 +85,10 @@ async def bitrix24_event(request: web.Request) -> web.Response:
     async with write_session(context) as db:
         record(db, request, who, "click_to_call", target, extension=extension, number=click.number,
                crm_call_id=click.crm_call_id)
+        if click.crm_call_id:
+            # The call it becomes is finished on Bitrix24's own CALL_ID, not registered a second time.
+            remember_click(db, CrmClick(target=BITRIX24, crm_call_id=click.crm_call_id[:128], extension=extension,
+                                        number=number, clicked_at=datetime.fromtimestamp(context.clock(), UTC)))
     return web.json_response({"status": "ringing", "extension": extension, "number": click.number, **result})
 
 

@@ -1,4 +1,5 @@
-"""API tokens for machines (a CRM's connector, a script): a name, a role and the token's hash.
+"""API tokens for machines (a CRM's connector, a script): a name, a role and the token's hash; and
+managers' clicks on a number in Bitrix24, each with the call Bitrix24 registered for it.
 
 Revision ID: 0020_api_tokens
 Revises: 0019_client_notes
@@ -30,7 +31,21 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name="uq_api_tokens_name"),
         sa.UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
     )
+    op.create_table(
+        "crm_clicks",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("target", sa.String(200), nullable=False),
+        sa.Column("crm_call_id", sa.String(128), nullable=False),
+        sa.Column("extension", sa.String(32), nullable=False),
+        sa.Column("number", sa.String(32), nullable=False),
+        sa.Column("clicked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_by", sa.String(160), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_crm_clicks"),
+    )
+    op.create_index("ix_crm_clicks_target_extension_number", "crm_clicks", ["target", "extension", "number"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_crm_clicks_target_extension_number", table_name="crm_clicks")
+    op.drop_table("crm_clicks")
     op.drop_table("api_tokens")
