@@ -63,6 +63,10 @@ async def three_counts(site: FloorSite, day: date) -> tuple[int, set[int], set[i
     assert status == 200, drilled
     assert drilled["count"] == len(drilled["rows"]) == len(listed)
     assert {r["client_id"] for r in drilled["rows"]} == {w.client_id for w in listed}
+    # ... and the journal it links to, one row per client.
+    _, journal = await olga.json("GET", "/api/calls", params={
+        "kpi": "missed_not_called_back", "from": day.isoformat(), "to": day.isoformat(), "per_page": "200"})
+    assert journal["total"] == len(listed), journal
     return snap["totals"]["missed_not_called_back"]["callers"], worklist_today, {w.client_id for w in listed}
 
 
