@@ -157,3 +157,28 @@ async def test_a_click_by_a_user_without_an_extension_or_on_a_busy_handset_says_
                 if e.action == "click_to_call_refused"]
     assert refusals == [("bitrix24:15", "Bitrix24 user 15 has no extension: set t"),
                         ("bitrix24:14", "extension 204 is busy")]
+
+
+async def test_a_click_pbxbridge_cannot_place_is_finished_busy_in_bitrix24_not_left_open(
+    site: Site, shared_dir: Path, tmp_path: Path
+) -> None:
+    portal = FakeBitrix24(drain_per_s=1000)
+    server = ServerThread(portal.app).start()
+    site.context.config.crm.bitrix24.webhook_url = portal.webhook_url(server.url)
+    site.busy.add("204")
+    try:
+        status, body = await portal.click(site.events_url, 14, CLIENT, APP_TOKEN)
+        assert status == 409 and body["error"] == "extension 204 is busy"
+        (clicked,) = portal.calls
+        config = tmp_path / "pbxbridge.toml"
+        config.write_text(f"[crm.bitrix24]\nwebhook_url = \"{portal.webhook_url(server.url)}\"\nrequests_per_s = 100\n",
+                          encoding="utf-8")
+        deliver = ["outbox", "deliver", "--until-empty", "--max-wait", "30", "--db", site.db_url, "--config", str(config)]
+        assert await asyncio.to_thread(main, deliver) == 0
+    finally:
+        server.stop()
+    assert [m for m, c in portal.log if c == clicked] == ["finish"]
+    finished = portal.calls[clicked].finished
+    assert finished is not None and finished["STATUS_CODE"] == "486" and finished["DURATION"] == 0
+    assert finished["USER_ID"] == 14  # the manager mapped to 204
+    assert site.rang == []

@@ -139,7 +139,8 @@ class Bitrix24Target(Target):
             if not isinstance(result, dict) or not result.get("CALL_ID"):
                 raise DeliveryFailed(f"{REGISTER}: Bitrix24 answered no CALL_ID: {json.dumps(result)[:200]}", retry=False)
             return {"CALL_ID": result["CALL_ID"]}
-        call_id = context.earlier.get("register", {}).get("CALL_ID")
+        # A refused click's finish names Bitrix24's own call; every other delivery follows its register.
+        call_id = payload.pop("CALL_ID", None) or context.earlier.get("register", {}).get("CALL_ID")
         if not call_id:
             # Its register is a dead letter: `pbxbridge outbox retry --dead` sends both again, in order.
             raise DeliveryFailed("the call is not registered in Bitrix24 (its register did not go through)", retry=False)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pbxbridge.crm.tables import CrmClick, CrmUser
+from pbxbridge.crm.tables import PENDING, CrmClick, CrmDelivery, CrmUser
 from pbxbridge.crm.targets import Delivery
 
 EXTERNAL_CALL_START = "ONEXTERNALCALLSTART"
@@ -114,3 +114,20 @@ async def click_for(session: AsyncSession, target: str, delivery: Delivery) -> s
         return None
     click.used_by = key
     return click.crm_call_id
+
+
+# STATUS_CODE of telephony.externalcall.finish for a click whose call was never placed.
+BUSY_CODE, DECLINED_CODE = "486", "603"
+
+
+def refused_click_finish(crm_call_id: str, extension: str | None, status_code: str, reason: str,
+                         now: datetime) -> CrmDelivery:
+    """The finish of a clicked call pbxbridge could not place: Bitrix24 registered it, so it is
+    closed (busy or declined) rather than left open on the card. Queued like any delivery."""
+    return CrmDelivery(
+        target=BITRIX24, event="click.refused", action="finish", pbx=BITRIX24, linkedid=crm_call_id[:64],
+        call_id=None, idempotency_key=f"click:{crm_call_id}:finish"[:255],
+        payload={"CALL_ID": crm_call_id, "USER_PHONE_INNER": extension, "DURATION": 0, "STATUS_CODE": status_code,
+                 "FAILED_REASON": reason[:200]},
+        status=PENDING, attempts=0, next_attempt_at=now, created_at=now,
+    )

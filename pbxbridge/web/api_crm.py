@@ -16,11 +16,20 @@ from pbxbridge.calls.tables import Recording
 from pbxbridge.clients.numbers import normalise_number
 from pbxbridge.clients.tables import Manager
 from pbxbridge.crm import users as crm_users
-from pbxbridge.crm.clicks import BITRIX24, ClickRefused, extension_of, read_click, remember_click
+from pbxbridge.crm.clicks import (
+    BITRIX24,
+    BUSY_CODE,
+    DECLINED_CODE,
+    ClickRefused,
+    extension_of,
+    read_click,
+    refused_click_finish,
+    remember_click,
+)
 from pbxbridge.crm.recording_links import PATH_PREFIX, is_valid
 from pbxbridge.crm.tables import CrmClick, CrmUser
 from pbxbridge.recordings.kinds import kind_root
-from pbxbridge.routing.click_to_call import ClickToCallError
+from pbxbridge.routing.click_to_call import ClickToCallError, ExtensionBusy
 from pbxbridge.web.access import require_user
 from pbxbridge.web.api_calls import ORIGINATE_ERRORS
 from pbxbridge.web.api_recordings import CONTENT_TYPES, LISTEN_DEDUP_S, recording_file
@@ -81,6 +90,10 @@ async def bitrix24_event(request: web.Request) -> web.Response:
         async with write_session(context) as db:
             record(db, request, who, "click_to_call_refused", target, extension=extension, number=click.number,
                    reason=str(exc), crm_call_id=click.crm_call_id)
+            if click.crm_call_id and context.config.crm.bitrix24.webhook_url:
+                code = BUSY_CODE if isinstance(exc, ExtensionBusy) else DECLINED_CODE
+                db.add(refused_click_finish(click.crm_call_id, extension, code, str(exc),
+                                            datetime.fromtimestamp(context.clock(), UTC)))
         raise api_error(ORIGINATE_ERRORS.get(type(exc), 502), str(exc)) from None
     async with write_session(context) as db:
         record(db, request, who, "click_to_call", target, extension=extension, number=click.number,
