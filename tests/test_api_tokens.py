@@ -160,6 +160,14 @@ async def test_a_manager_token_rings_its_own_handset_and_sees_its_own_calls(
             assert call.status == 202, await call.text()
         async with http.post("/api/calls/originate", json={"client_id": site.data.petr_client_id}) as other:
             assert other.status == 403
+        # A person's own settings are not a machine's: refused with the reason, nothing kept.
+        for path, body in (("/api/me/language", {"language": "ru"}),
+                           ("/api/calls/filters", {"name": "Mine", "query": "direction=inbound"})):
+            async with http.post(path, json=body) as own:
+                assert own.status == 403, path
+                assert (await own.json())["error"] == "an API token has no settings of its own: this is for a person signed in"
+        async with http.get("/api/calls/filters") as saved:
+            assert saved.status == 200
     assert site.rang == [("203", IVAN_CLIENT)]
 
 

@@ -52,6 +52,8 @@ PUBLIC_PREFIXES = ("/static/", "/healthz", "/readyz", "/metrics", "/login", "/ap
 # Paths that check their own proof, carried in the request (a CRM's application token, a signed
 # link's signature): no session, and no CSRF token, which only a browser with a cookie has.
 SELF_AUTHENTICATED = ("/api/crm/bitrix24/events", "/recordings/shared/")
+# A person's own things (language, saved filters, the session): a machine's token changes none of them.
+PERSON_ONLY = ("/api/me/", "/api/calls/filters", "/api/logout", "/api/login")
 # wavesurfer draws into a shadow root with inline styles; everything else is same-origin.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -236,6 +238,8 @@ async def _use_token(request: web.Request, token: str) -> None:
     request[USER] = user
     request[VIA_TOKEN] = True
     await note_use(request, user, client_address(request))
+    if request.method not in SAFE_METHODS and request.path.startswith(PERSON_ONLY):
+        raise api_error(403, N_("an API token has no settings of its own: this is for a person signed in"))
 
 
 async def _load_user(request: web.Request, data: SessionData) -> SignedInUser | None:
