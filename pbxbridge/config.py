@@ -107,6 +107,11 @@ class TranscriptionConfig:
     channel_speakers: tuple[str, ...] = ("client", "manager")
     # Whisper's re-decoding at rising temperatures when output looks wrong (slower).
     temperature_fallback: bool = False
+    # Product, company and place names the model should spell as written here
+    # (["Гимпульс", "Фитнес Плюс"]); a one-word name heard as these letters is written so.
+    vocabulary: tuple[str, ...] = ()
+    # faster-whisper's batched pipeline (needs vad): speech chunks decoded side by side.
+    batched: bool = False
 
 
 @dataclass(slots=True)
@@ -450,6 +455,32 @@ def _validate(config: Config, problems: list[str]) -> None:
             "transcription.channel_speakers: must name two speakers, left channel then right, "
             f"got {list(config.transcription.channel_speakers)!r}"
         )
+    _validate_vocabulary(config.transcription, problems)
+
+
+# Whisper reads at most 223 tokens of hints, and every token of them is one
+# less for the words it writes; a Russian name costs 2-5 tokens.
+VOCABULARY_MAX_CHARS = 400
+
+
+def _validate_vocabulary(section: TranscriptionConfig, problems: list[str]) -> None:
+    """Names, not blanks or repeats, short enough in all for the model to read every one."""
+    seen: set[str] = set()
+    for index, entry in enumerate(section.vocabulary):
+        word = entry.strip()
+        if not word:
+            problems.append(f"transcription.vocabulary[{index}]: an empty name")
+        elif word.casefold() in seen:
+            problems.append(f"transcription.vocabulary[{index}]: {word!r} is listed twice")
+        seen.add(word.casefold())
+    total = len(", ".join(w.strip() for w in section.vocabulary))
+    if total > VOCABULARY_MAX_CHARS:
+        problems.append(
+            f"transcription.vocabulary: {total} characters in all, at most {VOCABULARY_MAX_CHARS} "
+            "(the model reads no more; keep the names it gets wrong)"
+        )
+    if section.batched and not section.vad:
+        problems.append("transcription.batched: needs transcription.vad = true (the batches are its speech chunks)")
 
 
 # What a [[webhooks]] entry may ask to be sent.

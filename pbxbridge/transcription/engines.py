@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from pbxbridge.recordings.audio import read_info
 from pbxbridge.transcription.model_files import model_dir
 from pbxbridge.transcription.transcript import Segment, Transcript, Word, merge_by_time
+from pbxbridge.transcription.vocabulary import respell
 
 SAMPLE_RATE = 16_000
 # Two-channel MixMonitor recordings (option D, or sox-joined r/t legs): the
@@ -43,17 +45,30 @@ class EngineSettings:
     # changing a word while costing a third of the time, so it is off unless
     # asked for.
     temperature_fallback: bool = False
+    # The company's own words (product, company and street names) Whisper
+    # would otherwise spell as it hears them; given to every 30-second window
+    # as hotwords, which unlike an initial prompt is not dropped after the first.
+    vocabulary: tuple[str, ...] = ()
+    # faster-whisper's batched pipeline: the VAD's speech chunks decoded
+    # side by side instead of one 30-second window after another.
+    batched: bool = False
+    batch_size: int = 8
 
     @classmethod
     def from_config(cls, section: Any) -> EngineSettings:
         """Build from a config's transcription section (any object with those attributes)."""
         defaults = cls()
-        return cls(
-            **{
-                name: getattr(section, name, getattr(defaults, name))
-                for name in cls.__dataclass_fields__
-            }
-        )
+        values = {
+            name: getattr(section, name, getattr(defaults, name)) for name in cls.__dataclass_fields__
+        }
+        values["vocabulary"] = tuple(values["vocabulary"])
+        return cls(**values)
+
+    @property
+    def hotwords(self) -> str | None:
+        """The vocabulary as Whisper's hint text, or None without one."""
+        words = [w.strip() for w in self.vocabulary if w.strip()]
+        return ", ".join(words) if words else None
 
 
 class Engine(Protocol):
@@ -94,6 +109,40 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
     return compute_type
 
 
+# Where the batched pipeline's one segment per speech chunk (up to 30 s) is cut
+# into phrases as the sequential decoding gives them: at a sentence's end, or
+# where the speaker paused this long.
+PHRASE_PAUSE_S = 0.8
+SENTENCE_END = (".", "!", "?", "…")
+
+
+def split_at_pauses(start: float, end: float, text: str, words: list[tuple[float, float, str]]) -> list[Segment]:
+    """A long segment as phrases, by its words' times: turns in a two-sided call interleave as spoken.
+
+    words are as the model writes them, each with its leading space where a new
+    word begins ("www", ".asterisk"), so that a phrase's text reads as said.
+    """
+    if not words:
+        return [Segment(start, end, text.strip())]
+    phrases: list[list[tuple[float, float, str]]] = [[words[0]]]
+    for word in words[1:]:
+        last = phrases[-1][-1]
+        if word[0] - last[1] >= PHRASE_PAUSE_S or last[2].rstrip().endswith(SENTENCE_END):
+            phrases.append([word])
+        else:
+            phrases[-1].append(word)
+    return [
+        Segment(
+            phrase[0][0],
+            phrase[-1][1],
+            "".join(w[2] for w in phrase).strip(),
+            None,
+            tuple(Word(w0, w1, raw.strip()) for w0, w1, raw in phrase),
+        )
+        for phrase in phrases
+    ]
+
+
 class FasterWhisperEngine:
     """CTranslate2 Whisper: int8 on CPU, float16 on GPU by default."""
 
@@ -118,6 +167,38 @@ class FasterWhisperEngine:
             raise EngineUnavailable(
                 f"faster-whisper cannot load the model at {self.model_path}: {exc}"
             ) from exc
+        self._check_vocabulary()
+        self._batched: Any = self._batched_pipeline() if settings.batched else None
+
+    def with_settings(self, settings: EngineSettings) -> FasterWhisperEngine:
+        """This loaded model decoding with other settings (beam, VAD, vocabulary, batching): no second load."""
+        loaded = ("engine", "model", "device", "compute_type", "threads")
+        changed = [name for name in loaded if getattr(settings, name) != getattr(self.settings, name)]
+        if changed:
+            raise ValueError(f"{', '.join(changed)} can only change with a new model load")
+        other = copy.copy(self)
+        other.settings = settings
+        other._check_vocabulary()
+        other._batched = self._batched_pipeline() if settings.batched else None
+        return other
+
+    def _batched_pipeline(self) -> Any:
+        from faster_whisper import BatchedInferencePipeline
+
+        return BatchedInferencePipeline(model=self._model)
+
+    def _check_vocabulary(self) -> None:
+        """Refuse a vocabulary longer than Whisper reads, rather than let it drop the last names."""
+        hotwords = self.settings.hotwords
+        if hotwords is None:
+            return
+        tokens = len(self._model.hf_tokenizer.encode(" " + hotwords, add_special_tokens=False).ids)
+        limit = self._model.max_length // 2 - 1
+        if tokens > limit:
+            raise EngineUnavailable(
+                f"transcription.vocabulary is {tokens} tokens long for the model, which reads at most {limit}: "
+                "keep the names it gets wrong"
+            )
 
     def _temperature(self) -> dict[str, float]:
         """One decoding pass at temperature 0 unless the fallback was asked for."""
@@ -126,24 +207,42 @@ class FasterWhisperEngine:
     def transcribe(self, path: str | Path, channel: int | None = None) -> Transcript:
         """Transcribe with word timestamps."""
         audio = load_audio(path, channel)
-        segments, info = self._model.transcribe(
-            audio,
-            language=self.settings.language or None,
-            beam_size=self.settings.beam_size,
-            word_timestamps=True,
-            vad_filter=self.settings.vad,
-            # Each call is short and self-contained; conditioning on earlier
-            # text only spreads one misheard word into the next segment.
-            condition_on_previous_text=False,
-            **self._temperature(),
-        )
-        out = []
-        for seg in segments:
-            words = tuple(
-                Word(float(w.start), float(w.end), w.word.strip()) for w in (seg.words or ())
+        batched = self._batched is not None and (self.settings.vad or len(audio) <= 30 * SAMPLE_RATE)
+        if batched:
+            # Without VAD the batched pipeline has no chunks to batch beyond
+            # the first 30 s, so a long recording takes the sequential path.
+            segments, info = self._batched.transcribe(
+                audio,
+                language=self.settings.language or None,
+                beam_size=self.settings.beam_size,
+                word_timestamps=True,
+                vad_filter=self.settings.vad,
+                batch_size=self.settings.batch_size,
+                hotwords=self.settings.hotwords,
+                **self._temperature(),
             )
+        else:
+            segments, info = self._model.transcribe(
+                audio,
+                language=self.settings.language or None,
+                beam_size=self.settings.beam_size,
+                word_timestamps=True,
+                vad_filter=self.settings.vad,
+                # Each call is short and self-contained; conditioning on earlier
+                # text only spreads one misheard word into the next segment.
+                condition_on_previous_text=False,
+                hotwords=self.settings.hotwords,
+                **self._temperature(),
+            )
+        out: list[Segment] = []
+        for seg in segments:
+            raw = [(float(w.start), float(w.end), w.word) for w in (seg.words or ())]
+            if batched:
+                out.extend(split_at_pauses(float(seg.start), float(seg.end), seg.text, raw))
+                continue
+            words = tuple(Word(start, end, word.strip()) for start, end, word in raw)
             out.append(Segment(float(seg.start), float(seg.end), seg.text.strip(), None, words))
-        return Transcript(tuple(out), info.language, float(info.duration))
+        return respell(Transcript(tuple(out), info.language, float(info.duration)), self.settings.vocabulary)
 
 
 class OpenAIWhisperEngine:
@@ -190,6 +289,7 @@ class OpenAIWhisperEngine:
             word_timestamps=True,
             fp16=self.device != "cpu",
             condition_on_previous_text=False,
+            initial_prompt=self.settings.hotwords,
             **({} if self.settings.temperature_fallback else {"temperature": 0.0}),
         )
         out = []
@@ -199,7 +299,8 @@ class OpenAIWhisperEngine:
                 for w in seg.get("words", ())
             )
             out.append(Segment(float(seg["start"]), float(seg["end"]), seg["text"].strip(), None, words))
-        return Transcript(tuple(out), result.get("language", ""), len(audio) / SAMPLE_RATE)
+        transcript = Transcript(tuple(out), result.get("language", ""), len(audio) / SAMPLE_RATE)
+        return respell(transcript, self.settings.vocabulary)
 
 
 ENGINES: dict[str, type[FasterWhisperEngine] | type[OpenAIWhisperEngine]] = {
