@@ -1,7 +1,7 @@
 """Re-checking every past call after a checklist changed: 10,000 generated calls, SQLite and PostgreSQL.
 
 Each generated call is answered, has a two-channel recording and a transcript of
-about 150 words in eight segments, the two sides taking turns: sentences of a sales
+about 65 words in eight segments (``--turns``), the two sides taking turns: sentences of a sales
 call (a greeting with the company's name, the need, the price, the next step), some
 said in some calls only, so that items pass on some calls and fail on others; 3% of
 calls hold a stop phrase. Rows go in by executemany; the search's word index is
@@ -12,7 +12,7 @@ chunks, the job's progress written after each), against a checklist of eight ite
 (one-word and multi-word phrases, sides, windows, a stop phrase): wall and CPU
 seconds, calls per second, and the moments progress was reported.
 
-    python benchmarks/recheck.py [--calls 10000] [--db sqlite postgresql] [--no-write]
+    python benchmarks/recheck.py [--calls 10000] [--turns 8] [--db sqlite postgresql] [--no-write]
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _segment(call_id: int, rec_id: int, start: float, side: str, text: str) -> t
 Rows = list[dict[str, Any]]
 
 
-def generate(n: int, seed: int = 7) -> tuple[Rows, Rows, Rows, Rows]:
+def generate(n: int, turns: int = 8, seed: int = 7) -> tuple[Rows, Rows, Rows, Rows]:
     rng = random.Random(seed)
     calls: Rows = []
     recordings: Rows = []
@@ -99,13 +99,13 @@ def generate(n: int, seed: int = 7) -> tuple[Rows, Rows, Rows, Rows]:
         started = START + timedelta(minutes=7 * j)
         t = 1.0
         rows = []
-        for turn in range(8):
+        for turn in range(turns):
             side = "manager" if turn % 2 == 0 else "client"
             if side == "manager":
                 line = MANAGER_LINES[0] if turn == 0 and rng.random() < 0.8 else rng.choice(MANAGER_LINES)
             else:
                 line = rng.choice(CLIENT_LINES)
-            if turn == 7 and rng.random() < 0.03:
+            if turn == turns - 1 and rng.random() < 0.03:
                 line = STOP_LINE
             row, t = _segment(j, j, t, side, line)
             rows.append(row)
@@ -132,8 +132,8 @@ def generate(n: int, seed: int = 7) -> tuple[Rows, Rows, Rows, Rows]:
     return calls, recordings, jobs, segments
 
 
-async def _fill(url: str, n: int) -> None:
-    calls, recordings, jobs, segments = generate(n)
+async def _fill(url: str, n: int, turns: int) -> None:
+    calls, recordings, jobs, segments = generate(n, turns)
     engine = make_engine(url)
     try:
         async with session_factory(engine)() as session, session.begin():
@@ -178,27 +178,28 @@ async def _measure(url: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--turns", type=int, default=8, help="segments per call, the sides taking turns")
     parser.add_argument("--db", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
     args = parser.parse_args()
     lines = [
-        "| database | calls | checks written | with figures | wall s | CPU s | calls/s | first progress after s "
-        "| progress reports |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| database | calls | segments a call | checks written | with figures | wall s | CPU s | calls/s "
+        "| first progress after s | progress reports |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.db:
             with scratch_database(kind, Path(tmp)) as db:
                 fill = Stopwatch()
-                asyncio.run(_fill(db.url, args.calls))
+                asyncio.run(_fill(db.url, args.calls, args.turns))
                 print(f"{kind}: {args.calls} calls generated and loaded in {fill():.1f} s")
                 r = asyncio.run(_measure(db.url))
                 print(f"{kind}: re-checked {r['calls']} calls in {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU "
                       f"({r['calls'] / r['wall']:.0f} calls/s); {r['checks']} checks, {r['figures']} with figures, "
                       f"adherence {r['adherence']:.0%}; first progress after {r['first_progress']:.1f} s")
                 lines.append(
-                    f"| {kind} | {r['calls']:,} | {r['checks']:,} | {r['figures']:,} | {r['wall']:.1f} | {r['cpu']:.1f} | "
-                    f"{r['calls'] / r['wall']:.0f} | {r['first_progress']:.1f} | {r['reports']} |"
+                    f"| {kind} | {r['calls']:,} | {args.turns} | {r['checks']:,} | {r['figures']:,} | {r['wall']:.1f} "
+                    f"| {r['cpu']:.1f} | {r['calls'] / r['wall']:.0f} | {r['first_progress']:.1f} | {r['reports']} |"
                 )
     body = "\n".join(lines)
     print("\n" + body)

@@ -149,3 +149,20 @@ async def test_the_client_cutting_in_is_an_interruption(
     assert figures["interruptions"] == 1
     # The manager's monologue ends where the client cuts in.
     assert abs(figures["longest_monologue_s"] - (client[0][0] - manager[0][0])) <= 1.0
+
+
+def test_turns_taken_over_each_other_count_for_whoever_cut_in() -> None:
+    from pbxbridge.analytics.figures import conversation_figures
+
+    def said(side: str, start: float, end: float) -> dict[str, object]:
+        return {"start": start, "end": end, "speaker": side, "text": "да", "words": [{"start": start, "end": end}]}
+
+    # The manager 0-5 s, the client cuts in at 2 s and talks to 7 s, the manager cuts back in at 6 s.
+    figures = conversation_figures([said("manager", 0, 5), said("client", 2, 7), said("manager", 6, 9)], 10.0)
+    assert figures is not None
+    assert (figures.client_interruptions, figures.manager_interruptions) == (1, 1)
+    # The client's speech splits the manager's run: 0-2 s and 7-9 s.
+    assert figures.longest_monologue_s == 2.0
+    assert abs(figures.silence_share - 0.1) < 1e-9 and figures.manager_talk_s == 8.0
+    # A one-channel transcript (no sides) has no figures at all.
+    assert conversation_figures([{"start": 0, "end": 5, "speaker": None, "text": "алло", "words": []}], 10.0) is None

@@ -7,6 +7,7 @@ said what is not known there, and a zero would read as a fact.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -59,8 +60,10 @@ def _total(spans: Sequence[Span]) -> float:
     return sum(e - s for s, e in spans)
 
 
-def _inside(t: float, spans: Sequence[Span]) -> bool:
-    return any(s + INTERRUPT_MARGIN_S <= t < e - INTERRUPT_MARGIN_S for s, e in spans)
+def _inside(t: float, spans: Sequence[Span], starts: Sequence[float]) -> bool:
+    """Whether ``t`` falls well inside one of ``spans`` (merged, in order; ``starts`` their starts)."""
+    i = bisect_right(starts, t - INTERRUPT_MARGIN_S) - 1
+    return i >= 0 and t < spans[i][1] - INTERRUPT_MARGIN_S
 
 
 def _minus(span: Span, others: Sequence[Span]) -> list[Span]:
@@ -76,8 +79,10 @@ def _longest_monologue(manager: Sequence[Span], client: Sequence[Span]) -> float
     longest = 0.0
     for run in merge(manager, MONOLOGUE_BREAK_S):
         # The client's speech splits a run (a "да-да" too: the manager was answered).
-        for a, b in _minus(run, client):
-            said = [(max(s, a), min(e, b)) for s, e in manager if s < b and e > a]
+        inside = [(s, e) for s, e in manager if s < run[1] and e > run[0]]
+        cuts = [(s, e) for s, e in client if s < run[1] and e > run[0]]
+        for a, b in _minus(run, cuts):
+            said = [(max(s, a), min(e, b)) for s, e in inside if s < b and e > a]
             if said:
                 longest = max(longest, max(e for _s, e in said) - min(s for s, _e in said))
     return longest
@@ -108,8 +113,9 @@ def conversation_figures(segments: Iterable[dict[str, Any]], duration_s: float |
     duration = max(duration_s or 0.0, end_seen)
     either = _total(merge([*manager, *client]))
     talked = manager_s + client_s
-    manager_cuts = sum(1 for s, _e in manager if _inside(s, client))
-    client_cuts = sum(1 for s, _e in client if _inside(s, manager))
+    manager_starts, client_starts = [s for s, _e in manager], [s for s, _e in client]
+    manager_cuts = sum(1 for s in manager_starts if _inside(s, client, client_starts))
+    client_cuts = sum(1 for s in client_starts if _inside(s, manager, manager_starts))
     return ConversationFigures(
         duration_s=duration,
         manager_talk_s=manager_s,

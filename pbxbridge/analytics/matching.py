@@ -22,7 +22,8 @@ NOT_SAID = "not_said"
 STOP_SAID = "stop_phrase_said"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a re-check makes one per word said in every call, and a frozen dataclass is slow to build.
+@dataclass(slots=True)
 class Spoken:
     """One word said in a call, with its dictionary form and where it falls in the call."""
 
@@ -115,7 +116,8 @@ class CallWords:
         key = (item.side, item.within_s, item.last_s)
         found = self._groups.get(key)
         if found is None:
-            words = [w for w in self.words if _in_window(w, item)]
+            windowed = item.within_s is not None or item.last_s is not None
+            words = [w for w in self.words if _in_window(w, item)] if windowed else self.words
             if not self.two_channel:
                 sides: list[str | None] = [None]
             elif item.side == ANY:
@@ -183,9 +185,11 @@ def spoken_words(
         stored = (seg.get("lemmas") or "").split()
         lemmas = stored if len(stored) == len(timed) else [lemma(t) for _s, _e, t in timed]
         for (start, end, token), form in zip(timed, lemmas, strict=True):
+            since = None if answer_s is None else start - answer_s
+            before = None if end_s is None else end_s - start
             out.append(Spoken(
-                at_s=start, end_s=end, side=speaker, text=token, lemma=form, recording_id=recording_id,
-                from_answer_s=None if answer_s is None else max(0.0, start - answer_s),
-                to_end_s=None if end_s is None else max(0.0, end_s - start),
+                start, end, speaker, token, form, recording_id,
+                0.0 if since is not None and since < 0 else since,
+                0.0 if before is not None and before < 0 else before,
             ))
     return out
