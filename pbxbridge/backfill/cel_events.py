@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pbxbridge.backfill.rows import CelRow
 from pbxbridge.calls.channels import local_partner, parse_channel
@@ -73,8 +74,13 @@ def _base(row: CelRow) -> Event:
     }
 
 
-def _snapshot(row: CelRow) -> Event:
-    event = _base(row)
+def _snapshot(row: CelRow, kind: str | None = None) -> Event:
+    """The channel as the row shows it; as an event of ``kind`` when given (one dict, not two)."""
+    event: Event = {"Event": kind} if kind is not None else {}
+    event["Channel"] = row.channame
+    event["Uniqueid"] = row.uniqueid
+    event["Linkedid"] = row.linkedid
+    event["Timestamp"] = f"{row.at:.6f}"
     event["CallerIDNum"] = row.cid_num
     event["CallerIDName"] = row.cid_name
     event["Context"] = row.context
@@ -200,7 +206,7 @@ def call_events(rows: Sequence[CelRow], facts: CdrFacts | None = None) -> list[E
         kind = row.eventtype
         is_origin = origin is not None and ch.uid == origin.uid
         if kind == "CHAN_START":
-            out.append({"Event": "Newchannel", **_snapshot(row)})
+            out.append(_snapshot(row, "Newchannel"))
             if is_origin:
                 out.extend(_recording_events(row, facts.recordings))
             queue = facts.member_queues.get(row.channame) if ch.dialled_by == _BY_QUEUE else None
@@ -232,7 +238,7 @@ def call_events(rows: Sequence[CelRow], facts: CdrFacts | None = None) -> list[E
                     out.append(_queue_event("QueueCallerJoin", rows[origin.first], row.at, queue))
             out.append(_hangup_request(call, origin, rows[origin.hangup] if origin.hangup is not None else row))
         if not _carries_other_context(row):
-            event = {"Event": "Newexten", **_snapshot(row)}
+            event = _snapshot(row, "Newexten")
             if row.appname and row.appdata != _OUTGOING_LINE:
                 event["Application"] = row.appname
                 event["AppData"] = row.appdata
@@ -242,7 +248,9 @@ def call_events(rows: Sequence[CelRow], facts: CdrFacts | None = None) -> list[E
         elif kind == "HANGUP":
             if ch.dialled_by and ch.answer is None:
                 out.extend(_unanswered_end(call, ch, row))
-            out.append({"Event": "Hangup", **_snapshot(row), "Cause": row.extra_fields().get("hangupcause", "")})
+            hangup = _snapshot(row, "Hangup")
+            hangup["Cause"] = row.extra_fields().get("hangupcause", "")
+            out.append(hangup)
         elif kind == "BRIDGE_ENTER":
             bridge = row.extra_fields().get("bridge_id", "")
             bridges.setdefault(bridge, []).append(row.uniqueid)
@@ -270,8 +278,16 @@ def _queue_event(kind: str, caller: CelRow, at: float, queue: str) -> Event:
 
 def _carries_other_context(row: CelRow) -> bool:
     """A Local ;1 channel's rows show its ;2 end's context until it runs dialplan of its own."""
-    name = parse_channel(row.channame)
-    return name.is_local and name.local_side == 1 and row.context == name.local_context
+    context = _local_one_context(row.channame)
+    return context is not None and row.context == context
+
+
+# A call's channel names come back on every one of its rows: each is parsed once.
+@lru_cache(maxsize=1024)
+def _local_one_context(channame: str) -> str | None:
+    """The context a Local channel's ;1 end names (None for any other channel)."""
+    name = parse_channel(channame)
+    return name.local_context if name.is_local and name.local_side == 1 else None
 
 
 def _recording_events(row: CelRow, recordings: Iterable[str]) -> list[Event]:

@@ -9,6 +9,7 @@ resume point: the first row of the oldest call still open (everything before it 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from pbxbridge.backfill.cdr_facts import cdr_facts
 from pbxbridge.backfill.cel_events import CdrFacts
 from pbxbridge.backfill.rebuild import CelRebuilder
 from pbxbridge.backfill.rows import CelRow
-from pbxbridge.backfill.source import PAGE_ROWS, CdrSource
+from pbxbridge.backfill.source import PAGE_ROWS, CdrSource, CelPage
 from pbxbridge.calls.model import FinishedCall
 from pbxbridge.calls.tracker import TrackerSettings
 
@@ -72,37 +73,51 @@ async def import_calls(
     rebuilder = CelRebuilder(settings, facts=lambda linkedid: facts.pop(linkedid, CdrFacts()), warn=warn)
     cursor = after_id if after_id is not None else await source.first_id_at(start) - 1
     state = _State()
-    while not state.done:
-        page = await source.cel_page(cursor, page_rows)
-        if page is None:
-            # The table ends here: calls still open are in progress on the PBX. Nothing is given
-            # out for them; a later run reads them from their first row.
-            calls = rebuilder.calls
-            yield ImportBatch([], calls.first_open_id_minus_one(cursor), 0, 0.0, open_calls=len(calls.open))
-            return
-        cursor = page.last_id
-        complete: list[list[CelRow]] = []
-        for row in page.rows:
-            rows = _take(rebuilder, state, row, start, end, wanted)
-            if rows is not None:
-                complete.append(rows)
-        if not rebuilder.calls.open and page.last_at >= end:
-            state.done = True
-        elif rebuilder.calls.open and page.last_at >= end + MAX_CALL_S:
-            complete.extend(rebuilder.calls.take_all())
-            state.done = True
-        out: list[FinishedCall] = []
-        if complete:
-            since = min(rows[0].at for rows in complete)
-            until = max(rows[-1].at for rows in complete)
-            by_call = await source.cdr_rows([rows[0].linkedid for rows in complete], since, until)
-            for rows in complete:
-                facts[rows[0].linkedid] = cdr_facts(by_call.get(rows[0].linkedid, ()), source.zone)
-                out.extend(rebuilder.feed_call(rows))
-        if state.done:
-            out.extend(rebuilder.tracker.end_of_stream(page.last_at))
-        resume = None if state.done else rebuilder.calls.first_open_id_minus_one(cursor)
-        yield ImportBatch(out, resume, len(page.rows), page.last_at, open_calls=len(rebuilder.calls.open))
+    async with contextlib.aclosing(source.cel_pages(cursor, page_rows)) as pages:
+        async for page in pages:
+            cursor = page.last_id
+            yield await _batch(source, rebuilder, facts, state, page, start, end, wanted)
+            if state.done:
+                return
+    # The table ends here: calls still open are in progress on the PBX. Nothing is given
+    # out for them; a later run reads them from their first row.
+    calls = rebuilder.calls
+    yield ImportBatch([], calls.first_open_id_minus_one(cursor), 0, 0.0, open_calls=len(calls.open))
+
+
+async def _batch(
+    source: CdrSource,
+    rebuilder: CelRebuilder,
+    facts: dict[str, CdrFacts],
+    state: _State,
+    page: CelPage,
+    start: float,
+    end: float,
+    wanted: Callable[[CelRow], bool] | None,
+) -> ImportBatch:
+    """One page's rows added to their calls; the calls they completed, rebuilt."""
+    complete: list[list[CelRow]] = []
+    for row in page.rows:
+        rows = _take(rebuilder, state, row, start, end, wanted)
+        if rows is not None:
+            complete.append(rows)
+    if not rebuilder.calls.open and page.last_at >= end:
+        state.done = True
+    elif rebuilder.calls.open and page.last_at >= end + MAX_CALL_S:
+        complete.extend(rebuilder.calls.take_all())
+        state.done = True
+    out: list[FinishedCall] = []
+    if complete:
+        since = min(rows[0].at for rows in complete)
+        until = max(rows[-1].at for rows in complete)
+        by_call = await source.cdr_rows([rows[0].linkedid for rows in complete], since, until)
+        for rows in complete:
+            facts[rows[0].linkedid] = cdr_facts(by_call.get(rows[0].linkedid, ()), source.zone)
+            out.extend(rebuilder.feed_call(rows))
+    if state.done:
+        out.extend(rebuilder.tracker.end_of_stream(page.last_at))
+    resume = None if state.done else rebuilder.calls.first_open_id_minus_one(page.last_id)
+    return ImportBatch(out, resume, len(page.rows), page.last_at, open_calls=len(rebuilder.calls.open))
 
 
 def _take(

@@ -85,10 +85,14 @@ class CelRebuilder:
             if row.extra_is_cut():
                 self._warn(row.linkedid, f"CEL row {row.id} ({row.eventtype}): eventextra cut at the column's width")
         out: list[FinishedCall] = []
-        now = rows[0].at if rows else 0.0
-        for event in call_events(rows, self._facts(rows[0].linkedid) if rows else None):
-            now = float(event.get("Timestamp", now))
-            out.extend(self.tracker.feed(event, now))
+        if not rows:
+            return out
+        # Every event made from CEL carries its row's time (Timestamp): the tracker reads that.
+        feed, now = self.tracker.feed, rows[0].at
+        for event in call_events(rows, self._facts(rows[0].linkedid)):
+            done = feed(event, now)
+            if done:
+                out.extend(done)
         for linkedid, message in self.tracker.take_warnings():
             self._warn(linkedid, message)
         return out

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from itertools import chain
+from types import MappingProxyType
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 # Every CEL event type Asterisk 12+ writes (cel.conf ``events=``); anything else is not a CEL row.
@@ -27,8 +30,9 @@ class BadRow(ValueError):
     """A CEL or CDR row pbxbridge cannot use; the message names the row and what is wrong with it."""
 
 
-@dataclass(frozen=True, slots=True)
-class CelRow:
+class CelRow(NamedTuple):
+    """A CEL row: a tuple, made straight from the database's row (one allocation, no per-field setattr)."""
+
     id: int
     eventtype: str
     # Unix seconds (the table keeps the PBX's local time to the second).
@@ -47,26 +51,39 @@ class CelRow:
     peer: str = ""
     extra: str = ""
 
-    def extra_fields(self) -> dict[str, str]:
-        """``eventextra`` as a dict of strings; a value cut off at the column's width is left out."""
-        text = self.extra.strip()
-        if not text:
-            return {}
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return {m["key"]: m["text"] if m["text"] is not None else m["number"] for m in _PAIR.finditer(text)}
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    def extra_fields(self) -> Mapping[str, str]:
+        """``eventextra`` as strings by key; a value cut off at the column's width is left out."""
+        return _extra(self.extra)[0]
 
     def extra_is_cut(self) -> bool:
-        text = self.extra.strip()
-        if not text:
-            return False
-        try:
-            json.loads(text)
-        except ValueError:
-            return True
-        return False
+        return _extra(self.extra)[1]
+
+
+# The columns of ``cel`` read, in CelRow's order (``eventtime`` becomes ``at``).
+CEL_COLUMNS = (
+    "id", "eventtype", "eventtime", "channame", "uniqueid", "linkedid", "cid_num", "cid_name", "cid_ani",
+    "cid_dnid", "exten", "context", "appname", "appdata", "peer", "eventextra",
+)
+_TEXT_FROM = 3
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+# A call's rows are read more than once for the same extra (cut or not, its hang-up cause, its
+# bridge): each is parsed once.
+@lru_cache(maxsize=1024)
+def _extra(extra: str) -> tuple[Mapping[str, str], bool]:
+    """``eventextra`` as strings by key, and whether it was cut at the column's width."""
+    text = extra.strip()
+    if not text:
+        return _EMPTY, False
+    try:
+        data = json.loads(text)
+    except ValueError:
+        cut = {m["key"]: m["text"] if m["text"] is not None else m["number"] for m in _PAIR.finditer(text)}
+        return MappingProxyType(cut), True
+    if not isinstance(data, dict):
+        return _EMPTY, False
+    return MappingProxyType({str(k): str(v) for k, v in data.items()}), False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,46 +118,66 @@ def local_seconds(value: Any, zone: ZoneInfo) -> float:
     return value.timestamp()
 
 
-def _text(raw: Mapping[str, Any], key: str) -> str:
-    value = raw.get(key)
+def cel_rows(raw: Sequence[Sequence[Any]], zone: ZoneInfo, bad: Callable[[BadRow], None]) -> list[CelRow]:
+    """Database rows of ``cel`` (columns as ``CEL_COLUMNS``) as CelRows; each one unusable is told to ``bad``.
+
+    A page at a time: the text columns are checked once per page (FreePBX's are NOT NULL
+    varchars, so they are already strings), and an ``eventtime`` second shared by many rows is
+    turned into Unix seconds once.
+    """
+    if not _all_text_or_plain(raw):
+        raw = [_as_text(item) for item in raw]
+    seconds: dict[Any, float] = {}
+    make = tuple.__new__
+    out: list[CelRow] = []
+    append = out.append
+    for item in raw:
+        eventtype = item[1]
+        if eventtype not in KNOWN_EVENT_TYPES:
+            bad(BadRow(f"CEL row {item[0]}: unknown event type {eventtype!r}"))
+            continue
+        if not item[3] or not item[4] or not item[5]:
+            bad(BadRow(f"CEL row {item[0]}: {eventtype} without uniqueid, linkedid or channel name"))
+            continue
+        when = item[2]
+        at = seconds.get(when)
+        if at is None:
+            try:
+                at = seconds[when] = local_seconds(when, zone)
+            except (TypeError, ValueError):
+                bad(BadRow(f"CEL row {item[0]}: unreadable eventtime {when!r}"))
+                continue
+        append(make(CelRow, (int(item[0]), eventtype, at, *item[_TEXT_FROM:])))
+    return out
+
+
+def _all_text_or_plain(raw: Sequence[Sequence[Any]]) -> bool:
+    """No NULL and no bytes anywhere in the page (one pass in C)."""
+    kinds = set(map(type, chain.from_iterable(raw)))
+    return type(None) not in kinds and bytes not in kinds and bytearray not in kinds
+
+
+def _as_text(item: Sequence[Any]) -> tuple[Any, ...]:
+    """A row whose text columns may be NULL or bytes (another schema, a binary collation): all strings."""
+    head = (item[0], _text_value(item[1]), item[2])
+    return head + tuple(_text_value(v) for v in item[_TEXT_FROM:])
+
+
+def _text_value(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
     return str(value)
 
 
-def cel_row(raw: Mapping[str, Any], zone: ZoneInfo) -> CelRow:
-    """A database row of ``cel`` as a CelRow; BadRow names what cannot be used."""
-    row_id = raw.get("id")
-    eventtype = _text(raw, "eventtype")
-    if eventtype not in KNOWN_EVENT_TYPES:
-        raise BadRow(f"CEL row {row_id}: unknown event type {eventtype!r}")
-    uniqueid, linkedid, channame = _text(raw, "uniqueid"), _text(raw, "linkedid"), _text(raw, "channame")
-    if not uniqueid or not linkedid or not channame:
-        raise BadRow(f"CEL row {row_id}: {eventtype} without uniqueid, linkedid or channel name")
-    try:
-        at = local_seconds(raw.get("eventtime"), zone)
-    except (TypeError, ValueError) as exc:
-        raise BadRow(f"CEL row {row_id}: unreadable eventtime {raw.get('eventtime')!r}") from exc
-    return CelRow(
-        id=int(row_id or 0),
-        eventtype=eventtype,
-        at=at,
-        channame=channame,
-        uniqueid=uniqueid,
-        linkedid=linkedid,
-        cid_num=_text(raw, "cid_num"),
-        cid_name=_text(raw, "cid_name"),
-        cid_ani=_text(raw, "cid_ani"),
-        cid_dnid=_text(raw, "cid_dnid"),
-        exten=_text(raw, "exten"),
-        context=_text(raw, "context"),
-        appname=_text(raw, "appname"),
-        appdata=_text(raw, "appdata"),
-        peer=_text(raw, "peer"),
-        extra=_text(raw, "eventextra"),
-    )
+def _text(raw: Mapping[str, Any], key: str) -> str:
+    return _text_value(raw.get(key))
+
+
+def cdr_linkedid(raw: Mapping[str, Any]) -> str:
+    """The call a ``cdr`` row belongs to (its own uniqueid when it names no linkedid)."""
+    return _text(raw, "linkedid") or _text(raw, "uniqueid")
 
 
 def cdr_row(raw: Mapping[str, Any], zone: ZoneInfo) -> CdrRow:
@@ -152,7 +189,7 @@ def cdr_row(raw: Mapping[str, Any], zone: ZoneInfo) -> CdrRow:
     return CdrRow(
         at=at,
         uniqueid=_text(raw, "uniqueid"),
-        linkedid=_text(raw, "linkedid") or _text(raw, "uniqueid"),
+        linkedid=cdr_linkedid(raw),
         src=_text(raw, "src"),
         dst=_text(raw, "dst"),
         dcontext=_text(raw, "dcontext"),

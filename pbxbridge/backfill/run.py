@@ -10,6 +10,7 @@ checkpoint is saved: a run killed at any moment goes on from there when started 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -123,6 +124,8 @@ class Progress:
     rows: int = 0
     reached: float = 0.0
     began: float = 0.0
+    # Calls the KPI figures were rebuilt from at the end (None: not rebuilt).
+    kpi_calls: int | None = None
 
     def line(self, now: float | None = None) -> str:
         now = time.monotonic() if now is None else now
@@ -180,7 +183,7 @@ async def run_backfill(
         source, settings, start, end, after_id=point.after_id, page_rows=page_rows, wanted=wanted
     )
     last: ImportBatch | None = None
-    async for batch in batches:
+    async for batch in read_ahead(batches):
         fresh = await not_in_journal(writer.sessions, batch.calls)
         for call in fresh:
             writer.marks.expect(call, kind)
@@ -209,6 +212,31 @@ async def run_backfill(
         done = Checkpoint(after_id=None, calls=progress.calls, done=True)
         await save_checkpoint(writer.sessions, pbx, task, done)
     return progress
+
+
+async def read_ahead(batches: AsyncIterator[ImportBatch]) -> AsyncIterator[ImportBatch]:
+    """The batches, the next one read from the PBX's database and rebuilt while this one is written."""
+    ahead = asyncio.ensure_future(_next(batches))
+    try:
+        while True:
+            try:
+                batch = await ahead
+            except StopAsyncIteration:
+                return
+            ahead = asyncio.ensure_future(_next(batches))
+            yield batch
+    finally:
+        if not ahead.done():
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await ahead
+        aclose = getattr(batches, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _next(batches: AsyncIterator[ImportBatch]) -> ImportBatch:
+    return await anext(batches)
 
 
 async def _cdr_batches(

@@ -24,15 +24,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from pbxbridge.backfill.rows import BadRow, CdrRow, CelRow, cdr_row, cel_row
+from pbxbridge.backfill.rows import CEL_COLUMNS, BadRow, CdrRow, CelRow, cdr_linkedid, cdr_row, cel_rows
 
 log = logging.getLogger(__name__)
 
-PAGE_ROWS = 5000
-CEL_SELECT = (
-    "id, eventtype, eventtime, cid_name, cid_num, cid_ani, cid_dnid, exten, context, channame,"
-    " appname, appdata, uniqueid, linkedid, peer, eventextra"
-)
+# CEL rows handed on at a time: the unit of a run's checkpoint (about 270 calls of the captures).
+PAGE_ROWS = 10_000
+# CEL rows one query streams (pages of it arrive while the last is being written). Bounded so that
+# the PBX's database holds no read view (undo InnoDB cannot purge) for the whole of an import.
+QUERY_ROWS = 100_000
+CEL_SELECT = ", ".join(CEL_COLUMNS)
 CDR_SELECT = (
     "calldate, uniqueid, linkedid, src, dst, dcontext, channel, dstchannel, lastapp, lastdata,"
     " disposition, duration, billsec, did, recordingfile, cnum, sequence"
@@ -129,6 +130,29 @@ class CdrSource:
         """Unix seconds as the PBX's wall clock (what eventtime and calldate hold)."""
         return datetime.fromtimestamp(at, self.zone).replace(tzinfo=None)
 
+    async def cel_pages(
+        self, after_id: int, page_rows: int = PAGE_ROWS, query_rows: int = QUERY_ROWS
+    ) -> AsyncIterator[CelPage]:
+        """The CEL rows after ``after_id`` in id order, ``page_rows`` at a time, to the table's end.
+
+        Each query streams its rows from the server (a server-side cursor: asyncmy's SSCursor,
+        asyncpg's cursor), so a page costs its own rows' memory only; only the columns a call
+        needs are read. Close it (``contextlib.aclosing``) when leaving before the end.
+        """
+        statement = text(f"SELECT {CEL_SELECT} FROM cel WHERE id > :after ORDER BY id LIMIT :limit")
+        page_rows = max(1, min(page_rows, query_rows))
+        while True:
+            read = 0
+            async with self.engine.connect() as conn:
+                result = await conn.stream(statement, {"after": after_id, "limit": query_rows})
+                async for raw in result.partitions(page_rows):
+                    read += len(raw)
+                    page = self._page(raw)
+                    after_id = page.last_id
+                    yield page
+            if read < query_rows:
+                return
+
     async def cel_page(self, after_id: int, limit: int = PAGE_ROWS) -> CelPage | None:
         """Up to ``limit`` CEL rows after ``after_id``, in id order; None past the last row."""
         async with self.engine.connect() as conn:
@@ -136,21 +160,16 @@ class CdrSource:
                 text(f"SELECT {CEL_SELECT} FROM cel WHERE id > :after ORDER BY id LIMIT :limit"),
                 {"after": after_id, "limit": limit},
             )
-            raw = result.mappings().all()
-        if not raw:
-            return None
-        rows: list[CelRow] = []
-        last_at = 0.0
-        for item in raw:
-            try:
-                row = cel_row(dict(item), self.zone)
-            except BadRow as exc:
-                self.bad_rows += 1
-                self._warn(f"{exc}; skipped")
-                continue
-            rows.append(row)
-            last_at = row.at
-        return CelPage(rows=rows, last_id=int(raw[-1]["id"]), last_at=last_at)
+            raw = result.all()
+        return self._page(raw) if raw else None
+
+    def _page(self, raw: Sequence[Sequence[Any]]) -> CelPage:
+        rows = cel_rows(raw, self.zone, self._bad)
+        return CelPage(rows=rows, last_id=int(raw[-1][0]), last_at=rows[-1].at if rows else 0.0)
+
+    def _bad(self, exc: BadRow) -> None:
+        self.bad_rows += 1
+        self._warn(f"{exc}; skipped")
 
     async def cdr_rows(self, linkedids: Sequence[str], since: float, until: float) -> dict[str, list[CdrRow]]:
         """The CDR rows of these calls, which began between ``since`` and ``until`` (by calldate's index)."""
@@ -167,8 +186,11 @@ class CdrSource:
             raw = result.mappings().all()
         out: dict[str, list[CdrRow]] = {}
         for item in raw:
+            # Calls of the time range not asked for (still open, or of another page) are not converted.
+            if (item["linkedid"] or item["uniqueid"]) not in wanted and cdr_linkedid(item) not in wanted:
+                continue
             try:
-                row = cdr_row(dict(item), self.zone)
+                row = cdr_row(item, self.zone)
             except BadRow as exc:
                 self._warn(f"{exc}; skipped")
                 continue
@@ -197,7 +219,7 @@ class CdrSource:
             page: list[CdrRow] = []
             for item in raw:
                 try:
-                    page.append(cdr_row(dict(item), self.zone))
+                    page.append(cdr_row(item, self.zone))
                 except BadRow as exc:
                     self._warn(f"{exc}; skipped")
             yield page

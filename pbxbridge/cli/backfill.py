@@ -19,6 +19,9 @@ from pbxbridge.calls.following import tracker_settings
 from pbxbridge.calls.replay import replay_pbx
 from pbxbridge.cli.common import add_common_options, config_or_exit
 from pbxbridge.config import Config, PbxConfig
+from pbxbridge.db.engine import WRITE
+from pbxbridge.kpi.definitions import KpiSettings
+from pbxbridge.kpi.store import KpiRecorder
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,14 @@ _RU_DAY = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
 # A progress line at most this often when the output is not a terminal (a log, a pipe).
 LOG_EVERY_S = 10.0
 TRANSCRIPTION_DOMAIN = "pbxbridge.transcription.daemon"
+# The domains whose hooks must see each call as the journal writes it: its card's manager
+# (workflow: a card is never seen with its first call and no manager, and who gets it depends on
+# the calls before) and its CRM delivery, queued as the daemon would (the outbox row goes in the
+# call's own transaction; a live daemon or `pbxbridge outbox deliver` sends it). KPI figures are
+# not followed call by call: they are rebuilt once at the end (a call imported today may be the
+# callback of one counted a month ago, so every figure is recomputed, not only the touched days).
+# The web app, routing, analytics and the gap back-fill serve a live daemon only.
+IMPORT_DOMAINS = ("pbxbridge.workflow.daemon", "pbxbridge.crm.daemon")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -119,6 +130,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(f"\nbackfill {pbx.name}: {progress.line()}", file=sys.stderr)
+    if progress.kpi_calls is not None:
+        print(f"KPIs rebuilt from {progress.kpi_calls} calls", file=sys.stderr)
     print(f"{progress.calls} call(s) read, {progress.new} new in the journal")
     return 0
 
@@ -133,8 +146,8 @@ async def backfill(
         await source.check()
         daemon = Daemon(config, live=False)
         # Months of recordings would fill the transcription queue: only when asked for.
-        skipped = () if args.transcribe else (TRANSCRIPTION_DOMAIN,)
-        attach_domains(daemon, tuple(m for m in DOMAIN_MODULES if m not in skipped))
+        wanted = IMPORT_DOMAINS + ((TRANSCRIPTION_DOMAIN,) if args.transcribe else ())
+        attach_domains(daemon, tuple(m for m in DOMAIN_MODULES if m in wanted))
         marks = SourceMarks()
         daemon.after_write.append(marks.note_written)
         await daemon.start()
@@ -152,11 +165,23 @@ async def backfill(
                 page_rows=args.page_rows, max_rate=args.max_rate, on_progress=_reporter(),
             )
             await daemon.flush()
+            if progress.new:
+                progress.kpi_calls = await rebuild_kpis(config, daemon)
             return progress
         finally:
             await daemon.stop()
     finally:
         await source.close()
+
+
+async def rebuild_kpis(config: Config, daemon: Daemon) -> int:
+    """Every KPI fact and figure recomputed from the journal, in one transaction; the calls counted."""
+    sessions = daemon.hub.write_sessions or daemon.session_factory
+    assert sessions is not None
+    recorder = KpiRecorder(KpiSettings.from_config(config))
+    async with daemon.database_turn(), sessions() as session, session.begin():
+        await session.connection(execution_options=WRITE)
+        return await recorder.rebuild(session)
 
 
 def _reporter() -> Callable[[Progress], None]:
