@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain
@@ -86,8 +85,10 @@ def _extra(extra: str) -> tuple[Mapping[str, str], bool]:
     return MappingProxyType({str(k): str(v) for k, v in data.items()}), False
 
 
-@dataclass(frozen=True, slots=True)
-class CdrRow:
+class CdrRow(NamedTuple):
+    """A CDR row, as CelRow a tuple made straight from the database's row."""
+
+    # Unix seconds of calldate.
     at: float
     uniqueid: str
     linkedid: str
@@ -173,6 +174,52 @@ def _text_value(value: Any) -> str:
 
 def _text(raw: Mapping[str, Any], key: str) -> str:
     return _text_value(raw.get(key))
+
+
+# The columns of ``cdr`` read, in CdrRow's order (``calldate`` becomes ``at``).
+CDR_COLUMNS = (
+    "calldate", "uniqueid", "linkedid", "src", "dst", "dcontext", "channel", "dstchannel", "lastapp",
+    "lastdata", "disposition", "duration", "billsec", "did", "recordingfile", "cnum", "sequence",
+)
+_CDR_NUMBERS = frozenset({CDR_COLUMNS.index(c) for c in ("duration", "billsec", "sequence")})
+
+
+def cdr_rows(
+    raw: Iterable[Sequence[Any]], zone: ZoneInfo, bad: Callable[[BadRow], None], wanted: Container[str]
+) -> list[CdrRow]:
+    """Database rows of ``cdr`` (columns as ``CDR_COLUMNS``) of the calls ``wanted``, as CdrRows."""
+    seconds: dict[Any, float] = {}
+    make = tuple.__new__
+    out: list[CdrRow] = []
+    for item in raw:
+        linkedid = item[2] or item[1]
+        if linkedid not in wanted:
+            if type(linkedid) is str:
+                continue
+            # NULL or bytes (another schema): read as text, then asked again.
+            item = _cdr_as_text(item)
+            linkedid = item[2] or item[1]
+            if linkedid not in wanted:
+                continue
+        when = item[0]
+        at = seconds.get(when)
+        if at is None:
+            try:
+                at = seconds[when] = local_seconds(when, zone)
+            except (TypeError, ValueError):
+                bad(BadRow(f"CDR row {item[1]}: unreadable calldate {when!r}"))
+                continue
+        values = (at, item[1], linkedid, *item[3:])
+        if None in values:
+            values = _cdr_as_text((at, item[1], linkedid, *item[3:]))
+        out.append(make(CdrRow, values))
+    return out
+
+
+def _cdr_as_text(item: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(
+        int(v or 0) if i in _CDR_NUMBERS else (v if i == 0 else _text_value(v)) for i, v in enumerate(item)
+    )
 
 
 def cdr_linkedid(raw: Mapping[str, Any]) -> str:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, select, tuple_
+from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.backfill.cdr_calls import cdr_calls
@@ -102,15 +102,21 @@ async def not_in_journal(
     sessions: async_sessionmaker[AsyncSession], calls: Sequence[FinishedCall]
 ) -> list[FinishedCall]:
     """The calls the journal does not hold yet (by PBX and linkedid)."""
-    out: list[FinishedCall] = []
+    by_pbx: dict[str, list[FinishedCall]] = {}
+    for call in calls:
+        by_pbx.setdefault(call.pbx, []).append(call)
+    held: set[tuple[str, str]] = set()
     async with sessions() as session:
-        for i in range(0, len(calls), _LOOKUP_CHUNK):
-            chunk = calls[i : i + _LOOKUP_CHUNK]
-            keys = [(c.pbx, c.linkedid) for c in chunk]
-            found = await session.execute(select(Call.pbx, Call.linkedid).where(tuple_(Call.pbx, Call.linkedid).in_(keys)))
-            held = {(pbx, linkedid) for pbx, linkedid in found.all()}
-            out.extend(c for c in chunk if (c.pbx, c.linkedid) not in held)
-    return out
+        for pbx, of_pbx in by_pbx.items():
+            for i in range(0, len(of_pbx), _LOOKUP_CHUNK):
+                linkedids = [c.linkedid for c in of_pbx[i : i + _LOOKUP_CHUNK]]
+                # pbx = … AND linkedid IN (…): the unique index's own order, a look-up per call
+                # (a row-value IN is a scan of the whole journal on SQLite).
+                found = await session.execute(
+                    select(Call.linkedid).where(Call.pbx == pbx, Call.linkedid.in_(linkedids))
+                )
+                held.update((pbx, linkedid) for (linkedid,) in found.all())
+    return [c for c in calls if (c.pbx, c.linkedid) not in held]
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from pbxbridge.backfill.rows import CEL_COLUMNS, BadRow, CdrRow, CelRow, cdr_linkedid, cdr_row, cel_rows
+from pbxbridge.backfill.rows import CDR_COLUMNS, CEL_COLUMNS, BadRow, CdrRow, CelRow, cdr_row, cdr_rows, cel_rows
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,7 @@ PAGE_ROWS = 10_000
 # the PBX's database holds no read view (undo InnoDB cannot purge) for the whole of an import.
 QUERY_ROWS = 100_000
 CEL_SELECT = ", ".join(CEL_COLUMNS)
-CDR_SELECT = (
-    "calldate, uniqueid, linkedid, src, dst, dcontext, channel, dstchannel, lastapp, lastdata,"
-    " disposition, duration, billsec, did, recordingfile, cnum, sequence"
-)
+CDR_SELECT = ", ".join(CDR_COLUMNS)
 _DRIVERS = {
     "mysql": "mysql+asyncmy",
     "mariadb": "mysql+asyncmy",
@@ -183,20 +180,15 @@ class CdrSource:
             result = await conn.execute(
                 statement, {"since": self._wall(since - 1), "until": self._wall(until + 1)}
             )
-            raw = result.mappings().all()
+            raw = result.all()
         out: dict[str, list[CdrRow]] = {}
-        for item in raw:
-            # Calls of the time range not asked for (still open, or of another page) are not converted.
-            if (item["linkedid"] or item["uniqueid"]) not in wanted and cdr_linkedid(item) not in wanted:
-                continue
-            try:
-                row = cdr_row(item, self.zone)
-            except BadRow as exc:
-                self._warn(f"{exc}; skipped")
-                continue
-            if row.linkedid in wanted:
-                out.setdefault(row.linkedid, []).append(row)
+        # Calls of the time range not asked for (still open, or of another page) are not converted.
+        for row in cdr_rows(raw, self.zone, self._bad_cdr, wanted):
+            out.setdefault(row.linkedid, []).append(row)
         return out
+
+    def _bad_cdr(self, exc: BadRow) -> None:
+        self._warn(f"{exc}; skipped")
 
     async def cdr_pages(self, since: float, until: float, limit: int = PAGE_ROWS) -> AsyncIterator[list[CdrRow]]:
         """Every CDR row that began in [since, until), in pages by calldate (the CDR-only fallback)."""
