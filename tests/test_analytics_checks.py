@@ -176,6 +176,11 @@ async def test_each_call_is_checked_when_its_transcript_is_stored_and_again_when
     assert await asyncio.to_thread(main, ["checks", some, "--json", "--db", db_url]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert _items(printed, SCRIPT["name"]) == _items(found[some], SCRIPT["name"])
+    assert await asyncio.to_thread(main, ["checks", some, "--db", db_url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "  FAIL Предложил скидку: not said [one channel: judged on the whole text]" in lines
+    assert any(line.startswith("  FAIL Не просил ждать: stop phrase said at ") and "«оставайтесь на линии»" in line
+               for line in lines), lines
 
 
 def _wav_s(path: Path) -> float:
