@@ -130,3 +130,42 @@ async def test_cli_refuses_a_bad_file_and_stores_a_good_one(
     assert "0 calls checked" in capsys.readouterr().out
     assert await asyncio.to_thread(_run, "analyze", "--status", "--db", db_url) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "done"
+
+
+async def test_a_recheck_a_stopped_daemon_left_running_is_run_again(sessions: async_sessionmaker[AsyncSession]) -> None:
+    import contextlib
+    from datetime import UTC, datetime
+
+    from pbxbridge.analytics.daemon import Analyst
+    from pbxbridge.analytics.store import job_progress
+    from pbxbridge.analytics.tables import RUNNING, AnalysisJob
+    from pbxbridge.config import Config
+    from pbxbridge.hub import Hub
+    from tests.fixtures_ami import wait_until
+
+    async with sessions() as session, session.begin():
+        job = AnalysisJob(status=RUNNING, reason="checklist set: Входящий", total=10, done=4,
+                          created_at=datetime.now(UTC), started_at=datetime.now(UTC))
+        session.add(job)
+        await session.flush()
+        job_id = job.id
+    hub = Hub(Config())
+
+    async def no_pbx(pbx: str, action: dict[str, str], as_list: bool | None) -> None:
+        raise ConnectionError(pbx)
+
+    async def no_writer(until: float) -> None:
+        return None
+
+    hub.serve(sessions=sessions, write_sessions=sessions, send_action=no_pbx, calls_in_progress=list,
+              pbx_clock=lambda _pbx: None, calls_up=lambda: 0, database_turn=contextlib.nullcontext,
+              writer_first=no_writer)
+    analyst = Analyst(hub, poll_s=0.05)
+    await analyst.start()
+    try:
+        await wait_until(lambda: analyst.jobs_run >= 1, timeout=30)
+    finally:
+        await analyst.stop()
+    async with sessions() as session:
+        progress = await job_progress(session, job_id)
+    assert progress is not None and progress["status"] == "done" and progress["done"] == progress["total"] == 0

@@ -40,7 +40,8 @@ class Analyst:
 
     async def start(self) -> None:
         if self.hub.sessions is not None:
-            async with self.hub.database_turn(), self.hub.sessions() as session, session.begin():
+            write = self.hub.write_sessions or self.hub.sessions
+            async with self.hub.database_turn(), write() as session, session.begin():
                 await requeue_interrupted(session)
             self._task = asyncio.create_task(self._run_jobs(), name="analytics-rechecks")
 
