@@ -10,6 +10,7 @@ from aiohttp import web
 from pbxbridge.web import (
     api_admin,
     api_calls,
+    api_checks,
     api_clients,
     api_crm,
     api_drilldown,
@@ -45,7 +46,7 @@ def create_app(context: WebContext) -> web.Application:
     app[CONTEXT] = context
     install_refusal_log(app)
     install_token_uses(app)
-    for module in (health, auth_routes, api_calls, api_drilldown, api_recordings, api_clients, api_kpi, api_live,
+    for module in (health, auth_routes, api_calls, api_checks, api_drilldown, api_recordings, api_clients, api_kpi, api_live,
                    api_review, api_routing, api_admin, api_missed, api_crm, language, pages):
         app.router.add_routes(module.routes)
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
