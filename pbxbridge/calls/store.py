@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -60,6 +61,15 @@ class _Lookups:
     learned: dict[str, tuple[int, str | None]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _BatchStatements:
+    """The INSERT … RETURNING statements a batch of new calls is written with."""
+
+    calls: Any
+    parties: Any
+    recordings: Any
+
+
 class CallWriter:
     """Puts finished calls on clients' cards, with managers, parties and recordings."""
 
@@ -76,6 +86,39 @@ class CallWriter:
         # added and named by call writers and never deleted, so a batch whose managers are all
         # known here, named as they should be, asks the database nothing about them.
         self._managers: dict[str, tuple[int, str | None]] = {}
+        # The batch inserts, built once per dialect: building a statement costs more than
+        # running one from SQLAlchemy's compiled cache.
+        self._built: dict[str, _BatchStatements] = {}
+        # Extension patterns by PBX name, compiled once.
+        self._patterns: dict[str, re.Pattern[str]] = {}
+
+    def _statements(self, session: AsyncSession) -> _BatchStatements:
+        dialect = session.get_bind().dialect.name
+        built = self._built.get(dialect)
+        if built is None:
+            # render_nulls: one statement for the batch, not one per pattern of NULL columns;
+            # lazyload: the collections are set by _insert_calls, not read back.
+            calls = (
+                dialect_insert(session, Call)
+                .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
+                .returning(Call)
+                .options(lazyload(Call.parties), lazyload(Call.recordings))
+                .execution_options(render_nulls=True)
+            )
+            parties = (
+                insert(CallParty).returning(CallParty, sort_by_parameter_order=True).execution_options(render_nulls=True)
+            )
+            recordings = (
+                insert(Recording).returning(Recording, sort_by_parameter_order=True).execution_options(render_nulls=True)
+            )
+            built = self._built[dialect] = _BatchStatements(calls, parties, recordings)
+        return built
+
+    def _pattern(self, pbx: str) -> re.Pattern[str]:
+        pattern = self._patterns.get(pbx)
+        if pattern is None:
+            pattern = self._patterns[pbx] = re.compile(self._pbx(pbx).extension_pattern)
+        return pattern
 
     async def write(self, call: FinishedCall) -> Call:
         """Store one call (insert or refresh) and run the hooks, all in one transaction."""
@@ -156,16 +199,8 @@ class CallWriter:
             {"pbx": call.pbx, "linkedid": call.linkedid, **await self._call_values(session, call, lookups)}
             for call in calls
         ]
-        # render_nulls: one statement for the batch, not one per pattern of NULL columns;
-        # lazyload: the collections are set below, not read back.
-        stmt = (
-            dialect_insert(session, Call)
-            .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
-            .returning(Call)
-            .options(lazyload(Call.parties), lazyload(Call.recordings))
-            .execution_options(render_nulls=True)
-        )
-        rows = {(row.pbx, row.linkedid): row for row in (await session.scalars(stmt, values)).all()}
+        statements = self._statements(session)
+        rows = {(row.pbx, row.linkedid): row for row in (await session.scalars(statements.calls, values)).all()}
         parties: list[dict[str, object]] = []
         recordings: list[dict[str, object]] = []
         for call, found in zip(calls, located, strict=True):
@@ -180,12 +215,10 @@ class CallWriter:
             recordings += [_recording_values(row.id, position, one) for position, one in enumerate(found)]
         by_call: dict[int, tuple[list[CallParty], list[Recording]]] = {row.id: ([], []) for row in rows.values()}
         if parties:
-            new_parties = insert(CallParty).returning(CallParty, sort_by_parameter_order=True)
-            for party in (await session.scalars(new_parties.execution_options(render_nulls=True), parties)).all():
+            for party in (await session.scalars(statements.parties, parties)).all():
                 by_call[party.call_id][0].append(party)
         if recordings:
-            new_recordings = insert(Recording).returning(Recording, sort_by_parameter_order=True)
-            for recording in (await session.scalars(new_recordings.execution_options(render_nulls=True), recordings)).all():
+            for recording in (await session.scalars(statements.recordings, recordings)).all():
                 by_call[recording.call_id][1].append(recording)
         for row in rows.values():
             set_committed_value(row, "parties", by_call[row.id][0])
@@ -382,7 +415,7 @@ class CallWriter:
         # extension -> the queue's MemberName for it, from the first call that gives one.
         extensions: dict[str, str | None] = {}
         for call in calls:
-            pattern = re.compile(self._pbx(call.pbx).extension_pattern)
+            pattern = self._pattern(call.pbx)
             for ext in (call.manager, call.final_manager, call.callee, *call.rang, *call.transferred_to):
                 if ext and pattern.match(ext) and not extensions.get(ext):
                     extensions[ext] = call.member_names.get(ext) or extensions.get(ext)
