@@ -64,6 +64,77 @@ def check_query(query: str) -> str:
     return line
 
 
+# Quotes a phrase may be typed in: straight ones, and the «ёлочки» and „лапки“ of Russian text.
+_PHRASE_RE = re.compile(r'["«“„]([^"«»“”„]*)["»”“]')
+
+
+def phrases_of(query: str) -> list[list[str]]:
+    """The query's phrases (text in quotes), each as its words, lower case; quotes with one word or none are no phrase."""
+    found = [[w.lower() for w in words_of(m.group(1))] for m in _PHRASE_RE.finditer(query)]
+    return [p for p in found if len(p) > 1]
+
+
+@dataclass(slots=True)
+class _Narrowing:
+    """What a hit needs beyond every word said in one recording: a side, phrases said word after word."""
+
+    side: str | None
+    # Each phrase as its words' dictionary forms, in order.
+    phrases: list[list[frozenset[str]]]
+
+    @property
+    def active(self) -> bool:
+        return self.side is not None or bool(self.phrases)
+
+
+def _narrowing(query: str, filters: SearchFilters) -> _Narrowing:
+    return _Narrowing(filters.side, [[frozenset(_forms(w)) for w in p] for p in phrases_of(query)])
+
+
+def _holds(lemmas: list[str], phrase: list[frozenset[str]]) -> int | None:
+    """Where in the lemmas the phrase's words follow one another, or None."""
+    n = len(phrase)
+    for i in range(len(lemmas) - n + 1):
+        if all(lemmas[i + k] in phrase[k] for k in range(n)):
+            return i
+    return None
+
+
+def _narrowed(segments: list[Any], how: _Narrowing) -> tuple[list[Any], dict[int, int]]:
+    """The segments that count for a hit (in their order), and per recording the segment a phrase starts in.
+
+    A side keeps that side's segments of a two-channel recording and every segment of a
+    one-channel one. Phrases are matched on one speaker's words in order across the
+    recording's segments (Whisper cuts segments mid-sentence); a recording not holding
+    every phrase keeps none of its segments.
+    """
+    if not how.active:
+        return segments, {}
+    stereo = {s.recording_id for s in segments if s.speaker is not None}
+    if how.side is not None:
+        segments = [s for s in segments if s.recording_id not in stereo or s.speaker == how.side]
+    if not how.phrases:
+        return segments, {}
+    # One speaker's words of a recording, in order, and which segment each word came from.
+    spoken: dict[tuple[int, str | None], tuple[list[str], list[int]]] = {}
+    for s in segments:
+        words, owners = spoken.setdefault((s.recording_id, s.speaker), ([], []))
+        forms = (s.lemmas or "").split()
+        words += forms
+        owners += [s.segment_id] * len(forms)
+    found: dict[int, set[int]] = {}
+    starts: dict[int, int] = {}
+    for (recording_id, _speaker), (words, owners) in spoken.items():
+        for index, phrase in enumerate(how.phrases):
+            at = _holds(words, phrase)
+            if at is not None:
+                found.setdefault(recording_id, set()).add(index)
+                if index == 0 and recording_id not in starts:
+                    starts[recording_id] = owners[at]
+    whole = {r for r, said in found.items() if len(said) == len(how.phrases)}
+    return [s for s in segments if s.recording_id in whole], {r: starts[r] for r in whole if r in starts}
+
+
 @dataclass(slots=True)
 class SearchFilters:
     """Narrow a search down; None means any."""
@@ -81,6 +152,9 @@ class SearchFilters:
     # Any further SQL condition on calls (e.g. the calls a user may open).
     calls: Any = None
     limit: int = 200
+    # The words said by this side ("manager" or "client") only, on two-channel recordings; a
+    # one-channel recording's side is unknown, so there the whole call is searched (and the hit says so).
+    side: str | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +177,8 @@ class Hit:
     offset_s: float
     snippet: str
     matched: str  # transcript | client_number | client_name
+    # A side was asked for, but the recording has both sides on one channel: matched the whole call.
+    side_unknown: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values, for JSON."""
@@ -384,11 +460,11 @@ def _postings(
 
 
 async def _walked_ids(
-    session: AsyncSession, words: list[str], driver: int, filters: SearchFilters
+    session: AsyncSession, words: list[str], driver: int, filters: SearchFilters, how: _Narrowing
 ) -> list[int]:
     """Hits newest call first: the driving word's calls a growing batch at a time, until enough."""
     forms = [_forms(w) for w in words]
-    if len(words) == 1:
+    if len(words) == 1 and not how.active:
         return await _one_word_ids(session, forms[0], filters)
     wanted = [frozenset(f) for f in forms]
     others = [f for i, f in enumerate(forms) if i != driver]
@@ -402,7 +478,9 @@ async def _walked_ids(
         if not rows:
             break
         # All the calls' segments, for hits where the words are said apart and for their order.
-        segments = await _segments_in_order(session, list(dict.fromkeys(r.call_id for r in rows)))
+        segments, _starts = _narrowed(
+            await _segments_in_order(session, list(dict.fromkeys(r.call_id for r in rows))), how
+        )
         said = [_said(s.lemmas, wanted) for s in segments]
         picked += _pick(segments, said, len(words), filters.limit - len(picked))
         if len(rows) < batch:
@@ -448,7 +526,7 @@ async def _segments_in_order(session: AsyncSession, calls: list[int]) -> list[An
     """
     stmt = select(
         TranscriptSegment.id.label("segment_id"), TranscriptSegment.recording_id, TranscriptSegment.call_id,
-        TranscriptSegment.lemmas, TranscriptSegment.start_s, Recording.position,
+        TranscriptSegment.lemmas, TranscriptSegment.start_s, TranscriptSegment.speaker, Recording.position,
     ).join(Recording, Recording.id == TranscriptSegment.recording_id).where(TranscriptSegment.call_id.in_(calls))
     rank = {call_id: i for i, call_id in enumerate(calls)}
     rows = await _rows(session, stmt)
@@ -475,7 +553,9 @@ def _pick(rows: list[Any], said: list[list[bool]], n_words: int, most: int) -> l
     return picked
 
 
-async def _hits_of(session: AsyncSession, segment_ids: list[int], wanted: frozenset[str]) -> list[Hit]:
+async def _hits_of(
+    session: AsyncSession, segment_ids: list[int], wanted: frozenset[str], side: str | None = None
+) -> list[Hit]:
     """Full hits of the picked segments, in search order."""
     if not segment_ids:
         return []
@@ -487,6 +567,7 @@ async def _hits_of(session: AsyncSession, segment_ids: list[int], wanted: frozen
         hits.append(_hit(
             row, recording_id=row.recording_id, recording=row.recording, segment_id=row.segment_id,
             speaker=row.speaker, offset_s=round(offset, 2), snippet=snippet, matched="transcript",
+            side_unknown=side is not None and row.speaker is None,
         ))
     return hits
 
@@ -516,12 +597,12 @@ async def _transcript_hits(session: AsyncSession, query: str, filters: SearchFil
     driver = await _driver(session, words, filters.limit) if words else None
     if driver is None:
         return []
-    picked = await _walked_ids(session, words, driver, filters)
-    return (await _hits_of(session, picked, _wanted(query)))[: filters.limit]
+    picked = await _walked_ids(session, words, driver, filters, _narrowing(query, filters))
+    return (await _hits_of(session, picked, _wanted(query), filters.side))[: filters.limit]
 
 
 async def _transcript_calls(
-    session: AsyncSession, words: list[str], driver: int, filters: SearchFilters, most: int
+    session: AsyncSession, words: list[str], driver: int, filters: SearchFilters, most: int, how: _Narrowing
 ) -> list[int]:
     """Calls (ids, newest first) where every query word is said in one recording, at most ``most``."""
     forms = [_forms(w) for w in words]
@@ -535,9 +616,10 @@ async def _transcript_calls(
         if not rows:
             break
         found = list(dict.fromkeys(r.call_id for r in rows))
-        if len(words) > 1:
-            # The index knows calls; the words must be said in one recording of the call.
-            segments = await _segments_in_order(session, found)
+        if len(words) > 1 or how.active:
+            # The index knows calls; the words must be said in one recording of the call
+            # (by the side asked for, as the phrases asked for).
+            segments, _starts = _narrowed(await _segments_in_order(session, found), how)
             picked = set(_pick(segments, [_said(s.lemmas, wanted) for s in segments], len(words), len(segments)))
             found = list(dict.fromkeys(s.call_id for s in segments if s.segment_id in picked))
         calls.update(dict.fromkeys(found))
@@ -548,18 +630,21 @@ async def _transcript_calls(
     return list(calls)[:most]
 
 
-async def _first_hits(session: AsyncSession, query: str, words: list[str], call_ids: list[int]) -> list[Hit]:
+async def _first_hits(
+    session: AsyncSession, query: str, words: list[str], call_ids: list[int], how: _Narrowing, side: str | None
+) -> list[Hit]:
     """The first hit (in search order) of each of these calls, which the query's words are known to be in."""
     if not call_ids:
         return []
     wanted = [frozenset(_forms(w)) for w in words]
-    segments = await _segments_in_order(session, call_ids)
+    segments, starts = _narrowed(await _segments_in_order(session, call_ids), how)
     picked = set(_pick(segments, [_said(s.lemmas, wanted) for s in segments], len(words), len(segments)))
     first: dict[int, int] = {}
     for s in segments:
         if s.segment_id in picked:
-            first.setdefault(s.call_id, s.segment_id)
-    return await _hits_of(session, list(first.values()), _wanted(query))
+            # A phrase's hit is where the phrase is said, not where one of its words first is.
+            first.setdefault(s.call_id, starts.get(s.recording_id, s.segment_id))
+    return await _hits_of(session, list(dict.fromkeys(first.values())), _wanted(query), side)
 
 
 @dataclass(slots=True)
@@ -586,15 +671,20 @@ async def search_calls(
     query = check_query(query)
     if not query:
         return CallPage([], 0, True)
+    how = _narrowing(query, filters)
     async with session_factory() as session:
         if not _is_number(query):
             words = _query_words(query)
             driver = await _driver(session, words, most) if words else None
             if driver is not None:
-                ids = await _transcript_calls(session, words, driver, filters, most + 1)
+                ids = await _transcript_calls(session, words, driver, filters, most + 1, how)
                 if ids:
-                    hits = await _first_hits(session, query, words, ids[offset: min(offset + count, most)])
+                    hits = await _first_hits(
+                        session, query, words, ids[offset: min(offset + count, most)], how, filters.side
+                    )
                     return CallPage(hits, min(len(ids), most), len(ids) <= most)
+        if how.active:
+            return CallPage([], 0, True)  # a side or a phrase is of what was said: no client's name is
         hits = await _client_hits(session, query, replace(filters, limit=most + 1))
     return CallPage(hits[offset: min(offset + count, most)], min(len(hits), most), len(hits) <= most)
 
@@ -682,6 +772,6 @@ async def search(
         # A name is looked for only when nobody said the words: scanning cards'
         # names costs more than the full-text index does.
         hits = await _transcript_hits(session, query, filters)
-        if not hits:
+        if not hits and not _narrowing(query, filters).active:
             hits = await _client_hits(session, query, filters)
     return hits[: filters.limit]

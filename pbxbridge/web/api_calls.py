@@ -11,6 +11,7 @@ from aiohttp import web
 from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pbxbridge.analytics.conditions import checklist_items, failed_item
 from pbxbridge.calls.journal import journal_entry
 from pbxbridge.calls.tables import Call
 from pbxbridge.clients.numbers import normalise_number
@@ -18,6 +19,7 @@ from pbxbridge.clients.tables import Client, Manager
 from pbxbridge.kpi.calendar import local_day
 from pbxbridge.kpi.definitions import KpiSettings
 from pbxbridge.kpi.drilldown import DrillDownError, drill_down
+from pbxbridge.review.store import tag_names
 from pbxbridge.routing.click_to_call import (
     AmiUnavailable,
     ClickToCallError,
@@ -69,6 +71,8 @@ def _hit_item(hit: Hit) -> dict[str, Any]:
     return {
         "matched": hit.matched, "snippet": hit.snippet, "offset_s": hit.offset_s,
         "recording_id": hit.recording_id, "speaker": hit.speaker,
+        # The side asked for is unknown on a one-channel recording: the words matched the whole call.
+        "side_unknown": hit.side_unknown,
     }
 
 
@@ -165,6 +169,9 @@ async def _select_calls(
     if q.kpi:
         condition, listed = await _kpi_condition(request, q)
         conds.append(condition)
+    if q.checklist and q.failed_item:
+        async with ctx(request).sessions() as db:
+            conds.append(await failed_item(db, q.checklist, q.failed_item))
     hits: dict[int, dict[str, Any]] = {}
     talk: float | None = None
     if q.q:
@@ -172,7 +179,7 @@ async def _select_calls(
         # applied, and reads hits for this page's calls only.
         filters = SearchFilters(
             direction=q.direction, status=q.status, date_from=q.date_from, date_to=q.date_to,
-            min_duration_s=q.min_duration_s, max_duration_s=q.max_duration_s, calls=and_(*conds),
+            min_duration_s=q.min_duration_s, max_duration_s=q.max_duration_s, calls=and_(*conds), side=q.side,
         )
         page = await search_calls(ctx(request).sessions, q.q, filters, offset=offset, count=limit, most=SEARCH_LIMIT)
         hits = {h.call_id: _hit_item(h) for h in page.hits}
@@ -300,6 +307,16 @@ async def originate(request: web.Request) -> web.Response:
     async with write_session(context) as db:
         record(db, request, user, "click_to_call", target, extension=str(extension), number=number)
     return web.json_response({"status": "ringing", "extension": str(extension), "number": number, **result}, status=202)
+
+
+@routes.get("/api/calls/filter-options")
+async def filter_options(request: web.Request) -> web.Response:
+    """What the journal's further filters offer: the review's tags and each checklist's items."""
+    require_user(request, *CALL_ROLES)
+    async with ctx(request).sessions() as db:
+        tags = await tag_names(db)
+        checklists = await checklist_items(db)
+    return web.json_response({"tags": tags, "checklists": checklists})
 
 
 def _filter_item(f: SavedFilter) -> dict[str, Any]:

@@ -13,10 +13,12 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy import ColumnElement, exists, func, or_, select
 
+from pbxbridge.analytics.conditions import stop_phrase_said
 from pbxbridge.calls.model import CallStatus, Direction
 from pbxbridge.calls.tables import Call, Recording
 from pbxbridge.clients.tables import Client, ClientPhone, Manager, fold_name
 from pbxbridge.kpi.drilldown import LEADS, LISTINGS
+from pbxbridge.review.filters import not_reviewed, reviewed, score_at_least, score_below, tagged
 from pbxbridge.transcription.search import (
     MAX_QUERY_CHARS,
     MAX_QUERY_WORDS,
@@ -38,6 +40,12 @@ KPI_NAMES = tuple(name for name, listing in LISTINGS.items() if listing.unit != 
 MAX_EXTENSION_CHARS = 32
 # A client filter longer than this is no name or number anyone typed.
 MAX_CLIENT_CHARS = 200
+# Whose words a search looks for on a two-channel recording.
+SIDES = ("manager", "client")
+# As long as the review's tags and the analytics' checklist names and item titles may be.
+MAX_TAG_CHARS = 60
+MAX_CHECKLIST_CHARS = 200
+MAX_ITEM_CHARS = 300
 # Dates a journal can hold: outside them the local day would not even convert to UTC.
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
 _TRUE = ("1", "true", "yes", "on")
@@ -66,6 +74,17 @@ class CallQuery:
     # A figure of the KPI store: the journal lists the calls behind it (``manager`` is then the figure's).
     kpi: str | None = None
     q: str | None = None
+    # The search's words said by this side only (two-channel recordings; one-channel ones match whole).
+    side: str | None = None
+    # Call review: a tag of the shared list, the checklist score (0..100), reviewed or not.
+    tag: str | None = None
+    score_below: int | None = None
+    score_at_least: int | None = None
+    reviewed: bool | None = None
+    # Speech analytics: an item of a checklist the call failed, a stop phrase said.
+    checklist: str | None = None
+    failed_item: str | None = None
+    stop_said: bool | None = None
     # A column of SORTS; descending when ``descending``.
     sort: str = "started"
     descending: bool = True
@@ -152,6 +171,15 @@ def _text(request: web.Request | None, value: str, key: str) -> str:
     return " ".join(value.split())
 
 
+def _bounded(request: web.Request | None, value: str, key: str, most: int) -> str:
+    text = _text(request, value, key)
+    if len(text) > most:
+        raise _bad(key, n_(
+            request, "{key}: at most {n} character", "{key}: at most {n} characters", most, key=key,
+        ))
+    return text
+
+
 def _search_text(request: web.Request | None, value: str) -> str:
     text = _text(request, value, "q")
     try:
@@ -214,6 +242,26 @@ def parse_call_query(query: Any, timezone: str, request: web.Request | None = No
         out.kpi = _choice(request, v, "kpi", KPI_NAMES)
     if (v := get("q")) is not None:
         out.q = _search_text(request, v) or None
+    if (v := get("side")) is not None:
+        out.side = _choice(request, v, "side", SIDES)
+        if not out.q:
+            raise _bad("side", _(request, "side: type the words to look for in the search"))
+    if (v := get("tag")) is not None:
+        out.tag = _bounded(request, v, "tag", MAX_TAG_CHARS)
+    if (v := get("score_below")) is not None:
+        out.score_below = _int(request, v, "score_below", 0, 101)
+    if (v := get("score_at_least")) is not None:
+        out.score_at_least = _int(request, v, "score_at_least", 0, 100)
+    if (v := get("reviewed")) is not None:
+        out.reviewed = _flag(request, v, "reviewed")
+    if (v := get("checklist")) is not None:
+        out.checklist = _bounded(request, v, "checklist", MAX_CHECKLIST_CHARS)
+    if (v := get("failed_item")) is not None:
+        out.failed_item = _bounded(request, v, "failed_item", MAX_ITEM_CHARS)
+        if not out.checklist:
+            raise _bad("checklist", _(request, "checklist: name the checklist the item belongs to"))
+    if (v := get("stop_said")) is not None:
+        out.stop_said = _flag(request, v, "stop_said")
     if (v := get("sort")) is not None:
         out.descending = v.startswith("-")
         out.sort = _choice(request, v.removeprefix("-"), "sort", tuple(SORTS))
@@ -313,4 +361,15 @@ def conditions(q: CallQuery) -> list[ColumnElement[bool]]:
         conds.append(has_recording() if q.has_recording else ~has_recording())
     if q.has_transcript is not None:
         conds.append(has_transcript() if q.has_transcript else ~has_transcript())
+    if q.tag:
+        conds.append(tagged(q.tag))
+    if q.score_below is not None:
+        conds.append(score_below(q.score_below))
+    if q.score_at_least is not None:
+        conds.append(score_at_least(q.score_at_least))
+    if q.reviewed is not None:
+        conds.append(reviewed() if q.reviewed else not_reviewed())
+    if q.stop_said is not None:
+        conds.append(stop_phrase_said() if q.stop_said else ~stop_phrase_said())
+    # The failed checklist item is read by the journal (see analytics.conditions.failed_item).
     return conds

@@ -21,7 +21,8 @@ MAX_PER_USER = 50
 # What a saved filter keeps: the journal's filters and its order, never the page it was on.
 KEPT = frozenset(
     {"q", "from", "to", "manager", "client", "direction", "status", "answered", "min_duration", "max_duration",
-     "has_recording", "has_transcript", "kpi", "sort"}
+     "has_recording", "has_transcript", "kpi", "sort", "side", "tag", "score_below", "score_at_least", "reviewed",
+     "checklist", "failed_item", "stop_said"}
 )
 # A call as long as this is a long call (the "Long calls" preset), in seconds of wait and talk.
 LONG_CALL_S = 600
