@@ -54,9 +54,8 @@ def test_no_vocabulary_gives_the_model_no_hint() -> None:
         (f'vocabulary = [{", ".join(chr(34) + "Гимпульс" + str(i) + chr(34) for i in range(60))}]',
          r"transcription.vocabulary: \d+ characters in all, at most 400"),
         ('vocabulary = "Гимпульс"', r"transcription.vocabulary: must be a list of strings"),
-        ("batched = true\nvad = false", r"transcription.batched: needs transcription.vad = true"),
     ],
-    ids=["blank", "twice", "too long", "not a list", "batched without vad"],
+    ids=["blank", "twice", "too long", "not a list"],
 )
 def test_a_bad_vocabulary_is_refused_with_the_reason(tmp_path: Path, toml: str, message: str) -> None:
     path = tmp_path / "pbxbridge.toml"
