@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,36 @@ def test_backfill_journals_every_call_once_marked_as_from_cel(
     # Again: the journal has them all; nothing is written twice (the finished run is not redone either).
     assert main(["backfill", "--db", db_url, "--cdr-url", cdr_url, *RANGE]) == 0
     assert Counter(r[0] for r in _rows(db_url, "SELECT linkedid FROM calls")) == expected
+
+
+def _figures(url: str) -> list[tuple[Any, ...]]:
+    """Every manager's figures of every day (and the department's), as the KPI pages read them."""
+    rows = _rows(url, "SELECT * FROM kpi_manager_day")
+    # A day as text: SQLite gives it so, PostgreSQL as a date.
+    return sorted(tuple(str(v) if isinstance(v, date) else v for k, v in r._mapping.items() if k != "id") for r in rows)
+
+
+def test_the_kpi_figures_of_imported_days_are_those_of_the_live_path(
+    request: pytest.FixtureRequest, lab_env: None, db_url: str, cdr_url: str, shared_dir: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["backfill", "--db", db_url, "--cdr-url", cdr_url, *RANGE]) == 0
+    assert f"KPIs rebuilt from {sum(_ami_linkedids(shared_dir).values())} calls" in capsys.readouterr().err
+    (tmp_path / "live").mkdir()
+    with contextlib.contextmanager(fresh_database)(request, "sqlite", tmp_path / "live") as live_url:
+        assert main(["replay", *map(str, _captures(shared_dir)), "--db", live_url]) == 0
+        live = _figures(live_url)
+    imported = _figures(db_url)
+    assert live and len(imported) == len(live)
+    for ours, theirs in zip(imported, live, strict=True):
+        # Every count the same; times and durations to CEL's second (it keeps no fractions), sums of them too.
+        assert [v for v in ours if not isinstance(v, float)] == [v for v in theirs if not isinstance(v, float)]
+        assert [v for v in ours if isinstance(v, float)] == pytest.approx(
+            [v for v in theirs if isinstance(v, float)], rel=0.02, abs=2.0
+        )
+    # A finished import run again writes nothing, and rebuilds nothing.
+    assert main(["backfill", "--db", db_url, "--cdr-url", cdr_url, *RANGE]) == 0
+    assert "KPIs rebuilt" not in capsys.readouterr().err
 
 
 def test_a_pbx_without_cel_is_imported_from_its_cdr(

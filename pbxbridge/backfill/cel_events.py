@@ -197,6 +197,8 @@ def call_events(rows: Sequence[CelRow], facts: CdrFacts | None = None) -> list[E
     out: list[Event] = []
     # Every channel that entered each bridge, in order (a transfer's row comes after they left).
     bridges: dict[str, list[str]] = {}
+    # Each channel's last Newexten, as (time, what it showed).
+    last_shown: dict[str, tuple[float, str, str, str, str, str, str]] = {}
     # The caller's queue while it waits in one (for QueueCallerLeave).
     in_queue: str | None = None
     origin_requested = False
@@ -238,11 +240,18 @@ def call_events(rows: Sequence[CelRow], facts: CdrFacts | None = None) -> list[E
                     out.append(_queue_event("QueueCallerJoin", rows[origin.first], row.at, queue))
             out.append(_hangup_request(call, origin, rows[origin.hangup] if origin.hangup is not None else row))
         if not _carries_other_context(row):
-            event = _snapshot(row, "Newexten")
-            if row.appname and row.appdata != _OUTGOING_LINE:
-                event["Application"] = row.appname
-                event["AppData"] = row.appdata
-            out.append(event)
+            app = row.appname if row.appdata != _OUTGOING_LINE else ""
+            # A channel's rows repeat its snapshot (CHAN_END after HANGUP, APP_END, LINKEDID_END):
+            # a Newexten the same as the channel's last one, in the same second, tells the tracker
+            # nothing and is left out (one event a row is most of the tracker's work).
+            shown = (row.at, row.context, row.exten, row.cid_num, row.cid_name, app, row.appdata if app else "")
+            if last_shown.get(row.uniqueid) != shown:
+                last_shown[row.uniqueid] = shown
+                event = _snapshot(row, "Newexten")
+                if app:
+                    event["Application"] = app
+                    event["AppData"] = row.appdata
+                out.append(event)
         if kind == "ANSWER" and ch.dialled_by:
             out.append(_dial_end(call, ch, row, "ANSWER"))
         elif kind == "HANGUP":

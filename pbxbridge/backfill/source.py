@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -129,7 +129,7 @@ class CdrSource:
 
     async def cel_pages(
         self, after_id: int, page_rows: int = PAGE_ROWS, query_rows: int = QUERY_ROWS
-    ) -> AsyncIterator[CelPage]:
+    ) -> AsyncGenerator[CelPage, None]:
         """The CEL rows after ``after_id`` in id order, ``page_rows`` at a time, to the table's end.
 
         Each query streams its rows from the server (a server-side cursor: asyncmy's SSCursor,
@@ -142,11 +142,15 @@ class CdrSource:
             read = 0
             async with self.engine.connect() as conn:
                 result = await conn.stream(statement, {"after": after_id, "limit": query_rows})
-                async for raw in result.partitions(page_rows):
-                    read += len(raw)
-                    page = self._page(raw)
-                    after_id = page.last_id
-                    yield page
+                try:
+                    async for raw in result.partitions(page_rows):
+                        read += len(raw)
+                        page = self._page(raw)
+                        after_id = page.last_id
+                        yield page
+                finally:
+                    # Left before its end (the range is read): the rest is discarded, not kept waiting.
+                    await result.close()
             if read < query_rows:
                 return
 
@@ -211,7 +215,7 @@ class CdrSource:
             page: list[CdrRow] = []
             for item in raw:
                 try:
-                    page.append(cdr_row(item, self.zone))
+                    page.append(cdr_row(dict(item), self.zone))
                 except BadRow as exc:
                     self._warn(f"{exc}; skipped")
             yield page

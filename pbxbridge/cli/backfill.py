@@ -33,11 +33,13 @@ TRANSCRIPTION_DOMAIN = "pbxbridge.transcription.daemon"
 # The domains whose hooks must see each call as the journal writes it: its card's manager
 # (workflow: a card is never seen with its first call and no manager, and who gets it depends on
 # the calls before) and its CRM delivery, queued as the daemon would (the outbox row goes in the
-# call's own transaction; a live daemon or `pbxbridge outbox deliver` sends it). KPI figures are
+# call's own transaction; a live daemon or `pbxbridge outbox deliver` sends it; --no-deliver: none,
+# as for replay). KPI figures are
 # not followed call by call: they are rebuilt once at the end (a call imported today may be the
 # callback of one counted a month ago, so every figure is recomputed, not only the touched days).
 # The web app, routing, analytics and the gap back-fill serve a live daemon only.
-IMPORT_DOMAINS = ("pbxbridge.workflow.daemon", "pbxbridge.crm.daemon")
+CRM_DOMAIN = "pbxbridge.crm.daemon"
+IMPORT_DOMAINS = ("pbxbridge.workflow.daemon", CRM_DOMAIN)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--page-rows", type=int, default=PAGE_ROWS, metavar="N", help="CEL rows read per query")
     p.add_argument("--max-rate", type=float, default=None, metavar="ROWS",
                    help="read at most this many CEL rows a second (spare a busy PBX's database)")
+    p.add_argument("--no-deliver", action="store_true",
+                   help="queue nothing for the CRM or webhooks (history they must not be sent)")
     p.add_argument("--transcribe", action="store_true",
                    help="queue transcription jobs for the imported calls' recordings (not done by default)")
     p.set_defaults(func=cmd_backfill)
@@ -147,6 +151,8 @@ async def backfill(
         daemon = Daemon(config, live=False)
         # Months of recordings would fill the transcription queue: only when asked for.
         wanted = IMPORT_DOMAINS + ((TRANSCRIPTION_DOMAIN,) if args.transcribe else ())
+        if args.no_deliver:
+            wanted = tuple(m for m in wanted if m != CRM_DOMAIN)
         attach_domains(daemon, tuple(m for m in DOMAIN_MODULES if m in wanted))
         marks = SourceMarks()
         daemon.after_write.append(marks.note_written)
