@@ -12,7 +12,12 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
+from pbxbridge.analytics.kpi import feed_kpi_store
 from pbxbridge.analytics.store import check_recording, next_queued_job, requeue_interrupted, run_recheck
+from pbxbridge.calls.tables import Recording
+from pbxbridge.kpi.definitions import KpiSettings
 
 if TYPE_CHECKING:
     from pbxbridge.hub import Hub
@@ -30,6 +35,7 @@ class Analyst:
         self.hub = hub
         self.poll_s = poll_s
         self.jobs_run = 0
+        self.kpi_settings = KpiSettings.from_config(hub.config)
         self._task: asyncio.Task[None] | None = None
 
     async def transcript_ready(self, recording_id: int) -> None:
@@ -37,6 +43,17 @@ class Analyst:
         await check_recording(
             self.hub.sessions, recording_id, turn=self.hub.database_turn, write_factory=self.hub.write_sessions
         )
+        async with self.hub.sessions() as session:
+            call_id = await session.scalar(select(Recording.call_id).where(Recording.id == recording_id))
+        if call_id is not None:
+            await self.feed_kpis([call_id])
+
+    async def feed_kpis(self, call_ids: list[int] | None) -> None:
+        """The KPI store's speech figures follow the checks just written (None: every call's)."""
+        assert self.hub.sessions is not None
+        write = self.hub.write_sessions or self.hub.sessions
+        async with self.hub.database_turn(), write() as session, session.begin():
+            await feed_kpi_store(session, self.kpi_settings, call_ids)
 
     async def start(self) -> None:
         if self.hub.sessions is not None:
@@ -56,6 +73,7 @@ class Analyst:
                     counts = await run_recheck(
                         self.hub.sessions, job_id, turn=self.hub.database_turn, write_factory=self.hub.write_sessions
                     )
+                    await self.feed_kpis(None)
                     self.jobs_run += 1
                     log.info("analytics: job %d done: %d calls, %d checks", job_id, counts.calls, counts.checks)
                     continue

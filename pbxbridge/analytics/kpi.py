@@ -2,13 +2,14 @@
 
 Read off the checks and conversation figures, in the department's time zone
 (``kpi.timezone``), with the department's totals under manager "" as the KPI
-store keeps them. The KPI store's own day rows do not hold these yet; this is
-what a page or a report reads meanwhile, with the calls behind each figure.
+store keeps them.  ``speech_parts`` is what the KPI store is fed with (its
+``SpeechSource``): each call's summable parts, kept on the call's fact there.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -19,7 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.analytics.tables import CallCheck, CallConversation
 from pbxbridge.calls.tables import Call
+from pbxbridge.db.chunks import chunks
 from pbxbridge.kpi.calendar import day_bounds, local_day
+from pbxbridge.kpi.definitions import KpiSettings
+from pbxbridge.kpi.speech import SpeechParts, record_speech
 
 DEPARTMENT = ""
 
@@ -146,3 +150,39 @@ async def speech_drilldown(
             continue
         out.append({**entry, "failed": failed[call_id]})
     return out
+
+
+async def speech_parts(session: AsyncSession, call_ids: Sequence[int] | None = None) -> dict[int, SpeechParts]:
+    """Each call's parts for the KPI store (``call_ids`` None: every call checked or measured).
+
+    A call checked against several checklists adds their items up; it counts as a
+    stop-phrase call once, whatever number of stop phrases were said.
+    """
+    checks = select(
+        CallCheck.call_id, func.sum(CallCheck.items_total), func.sum(CallCheck.items_passed),
+        func.sum(CallCheck.stop_phrases),
+    ).group_by(CallCheck.call_id)
+    talk = select(CallConversation.call_id, CallConversation.manager_talk_s, CallConversation.client_talk_s)
+    found: dict[int, dict[str, Any]] = {}
+    id_chunks = [None] if call_ids is None else list(chunks(sorted(set(call_ids))))
+    for chunk in id_chunks:
+        part_checks = checks if chunk is None else checks.where(CallCheck.call_id.in_(chunk))
+        for call_id, total, passed, stops in await session.execute(part_checks):
+            found.setdefault(call_id, {}).update(
+                items=int(total or 0), items_passed=int(passed or 0), stop_phrase=bool(stops)
+            )
+        part_talk = talk if chunk is None else talk.where(CallConversation.call_id.in_(chunk))
+        for call_id, manager_s, client_s in await session.execute(part_talk):
+            found.setdefault(call_id, {}).update(manager_talk_s=manager_s, client_talk_s=client_s)
+    return {call_id: SpeechParts(**parts) for call_id, parts in found.items()}
+
+
+async def feed_kpi_store(
+    session: AsyncSession, settings: KpiSettings, call_ids: Sequence[int] | None = None
+) -> set[date]:
+    """Hand the KPI store these calls' speech parts (None: every call's, after a re-check of all)."""
+    parts = await speech_parts(session, call_ids)
+    if call_ids is not None:
+        # A call no longer checked (its checklist deleted) has its parts cleared.
+        parts = {call_id: parts.get(call_id, SpeechParts()) for call_id in call_ids}
+    return await record_speech(session, settings, parts, replace_all=call_ids is None)

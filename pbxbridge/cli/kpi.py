@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from pbxbridge.analytics.kpi import speech_parts
 from pbxbridge.calls.tables import Call
 from pbxbridge.cli.common import add_common_options, config_or_exit
 from pbxbridge.db.engine import make_engine, session_factory
@@ -80,7 +81,7 @@ def run_rebuild(args: argparse.Namespace) -> int:
         engine = make_engine(config.database.url)
         try:
             async with session_factory(engine)() as session, session.begin():
-                return await recorder.rebuild(session)
+                return await recorder.rebuild(session, speech=speech_parts)
         finally:
             await engine.dispose()
 

@@ -82,6 +82,11 @@ def fact_from_row(row: Any) -> CallFact:
         callback_by=row.callback_by,
         callback_s=row.callback_s,
         lost=row.lost,
+        speech_items=row.speech_items,
+        speech_items_passed=row.speech_items_passed or 0,
+        stop_phrase=bool(row.stop_phrase),
+        manager_talk_s=row.manager_talk_s,
+        client_talk_s=row.client_talk_s,
     )
 
 

@@ -122,6 +122,16 @@ FIGURES: tuple[Figure, ...] = (
     _f("longest_wait_s", "seconds", "longest wait of any offered call, answered or not"),
     _f("answered_within_sl", "count", "offered calls answered within kpi.service_level_s"),
     _f("service_level", "ratio", "answered_within_sl / (queue_answered + abandoned)"),
+    # Speech analytics (docs/ANALYTICS.md): summable parts, and their ratios.
+    _f("speech_calls", "count", "the manager's calls checked against a checklist"),
+    _f("speech_items", "count", "checklist items checked on those calls", "items"),
+    _f("speech_items_passed", "count", "checklist items passed on those calls", "items"),
+    _f("script_adherence", "ratio", "speech_items_passed / speech_items"),
+    _f("stop_phrase_calls", "count", "checked calls in which a stop phrase was said"),
+    _f("talk_calls", "count", "two-channel calls whose talk was measured per side"),
+    _f("manager_talk_s", "seconds", "the manager's own talk time on those calls"),
+    _f("client_talk_s", "seconds", "the client's own talk time on those calls"),
+    _f("talk_share", "ratio", "manager_talk_s / (manager_talk_s + client_talk_s)"),
 )
 FIGURE_NAMES: tuple[str, ...] = tuple(f.name for f in FIGURES)
 FIGURE_KIND: dict[str, str] = {f.name: f.kind for f in FIGURES}
@@ -166,6 +176,13 @@ class CallFact:
     callback_s: float | None = None
     # None while the callback window is still open.
     lost: bool | None = None
+    # Speech analytics, fed by the analytics domain (pbxbridge.kpi.speech): None until the call is checked.
+    speech_items: int | None = None
+    speech_items_passed: int = 0
+    stop_phrase: bool = False
+    # Each side's own talk time; None unless a two-channel recording measured it.
+    manager_talk_s: float | None = None
+    client_talk_s: float | None = None
 
     @property
     def answered(self) -> bool:
@@ -447,6 +464,30 @@ def counts_within_sl(f: CallFact, who: str, s: KpiSettings) -> bool:
     return counts_answered(f, DEPARTMENT, s) and f.wait_s <= s.service_level_s
 
 
+# Speech figures are the manager's who had the call (as the analytics domain reads them); a call
+# nobody took has no script to follow.
+
+
+def counts_speech(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """The manager's calls checked against a checklist."""
+    return f.speech_items is not None and bool(f.manager) and (who == DEPARTMENT or f.manager == who)
+
+
+def counts_stop_phrase(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Checked calls in which a stop phrase was said (fewer is better)."""
+    return counts_speech(f, who, s) and f.stop_phrase
+
+
+def counts_talk_measured(f: CallFact, who: str, s: KpiSettings) -> bool:
+    """Two-channel calls whose talk was measured per side: talk share is computed over these."""
+    return (
+        f.manager_talk_s is not None
+        and f.client_talk_s is not None
+        and bool(f.manager)
+        and (who == DEPARTMENT or f.manager == who)
+    )
+
+
 def person_of(f: CallFact) -> str:
     """Whom a per-client figure counts: the client, or for a caller with no number, the call itself."""
     return f.client_key or f"call:{f.call_id}"
@@ -492,6 +533,13 @@ class _Tally:
     lost: set[str] = field(default_factory=set)
     stl_attempt: list[float] = field(default_factory=list)
     stl_answered: list[float] = field(default_factory=list)
+    speech_calls: int = 0
+    speech_items: int = 0
+    speech_items_passed: int = 0
+    stop_phrase_calls: int = 0
+    # Lists, summed with fsum: the same figure whichever order calls were merged in.
+    manager_talks: list[float] = field(default_factory=list)
+    client_talks: list[float] = field(default_factory=list)
 
     def worked(self, fact: CallFact) -> None:
         """The manager answered or placed this call (or took it internally)."""
@@ -523,6 +571,14 @@ def _add_call(t: _Tally, who: str, f: CallFact, s: KpiSettings) -> None:
     t.callbacks_pending += counts_callbacks_pending(f, who, s)
     if counts_lost(f, who, s):
         t.lost.add(person_of(f))
+    if counts_speech(f, who, s):
+        t.speech_calls += 1
+        t.speech_items += f.speech_items or 0
+        t.speech_items_passed += f.speech_items_passed
+        t.stop_phrase_calls += counts_stop_phrase(f, who, s)
+    if counts_talk_measured(f, who, s):
+        t.manager_talks.append(f.manager_talk_s or 0.0)
+        t.client_talks.append(f.client_talk_s or 0.0)
 
 
 def _tally_managers(facts: Sequence[CallFact], leads: Sequence[LeadFact], s: KpiSettings) -> dict[str, _Tally]:
@@ -610,6 +666,24 @@ def _figures(t: _Tally, norm: int) -> dict[str, Any]:
         "speed_to_lead_s_p95": percentile(t.stl_attempt, 0.95),
         "speed_to_lead_answered_s_median": percentile(t.stl_answered, 0.5),
         "speed_to_lead_answered_s_p95": percentile(t.stl_answered, 0.95),
+        **_speech_figures(t),
+    }
+
+
+def _speech_figures(t: _Tally) -> dict[str, Any]:
+    manager_s, client_s = math.fsum(t.manager_talks), math.fsum(t.client_talks)
+    talked = manager_s + client_s
+    return {
+        "speech_calls": t.speech_calls,
+        "speech_items": t.speech_items,
+        "speech_items_passed": t.speech_items_passed,
+        "script_adherence": ratio(t.speech_items_passed, t.speech_items),
+        "stop_phrase_calls": t.stop_phrase_calls,
+        "talk_calls": len(t.manager_talks),
+        "manager_talk_s": manager_s,
+        "client_talk_s": client_s,
+        # None, not 0: no call measured says nothing of who talked.
+        "talk_share": manager_s / talked if talked else None,
     }
 
 
@@ -716,6 +790,12 @@ def _merge_tally(into: _Tally, t: _Tally) -> None:
     into.lost |= t.lost
     into.stl_attempt.extend(t.stl_attempt)
     into.stl_answered.extend(t.stl_answered)
+    into.speech_calls += t.speech_calls
+    into.speech_items += t.speech_items
+    into.speech_items_passed += t.speech_items_passed
+    into.stop_phrase_calls += t.stop_phrase_calls
+    into.manager_talks.extend(t.manager_talks)
+    into.client_talks.extend(t.client_talks)
 
 
 def merge_periods(periods: Iterable[PeriodTally]) -> PeriodTally:

@@ -51,6 +51,9 @@ from pbxbridge.kpi.definitions import (
     counts_offered,
     counts_outbound_answered,
     counts_short_abandoned,
+    counts_speech,
+    counts_stop_phrase,
+    counts_talk_measured,
     counts_talked,
     counts_transferred_in,
     counts_within_sl,
@@ -127,6 +130,17 @@ LISTINGS: dict[str, Listing] = {
     "longest_wait_s": _calls(counts_offered, is_count=False),
     "answered_within_sl": _calls(counts_within_sl),
     "service_level": _calls(counts_within_sl, is_count=False),
+    # Speech analytics: the calls checked (items and adherence are counted over them), those
+    # with a stop phrase, and the two-channel calls talk share is measured on.
+    "speech_calls": _calls(counts_speech),
+    "speech_items": _calls(counts_speech, is_count=False),
+    "speech_items_passed": _calls(counts_speech, is_count=False),
+    "script_adherence": _calls(counts_speech, is_count=False),
+    "stop_phrase_calls": _calls(counts_stop_phrase),
+    "talk_calls": _calls(counts_talk_measured),
+    "manager_talk_s": _calls(counts_talk_measured, is_count=False),
+    "client_talk_s": _calls(counts_talk_measured, is_count=False),
+    "talk_share": _calls(counts_talk_measured, is_count=False),
     # The wallboard's "missed today, not called back": one row per caller (pbxbridge.kpi.callbacks).
     NOT_CALLED_BACK: Listing(CLIENTS, waiting=True),
 }

@@ -30,6 +30,7 @@ from pbxbridge.kpi.definitions import (
     lead_fact,
     link_callbacks,
 )
+from pbxbridge.kpi.speech import NOT_MEASURED, SpeechParts, SpeechSource
 from pbxbridge.kpi.tables import CallFactRow, LeadRow, ManagerDayRow, ManagerHourRow
 
 log = logging.getLogger(__name__)
@@ -288,11 +289,19 @@ class KpiRecorder:
             outcomes.append((outcome, is_new))
         return outcomes
 
-    async def rebuild(self, session: AsyncSession) -> int:
-        """Recompute every fact and figure from the calls and clients tables; return the calls seen."""
+    async def rebuild(self, session: AsyncSession, speech: SpeechSource | None = None) -> int:
+        """Recompute every fact and figure from the calls and clients tables; return the calls seen.
+
+        Speech figures come from ``speech`` (the analytics domain's reader); without
+        one, the parts the facts held are kept.
+        """
         await self._lock(session)
         self._forget_on_rollback(session)
         self._forget(session.sync_session)
+        if speech is None:
+            kept = await self._speech_held(session)
+        else:
+            kept = dict(await speech(session, None))
         for table in (ManagerHourRow, ManagerDayRow, LeadRow, CallFactRow):
             await session.execute(delete(table))
         rows = (await session.execute(select(table_of(Call)))).all()
@@ -305,7 +314,10 @@ class KpiRecorder:
         for group in by_client.values():
             link_callbacks(group, self.settings, clock)
         if facts:
-            await session.execute(insert(CallFactRow), [_fact_values(f, self.settings) for f in facts])
+            await session.execute(
+                insert(CallFactRow),
+                [{**_fact_values(f, self.settings), **kept.get(f.call_id, NOT_MEASURED).values()} for f in facts],
+            )
         days = {local_day(f.started_at, self.settings.zone) for f in facts}
         client_ids = {f.client_id for f in facts if f.client_id is not None}
         cards, leads = await self._load_leads(session, client_ids)
@@ -315,6 +327,18 @@ class KpiRecorder:
         for day in sorted(days):
             await self.recompute_day(session, day)
         return len(facts)
+
+    async def _speech_held(self, session: AsyncSession) -> dict[int, SpeechParts]:
+        rows = await session.execute(
+            select(
+                _FACTS.c.call_id, _FACTS.c.speech_items, _FACTS.c.speech_items_passed, _FACTS.c.stop_phrase,
+                _FACTS.c.manager_talk_s, _FACTS.c.client_talk_s,
+            ).where((_FACTS.c.speech_items.is_not(None)) | (_FACTS.c.manager_talk_s.is_not(None)))
+        )
+        return {
+            call_id: SpeechParts(items, passed or 0, bool(stop), manager_s, client_s)
+            for call_id, items, passed, stop, manager_s, client_s in rows
+        }
 
     async def recompute_day(self, session: AsyncSession, day: date) -> None:
         """Rewrite one business day's figures (per manager, per hour, department) from the stored facts."""

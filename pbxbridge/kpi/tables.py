@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -63,6 +64,13 @@ class CallFactRow(Base):
     callback_s: Mapped[float | None] = mapped_column(Float)
     # NULL while the callback window is still open.
     lost: Mapped[bool | None] = mapped_column(Boolean)
+    # Speech analytics (pbxbridge.kpi.speech): NULL until the call is checked against a checklist.
+    speech_items: Mapped[int | None] = mapped_column(Integer)
+    speech_items_passed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    stop_phrase: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # NULL unless a two-channel recording measured each side's talk.
+    manager_talk_s: Mapped[float | None] = mapped_column(Float)
+    client_talk_s: Mapped[float | None] = mapped_column(Float)
 
 
 # A business day's lead cards are found by when they were made (see DayFigures);

@@ -53,6 +53,11 @@ BETTER: dict[str, str] = {
     "wait_s_median": LOWER,
     "longest_wait_s": LOWER,
     "service_level": HIGHER,
+    "speech_calls": HIGHER,
+    "script_adherence": HIGHER,
+    "stop_phrase_calls": LOWER,
+    # In sales the client should do most of the talking.
+    "talk_share": LOWER,
 }
 # A day's counts are nowhere near this; a larger number is a slip of the keyboard.
 MAX_VALUE = 1_000_000.0

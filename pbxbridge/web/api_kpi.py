@@ -44,13 +44,14 @@ DEFAULT_DAYS = 14
 MAX_DAYS = 400
 # Weekly figures that are plain sums of the daily ones; the rest are recomputed or left out.
 _SUMMED_KINDS = ("count",)
-_SUMMED_SECONDS = ("talk_s",)
+_SUMMED_SECONDS = ("talk_s", "manager_talk_s", "client_talk_s")
 # A period with none of these on any row had no calls.
 _CALL_COUNTS = ("calls_in", "calls_out", "calls_internal", "offered")
 _RATIOS = {
     "reach_rate": ("outbound_answered", "calls_out"),
     "service_level": ("answered_within_sl", None),
     "new_leads_reached_share": ("new_leads_reached", "new_leads"),
+    "script_adherence": ("speech_items_passed", "speech_items"),
 }
 
 
@@ -105,6 +106,9 @@ def _fold(rows: list[dict[str, Any]], norm: int, key: Any) -> list[dict[str, Any
                 (item.get("queue_answered") or 0) + (item.get("abandoned") or 0) if whole is None else item.get(whole)
             )
             item[name] = round(item[part] / denominator, 4) if item.get(part) is not None and denominator else None
+        # Talk share over the period's measured talk, never a mean of daily shares.
+        talked_s = (item.get("manager_talk_s") or 0) + (item.get("client_talk_s") or 0)
+        item["talk_share"] = round(item["manager_talk_s"] / talked_s, 4) if talked_s else None
         if item.get("calls_out") is not None and item.get("outbound_norm"):
             item["outbound_norm_share"] = round(item["calls_out"] / item["outbound_norm"], 4)
         # Seconds means over the whole period, recomputed from its sums (never a mean of means).

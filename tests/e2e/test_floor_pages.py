@@ -214,3 +214,57 @@ def test_kpi_figures_beside_the_previous_period_and_coloured_off_target(floor: F
         for kpi, scope in (("offered", "department"), ("lost_leads", "department"), ("calls_out", "manager")):
             page.request.put("/api/kpi/targets", data={"kpi": kpi, "scope": scope, "value": None},
                              headers={"X-CSRF-Token": page.evaluate("PBX.cookie('pbxb_csrf')")})
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE])
+def test_kpi_reviews_and_script_per_manager_in_russian(floor: Floor, width: int) -> None:
+    page = sign_in(floor, "olga", f"/kpi?from={LAB_DAY}&to={LAB_DAY}", width=width, locale="ru-RU")
+    page.wait_for_selector("#kpi-speech-table tbody tr")
+    assert page.inner_text("#kpi-speech h2") == translated(page, "Reviews and the sales script")
+    figures = page.request.get(f"/api/kpi?from={LAB_DAY}&to={LAB_DAY}").json()
+    reviews = page.request.get(f"/api/review/summary?from={LAB_DAY}&to={LAB_DAY}").json()["items"]
+    by_manager = {r["manager"]: r["figures"] for r in figures["comparison"]}
+    checked = by_manager[None]["speech_calls"]["value"] or 0
+    # Nothing checked: a note in the reader's language, and "not checked" rather than 0 % as if measured.
+    note = ("No call in this period has been checked against a checklist yet: "
+            "the script figures appear once calls are transcribed and checked.")
+    assert page.is_visible("#kpi-speech-note") == (checked == 0)
+    if checked == 0:
+        assert page.inner_text("#kpi-speech-note") == translated(page, note)
+    rows = page.locator("#kpi-speech-table tbody tr")
+    managers = [m for m in by_manager if m is not None]
+    shown = rows.evaluate_all("trs => trs.map(tr => tr.dataset.manager)")
+    assert sorted(m for m in shown if m) == sorted(set(managers) | {r["manager"] for r in reviews})
+    assert shown[-1] == "" and len(shown) >= 3
+    reviewed = {r["manager"]: r for r in reviews}
+    for manager in managers:
+        row = page.locator(f"#kpi-speech-table tr[data-manager='{manager}']")
+        adherence = row.locator("td[data-kpi=script_adherence]")
+        if not by_manager[manager]["speech_calls"]["value"]:
+            assert adherence.inner_text() == translated(page, "not checked")
+        else:
+            href = adherence.locator("a").get_attribute("href")
+            assert href == f"/calls?kpi=speech_calls&from={LAB_DAY}&to={LAB_DAY}&manager={manager}"
+            value = by_manager[manager]["script_adherence"]["value"]
+            assert page.evaluate("(v) => PBX.fmtPercent(v)", value) in adherence.inner_text()
+        # Reviews lead to the journal's reviewed calls of that manager, over the same days.
+        cell = row.locator("td[data-kpi=reviewed]")
+        if reviewed.get(manager, {}).get("reviewed"):
+            assert cell.locator("a").get_attribute("href") == (
+                f"/calls?from={LAB_DAY}&to={LAB_DAY}&reviewed=1&manager={manager}")
+            assert cell.inner_text() == str(reviewed[manager]["reviewed"])
+        else:
+            assert cell.inner_text() == translated(page, "none")
+    if width == PHONE:
+        # Each manager a card of labelled lines: the label is the column's name, in Russian.
+        label = page.evaluate("""() => getComputedStyle(
+            document.querySelector('#kpi-speech-table td[data-kpi=script_adherence]'), '::before').content""")
+        assert label == '"' + translated(page, "Script adherence") + '"'
+        assert not page.is_visible("#kpi-speech-table thead")
+    else:
+        # textContent: the grid's headings are set in capitals by its style.
+        heads = page.locator("#kpi-speech-table thead th").evaluate_all("ths => ths.map(th => th.textContent)")
+        assert heads[1:] == [translated(page, h) for h in (
+            "Reviewed calls", "Average score", "Script adherence", "Calls with a stop phrase", "Manager's talk share")]
+    no_sideways_scroll(page)
+    shot(page, f"kpi-speech-ru-{width}")

@@ -33,6 +33,10 @@
   const compareTable = el("table", { class: "grid small", id: "kpi-compare" });
   const compare = el("section", { class: "card flush", id: "kpi-managers" },
     el("h2", { class: "pad" }, t("Managers against the previous period")), el("div", { class: "scroll" }, compareTable));
+  const speechTable = el("table", { class: "grid small", id: "kpi-speech-table" });
+  const speechNote = el("p", { class: "muted", id: "kpi-speech-note", hidden: true });
+  const speech = el("section", { class: "card flush", id: "kpi-speech" },
+    el("h2", { class: "pad" }, t("Reviews and the sales script")), speechNote, el("div", { class: "scroll" }, speechTable));
   const allTable = el("table", { class: "grid small", id: "kpi-all" });
   // Folded on a phone: two dozen rows are a long way to scroll past to the charts.
   const allFigures = el("details", { class: "card flush", id: "kpi-department", open: window.innerWidth > 600 },
@@ -42,7 +46,7 @@
   const table = el("table", { class: "grid small", id: "kpi-table" });
   const figures = el("section", { class: "card flush", id: "kpi-figures" }, el("h2", { class: "pad" }, t("Figures")), el("div", { class: "scroll" }, table));
   const targetsBox = el("section", { class: "card", id: "kpi-targets" });
-  clear(root, el("h1", {}, t("KPI")), form, heading, previousLine, lost, tiles, compare, allFigures, chartsBox, figures, targetsBox);
+  clear(root, el("h1", {}, t("KPI")), form, heading, previousLine, lost, tiles, compare, speech, allFigures, chartsBox, figures, targetsBox);
 
   /* What each figure is called, and how its value reads (the API gives its kind). */
   const LABELS = {
@@ -55,6 +59,8 @@
     new_leads_reached_share: t("New leads reached"), offered: t("Offered"), queue_answered: t("Answered"),
     abandoned: t("Abandoned"), asa_s: t("Average speed of answer"), wait_s_median: t("Median wait"),
     longest_wait_s: t("Longest wait"), service_level: t("Service level"),
+    speech_calls: t("Calls checked against the script"), script_adherence: t("Script adherence"),
+    stop_phrase_calls: t("Calls with a stop phrase"), talk_share: t("Manager's talk share"),
   };
   let kinds = {};
   const fmtValue = (kpi, v) => {
@@ -139,6 +145,54 @@
             el("div", {}, f.value === null || f.value === undefined ? "—" : figureLink(k, r.manager, fmtValue(k, f.value))),
             versus(k, f, better[k]));
         })))));
+  }
+
+  /* Per manager: the head's reviews (from the review summary) and what the script checks found.
+     A manager none of whose calls was checked reads "not checked", never 0 % as if measured. */
+  function drawSpeech(comparison, reviews) {
+    const reviewed = Object.fromEntries((reviews.items || []).map((r) => [r.manager, r]));
+    const people = comparison.filter((r) => r.manager !== null).map((r) => r.manager);
+    for (const m of Object.keys(reviewed)) if (!people.includes(m)) people.push(m);
+    const figuresOf = Object.fromEntries(comparison.map((r) => [r.manager, r.figures]));
+    const dept = figuresOf[null];
+    const checked = dept && dept.speech_calls && dept.speech_calls.value;
+    speechNote.hidden = Boolean(checked);
+    speechNote.textContent = t("No call in this period has been checked against a checklist yet: the script figures appear once calls are transcribed and checked.");
+    const journal = (manager, extra) => {
+      const q = new URLSearchParams({ from: shown.from, to: shown.to, ...extra });
+      if (manager) q.set("manager", manager);
+      return "/calls?" + q.toString();
+    };
+    const heads = [t("Manager"), t("Reviewed calls"), t("Average score"), LABELS.script_adherence,
+      LABELS.stop_phrase_calls, LABELS.talk_share];
+    const speechCell = (manager, kpi, listed, label) => {
+      const f = (figuresOf[manager] || {})[kpi] || {};
+      const measured = ((figuresOf[manager] || {}).speech_calls || {}).value;
+      if (kpi !== "talk_share" && !measured) return el("td", { class: "num muted", dataset: { kpi, label } }, t("not checked"));
+      if (f.value === null || f.value === undefined) {
+        return el("td", { class: "num muted", dataset: { kpi, label } }, kpi === "talk_share" ? t("not measured") : "—");
+      }
+      return el("td", { class: "num " + judged(f), dataset: { kpi, label } },
+        el("div", {}, figureLink(listed, manager, fmtValue(kpi, f.value))), versus(kpi, f, better[kpi]));
+    };
+    const row = (manager) => {
+      const r = reviewed[manager];
+      const label = manager === null ? el("strong", {}, t("Department")) : person(manager);
+      return el("tr", { class: manager === null ? "total" : "", dataset: { manager: manager || "" } },
+        el("td", { class: "who", dataset: { label: heads[0] } }, label),
+        el("td", { class: "num", dataset: { kpi: "reviewed", label: heads[1] } },
+          r && r.reviewed ? el("a", { class: "figure-link", href: journal(manager, { reviewed: "1" }) }, fmtNumber(r.reviewed, 0))
+            : (manager === null ? "—" : t("none"))),
+        el("td", { class: "num", dataset: { kpi: "average_score", label: heads[2] } },
+          r && r.average_score !== null && r.average_score !== undefined ? fmtNumber(r.average_score, 0) : "—"),
+        speechCell(manager, "script_adherence", "speech_calls", heads[3]),
+        speechCell(manager, "stop_phrase_calls", "stop_phrase_calls", heads[4]),
+        speechCell(manager, "talk_share", "talk_calls", heads[5]));
+    };
+    people.sort();
+    clear(speechTable,
+      el("thead", {}, el("tr", {}, heads.map((h, i) => el("th", { class: i ? "num" : "" }, h)))),
+      el("tbody", {}, people.map(row), dept ? row(null) : []));
   }
 
   /* Every figure a target can be set for: this period, the previous one, the target. */
@@ -234,6 +288,9 @@
     const [fig, leads, managers, targets] = await Promise.all([
       api("/api/kpi?" + q.toString()), api("/api/kpi/lost-leads?" + q.toString()),
       api("/api/managers").catch(() => ({ items: [] })), api("/api/kpi/targets")]);
+    // The same days as the figures (the KPI API fills in the period when none is asked for).
+    const reviews = await api("/api/review/summary?" + new URLSearchParams({ from: fig.from, to: fig.to }).toString())
+      .catch(() => ({ items: [] }));
     kinds = Object.fromEntries(targets.figures.map((f) => [f.kpi, f.kind]));
     better = Object.fromEntries(targets.figures.map((f) => [f.kpi, f.better]));
     shown = { from: fig.from, to: fig.to };
@@ -253,6 +310,8 @@
 
     const rows = fig.rows;
     for (const r of rows) if (r.manager && r.manager_name) names[r.manager] = r.manager_name;
+    for (const r of reviews.items || []) if (r.manager && r.manager_name) names[r.manager] = r.manager_name;
+    drawSpeech(fig.comparison || [], reviews);
     for (const c of charts.splice(0)) c.destroy();
     clear(chartsBox);
     const empty = fig.empty ?? !rows.some((r) => r.calls_in || r.calls_out || r.calls_internal || r.offered);
