@@ -108,3 +108,34 @@ def test_a_figures_calls_fit_a_phone(floor: Floor) -> None:
     assert _overflow(page) <= 0, "the figure's banner or the presets are wider than the phone"
     shot(page, "journal-figure-phone")
     page.context.close()
+
+
+def test_more_filters_fit_a_phone_and_a_side_search_says_the_side_is_unknown(floor: Floor) -> None:
+    page = sign_in(floor, "olga", "/calls", width=PHONE, locale="ru-RU")
+    page.wait_for_selector("#calls-table tbody tr")
+    page.click("#filters details.more-filters > summary")
+    said = page.locator("#said-filters")
+    assert not said.evaluate("d => d.open"), "more filters open with none of them on"
+    page.click("#said-filters > summary")
+    for name in ("side", "stop_said", "failed_pick", "tag", "reviewed", "score_below", "score_at_least"):
+        control = page.locator(f"#said-filters [name={name}]")
+        assert control.is_visible(), name
+        box = control.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE, name
+    assert _overflow(page) <= 0
+    # The client's words on Ivan's one-channel call: found in the whole call, and the row says so.
+    page.fill("#filters input[name=q]", "информация")
+    page.select_option("#said-filters select[name=side]", "client")
+    page.select_option("#said-filters select[name=reviewed]", "false")
+    page.select_option("#said-filters select[name=reviewed]", "")
+    page.click("#filters button[type=submit]")
+    page.wait_for_url("**/calls?*side=client*")
+    assert "reviewed=" not in page.url
+    row = _ivan_row(page, floor)
+    note = row.locator(".side-unknown")
+    assert note.is_visible() and note.inner_text().strip() != ""
+    # The section stays open with its filter counted, and the saved-filter box keeps it.
+    assert page.locator("#said-filters").evaluate("d => d.open")
+    assert page.locator("#said-filters > summary .count").inner_text() == "1"
+    assert _overflow(page) <= 0
+    shot(page, "journal-more-filters-ru-390")

@@ -2,7 +2,9 @@
    Presets and the user's saved filters above the search; any column sorts (on the server, so pages
    follow one order); the talk time of every call the filters match; opened from a KPI figure, the
    calls behind that figure and which figure it is. On a phone the rows are cards and the filters
-   fold away under the search box. */
+   fold away under the search box. Inside the fold, "More filters": whose words the search looks for,
+   the head's review (tag, score, reviewed) and the speech analytics (a checklist item failed, a stop
+   phrase said). Words in quotes are searched as a phrase, word after word. */
 "use strict";
 
 (() => {
@@ -10,7 +12,10 @@
           callCount, notice } = PBX;
   const root = document.getElementById("calls-page");
   const FIELDS = ["q", "from", "to", "manager", "client", "direction", "status", "answered", "min_duration",
-                  "max_duration", "has_recording", "has_transcript", "kpi", "sort"];
+                  "max_duration", "has_recording", "has_transcript", "kpi", "sort", "side", "tag", "score_below",
+                  "score_at_least", "reviewed", "checklist", "failed_item", "stop_said"];
+  // The filters of the "More filters" section (opened when one of them is on).
+  const SAID_FIELDS = ["side", "tag", "score_below", "score_at_least", "reviewed", "checklist", "failed_item", "stop_said"];
   // The figures of the KPI page and the wallboard a journal can be opened on (pbxbridge.kpi.drilldown).
   const FIGURES = {
     calls_in: t("Inbound calls"), calls_out: t("Outbound calls"), calls_internal: t("Internal calls"),
@@ -70,10 +75,58 @@
     field(t("Recording"), anyWithWithout("has_recording")),
     field(t("Transcript"), anyWithWithout("has_transcript")),
   );
+  /* More filters: what was said and the review. A checklist item is picked in one list (grouped by
+     checklist) and sent as two fields, the checklist and the item's title. */
+  const tagSelect = select("tag", [["", t("Any tag")]]);
+  const checklistField = el("input", { type: "hidden", name: "checklist", value: params.get("checklist") || "" });
+  const itemField = el("input", { type: "hidden", name: "failed_item", value: params.get("failed_item") || "" });
+  const failedSelect = el("select", { name: "failed_pick", "aria-label": t("Checklist item failed") },
+    el("option", { value: "" }, t("Any")));
+  const pick = (checklist, item) => JSON.stringify([checklist, item]);
+  failedSelect.addEventListener("change", () => {
+    const [checklist, item] = failedSelect.value ? JSON.parse(failedSelect.value) : ["", ""];
+    checklistField.value = checklist;
+    itemField.value = item;
+  });
+  const scoreInput = (name) => input(name, { type: "number", min: 0, max: 100, step: 1, inputmode: "numeric" });
+  const saidOn = SAID_FIELDS.filter((name) => params.get(name)).length;
+  const said = el("details", { class: "said-filters", id: "said-filters", open: saidOn > 0 },
+    el("summary", {}, t("More filters"),
+       saidOn ? el("span", { class: "count", title: tn("{n} filter on", "{n} filters on", saidOn) }, String(saidOn)) : null),
+    el("div", { class: "filter-grid said-grid" }, checklistField, itemField,
+      field(t("Words said by"), select("side", [["", t("Either side")], ["manager", t("The manager")], ["client", t("The client")]])),
+      field(t("Stop phrase"), select("stop_said", [["", t("Any")], ["true", t("Said")], ["false", t("Not said")]])),
+      el("label", { class: "wide" }, el("span", { class: "label" }, t("Checklist item failed")), failedSelect),
+      field(t("Review tag"), tagSelect),
+      field(t("Reviewed"), select("reviewed", [["", t("Any")], ["true", t("Reviewed")], ["false", t("Not reviewed")]])),
+      field(t("Score below, %"), scoreInput("score_below")),
+      field(t("Score at least, %"), scoreInput("score_at_least"))),
+    el("p", { class: "muted small hint" }, t("Words in quotes are found as a phrase, in that order: “next step”."), " ",
+       t("Whose words are told apart on two-channel recordings; on the others the whole call is searched.")));
+  api("/api/calls/filter-options").then((options) => {
+    const tags = options.tags.includes(params.get("tag") || "") || !params.get("tag") ? options.tags : [...options.tags, params.get("tag")];
+    for (const tag of tags) tagSelect.append(el("option", { value: tag, selected: params.get("tag") === tag }, tag));
+    const wanted = params.get("checklist") && params.get("failed_item") ? pick(params.get("checklist"), params.get("failed_item")) : "";
+    let found = false;
+    for (const checklist of options.checklists) {
+      failedSelect.append(el("optgroup", { label: checklist.name }, checklist.items.map((item) => {
+        const value = pick(checklist.name, item);
+        found = found || value === wanted;
+        return el("option", { value, selected: value === wanted }, item);
+      })));
+    }
+    // A filter saved for an item since renamed stays visible rather than silently off.
+    if (wanted && !found) {
+      failedSelect.append(el("option", { value: wanted, selected: true },
+        t("{item} ({checklist})", { item: params.get("failed_item"), checklist: params.get("checklist") })));
+    }
+  }).catch(() => null);
+
   // Open on a desktop; on a phone folded, its summary saying how many filters are on.
-  const more = el("details", { class: "more-filters", open: !narrow.matches },
+  const more = el("details", { class: "more-filters", open: !narrow.matches || saidOn > 0 },
     el("summary", {}, t("Filters"), active ? el("span", { class: "count", title: tn("{n} filter on", "{n} filters on", active) }, String(active)) : null),
     filterGrid,
+    said,
     el("div", { class: "filter-actions" },
       el("a", { href: "/calls", class: "button" }, t("Reset")),
       el("a", { id: "export", class: "button", href: "#", download: "" }, t("Export CSV"))));
@@ -159,7 +212,9 @@
         call.playable.length ? el("a", { href: link, title: t("Recording"), "aria-label": t("Listen to the recording"), class: "icon" }, "▶") : null,
         call.has_transcript ? el("span", { title: t("Transcript"), "aria-label": t("Transcript"), class: "icon" }, "¶") : null),
       call.hit ? td(t("Found"), { class: "hit" }, snippet(call.hit.snippet),
-                    call.hit.offset_s ? el("a", { href: link, class: "play-hit", title: t("Play from here") }, `▶ ${fmtClock(call.hit.offset_s)}`) : null)
+                    call.hit.offset_s ? el("a", { href: link, class: "play-hit", title: t("Play from here") }, `▶ ${fmtClock(call.hit.offset_s)}`) : null,
+                    call.hit.side_unknown ? el("div", { class: "muted small side-unknown" },
+                      t("One-channel recording: the side is unknown, the words were found in the whole call")) : null)
                : el("td", { class: "no-hit" }));
   }
 
@@ -178,11 +233,13 @@
     problem.textContent = err.message;
     problem.hidden = false;
     const name = err.body && err.body.field;
-    const control = name && form.elements[name];
+    // The item's two fields are set through the one list of items.
+    const control = name && (["checklist", "failed_item"].includes(name) ? failedSelect : form.elements[name]);
     if (control) {
       control.setAttribute("aria-invalid", "true");
       control.setAttribute("aria-describedby", "calls-error");
       if (name !== "q") more.open = true;
+      if (SAID_FIELDS.includes(name)) said.open = true;
       control.focus();
     }
   }
