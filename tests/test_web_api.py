@@ -607,6 +607,7 @@ STATUS_BY_ROLE: dict[tuple[str, str], tuple[int, int, int]] = {
     ("GET", "/api/calls/export.csv"): (200, 200, 403),
     ("GET", "/api/calls/{call_id}"): (200, 200, 403),
     ("GET", "/api/calls/filters"): (200, 200, 403),
+    ("GET", "/api/calls/filter-options"): (200, 200, 403),
     ("POST", "/api/calls/filters"): (201, 201, 403),
     ("DELETE", "/api/calls/filters/{filter_id}"): (404, 404, 403),
     ("POST", "/api/calls/originate"): (503, 503, 403),
