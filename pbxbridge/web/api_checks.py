@@ -9,14 +9,22 @@ from sqlalchemy import select
 
 from pbxbridge.analytics.checklist import ChecklistError, parse_checklist
 from pbxbridge.analytics.matching import NOT_SAID, STOP_SAID
-from pbxbridge.analytics.store import call_checks, job_progress, queue_recheck, set_checklist, stored_checklists
+from pbxbridge.analytics.store import (
+    call_checks,
+    delete_checklist,
+    job_progress,
+    queue_recheck,
+    set_checklist,
+    stored_checklists,
+)
 from pbxbridge.analytics.tables import AnalysisJob
 from pbxbridge.web.access import CALL_ROLES, load_call, require_user
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body
-from pbxbridge.web.context import ctx, write_session
+from pbxbridge.web.context import USER, ctx, write_session
 from pbxbridge.web.errors import api_error_said
 from pbxbridge.web.i18n import N_, _
+from pbxbridge.web.pages import layout
 from pbxbridge.web.tables import HEAD
 
 routes = web.RouteTableDef()
@@ -93,3 +101,30 @@ async def put_checklist(request: web.Request) -> web.Response:
     return web.json_response({
         "checklist": {**checklist.as_json(), "version": stored.version}, "changed": changed, "recheck": progress,
     })
+
+
+@routes.delete("/api/checklists/{name}")
+async def remove_checklist(request: web.Request) -> web.Response:
+    """Remove a checklist and every call's verdicts against it (the journal's filters forget it too)."""
+    user = require_user(request, HEAD)
+    name = request.match_info["name"]
+    async with write_session(ctx(request)) as db:
+        removed = await delete_checklist(db, name)
+        if removed:
+            record(db, request, user, "checklist_delete", name)
+    if not removed:
+        raise api_error_said(404, _(request, "No checklist named {name}", name=name))
+    return web.json_response({"deleted": name})
+
+
+@routes.get("/checklists")
+async def checklists_page(request: web.Request) -> web.Response:
+    """The head's checklists: what a manager's speech is checked against, written and changed here."""
+    user = request.get(USER)
+    if user is None or user.role != HEAD:
+        # The request pipeline draws the 403 page from this message and writes the refusal to the audit log.
+        raise web.HTTPForbidden(text=N_("Your role may not open this page."))
+    return layout(
+        request, _(request, "Checklists"), '<div id="checklists-page"></div>', ("js/checklists.js",),
+        styles=("css/checklists.css",),
+    )

@@ -30,6 +30,7 @@ NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("/kpi", N_("KPI"), (HEAD,)),
     ("/wallboard", N_("Wallboard"), (HEAD, OPS, MANAGER)),
     ("/routing", N_("Routing"), (HEAD, OPS)),
+    ("/checklists", N_("Checklists"), (HEAD,)),
     ("/audit", N_("Audit log"), (HEAD,)),
     ("/crm", N_("CRM"), (HEAD,)),
 )

@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { t, api, el, clear, fmtTime, fmtDuration, fmtClock, fmtPercent, badge, direction, managerLabel, notice } = PBX;
+  const { t, tn, api, el, clear, fmtTime, fmtDuration, fmtClock, fmtPercent, badge, direction, managerLabel, notice } = PBX;
   const root = document.getElementById("call-page");
   const callId = document.body.dataset.callId;
   const params = new URLSearchParams(location.search);
@@ -260,7 +260,109 @@
       waveBox, audio.parentNode ? null : audio, commentSlot,
       el("p", { class: "muted small keys-hint" }, t("Keys: space plays and pauses, ← and → step {seconds} s.",
         { seconds: ARROW_S })),
-      el("h2", {}, t("Transcript")), view);
+      el("div", { class: "talk" },
+        el("div", { class: "talk-transcript" }, el("h2", {}, t("Transcript")), view),
+        scriptBox));
+  }
+
+  /* ---------- The script: checklist results and the conversation's figures ---------- */
+
+  // Filled once the checks are read; the player puts it beside its transcript (below it on a phone).
+  const scriptBox = el("section", { class: "script", id: "script", "aria-labelledby": "script-title" });
+
+  function sideName(side) {
+    if (side === "manager") return t("the manager");
+    if (side === "client") return t("the client");
+    return t("either side");
+  }
+
+  /* An item's moment: on this recording the audio plays from it; on another one its page opens there. */
+  function playEvidence(evidence, recording) {
+    if (recording && evidence.recording_id && evidence.recording_id !== recording.id) {
+      location.href = `?rec=${evidence.recording_id}&t=${Math.floor(evidence.at_s)}`;
+    } else if (playerAudio) {
+      seek(playerAudio, Number(evidence.at_s), true);
+    }
+  }
+
+  function checkItem(item, recording) {
+    const evidence = item.evidence && item.evidence.at_s !== undefined && item.evidence.at_s !== null
+      ? item.evidence : null;
+    const stop = !item.must;
+    const state = item.passed ? t("Passed") : t("Failed");
+    const lines = [
+      el("span", { class: "item-title" }, item.title),
+      stop ? el("span", { class: "badge badge-stop" }, t("Stop phrase")) : null,
+      el("span", { class: "muted small item-side" }, t("Said by: {side}", { side: sideName(item.side) })),
+      evidence ? el("span", { class: "item-words" },
+        el("span", { class: "time" }, fmtClock(evidence.at_s)), " ",
+        t("“{words}”", { words: evidence.words || "" }),
+        evidence.side ? el("span", { class: "muted small" }, " ", t("({side})", { side: sideName(evidence.side) }))
+          : null) : null,
+      !item.passed && item.reason_text ? el("span", { class: "item-reason" }, item.reason_text) : null,
+      item.side_note ? el("span", { class: "muted small item-note" }, item.side_note) : null,
+    ];
+    const mark = el("span", { class: "mark", role: "img", "aria-label": state }, item.passed ? "✓" : "✗");
+    const classes = `script-item ${item.passed ? "passed" : "failed"}${stop ? " stop" : ""}`;
+    if (!evidence) return el("li", { class: classes }, el("div", { class: "item-row" }, mark, el("div", { class: "item-body" }, lines)));
+    return el("li", { class: classes, dataset: { at: evidence.at_s } },
+      el("button", { type: "button", class: "item-row",
+                     "aria-label": t("{item}: {state}, play from {time}",
+                       { item: item.title, state, time: fmtClock(evidence.at_s) }),
+                     onclick: () => playEvidence(evidence, recording) },
+        mark, el("div", { class: "item-body" }, lines)));
+  }
+
+  function checklistView(entry, recording) {
+    return el("div", { class: "script-checklist", dataset: { checklist: entry.checklist } },
+      el("h3", {}, entry.checklist, " ",
+        el("span", { class: "muted small" },
+          t("{passed} of {total} passed", { passed: entry.items_passed, total: entry.items_total })),
+        entry.stop_phrases ? el("span", { class: "badge badge-stop" },
+          tn("{n} stop phrase said", "{n} stop phrases said", entry.stop_phrases)) : null),
+      el("ul", { class: "script-items" }, entry.items.map((item) => checkItem(item, recording))));
+  }
+
+  function figuresView(f) {
+    const rows = [
+      [t("Manager talks"), fmtPercent(f.manager_share)],
+      [t("Client talks"), fmtPercent(f.client_share)],
+      [t("Longest monologue of the manager"), fmtDuration(f.longest_monologue_s)],
+      [t("Interruptions"), t("{total}: the manager {manager}, the client {client}",
+        { total: f.interruptions, manager: f.manager_interruptions, client: f.client_interruptions })],
+      [t("Silence"), fmtPercent(f.silence_share)],
+      [t("Words per minute"), t("the manager {manager}, the client {client}",
+        { manager: PBX.fmtNumber(f.manager_wpm, 0), client: PBX.fmtNumber(f.client_wpm, 0) })],
+    ];
+    return el("dl", { class: "facts script-figures", id: "script-figures" },
+      rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  }
+
+  async function loadScript(recording, segments) {
+    const title = el("h2", { id: "script-title" }, t("Script"));
+    let found;
+    try {
+      found = await api(`/api/calls/${callId}/checks`);
+    } catch (err) {
+      clear(scriptBox, title, el("p", { class: "error" }, err.message));
+      return;
+    }
+    const parts = [title];
+    if (!segments.length) {
+      parts.push(el("p", { class: "muted", id: "script-none" },
+        t("No transcript yet: the script is checked once the call is transcribed.")));
+    } else if (!found.checklists.length) {
+      parts.push(el("p", { class: "muted", id: "script-none" },
+        t("Not checked yet: no checklist applies to this call, or the check has not reached it.")));
+    }
+    for (const entry of found.checklists) parts.push(checklistView(entry, recording));
+    if (segments.length) {
+      parts.push(el("h3", {}, t("Conversation")));
+      parts.push(found.conversation ? figuresView(found.conversation)
+        : el("p", { class: "muted small", id: "script-one-channel" },
+          t("No conversation figures: the recording has one channel, so the manager's and the client's speech cannot be told apart.")));
+    }
+    clear(scriptBox, parts);
   }
 
   /* ---------- The call's review ---------- */
@@ -566,8 +668,10 @@
         el("div", { class: "call-main" },
           recording ? player(call, recording, segments)
             : el("section", { class: "card" }, el("p", { class: "muted" }, t("This call has no recording with sound."))),
+          recording ? null : scriptBox,
           reviewBox)));
     loadReview(recording);
+    loadScript(recording, segments);
   }
   load();
 })();
