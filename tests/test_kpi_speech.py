@@ -7,15 +7,19 @@ against what the analytics domain reads off its own tables, and against their dr
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pbxbridge.analytics.checklist import parse_checklist
+from pbxbridge.analytics.daemon import Analyst
 from pbxbridge.analytics.kpi import DEPARTMENT, feed_kpi_store, speech_days, speech_parts
 from pbxbridge.analytics.store import analyse_calls, set_checklist, stored_checklists
 from pbxbridge.calls.tables import Call, Recording
+from pbxbridge.config import Config
+from pbxbridge.hub import Hub
 from pbxbridge.kpi.definitions import KpiSettings
 from pbxbridge.kpi.drilldown import COUNTED, drill_down
 from pbxbridge.kpi.store import KpiRecorder
@@ -23,6 +27,7 @@ from pbxbridge.kpi.tables import ManagerDayRow
 from pbxbridge.transcription.lemmas import lemmatise, words_of
 from pbxbridge.transcription.tables import DONE as TRANSCRIBED
 from pbxbridge.transcription.tables import TranscriptionJob, TranscriptSegment
+from pbxbridge.web.api_kpi import totals
 
 SETTINGS = KpiSettings()
 DAY = date(2026, 12, 1)
@@ -162,3 +167,50 @@ async def test_a_changed_script_and_a_rebuild_keep_the_figures_current(
         again = (await _day_rows(sessions, DAY))["201"]
         assert (again.speech_items_passed, again.speech_items, again.stop_phrase_calls) == (6, 8, 1)
         assert again.talk_share == m201.talk_share
+
+
+def _served_hub(sessions: async_sessionmaker[AsyncSession]) -> Hub:
+    hub = Hub(Config())
+
+    async def no_pbx(pbx: str, action: dict[str, str], as_list: bool | None) -> None:
+        raise ConnectionError(pbx)
+
+    async def no_writer(until: float) -> None:
+        return None
+
+    hub.serve(
+        sessions=sessions, write_sessions=sessions, send_action=no_pbx, calls_in_progress=list,
+        pbx_clock=lambda _pbx: None, calls_up=lambda: 0, database_turn=asyncio.Lock, writer_first=no_writer,
+    )
+    return hub
+
+
+async def test_the_daemon_feeds_the_store_as_each_transcript_is_checked(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await _calls_with_transcripts(sessions)
+    async with sessions() as session, session.begin():
+        await set_checklist(session, parse_checklist(SCRIPT))
+    analyst = Analyst(_served_hub(sessions))
+    # Call 2's transcript is stored: only its figures appear, 201's rude call.
+    await analyst.transcript_ready(2)
+    m201 = (await _day_rows(sessions, DAY))["201"]
+    assert (m201.speech_calls, m201.speech_items_passed, m201.speech_items, m201.stop_phrase_calls) == (1, 1, 3, 1)
+    assert (await _day_rows(sessions, DAY))["202"].speech_calls == 0
+    await analyst.transcript_ready(1)
+    m201 = (await _day_rows(sessions, DAY))["201"]
+    assert (m201.speech_calls, m201.script_adherence, m201.stop_phrase_calls) == (2, 4 / 6, 1)
+
+
+def test_a_period_s_shares_come_from_its_summed_parts_not_a_mean_of_days() -> None:
+    days = [
+        {"date": "2026-12-01", "manager": "201", "manager_name": None, "speech_calls": 1, "speech_items": 10,
+         "speech_items_passed": 10, "stop_phrase_calls": 0, "manager_talk_s": 10.0, "client_talk_s": 90.0},
+        {"date": "2026-12-02", "manager": "201", "manager_name": None, "speech_calls": 3, "speech_items": 30,
+         "speech_items_passed": 0, "stop_phrase_calls": 2, "manager_talk_s": 300.0, "client_talk_s": 100.0},
+    ]
+    period = totals(days, 30, date(2026, 12, 1))["201"]
+    # 10 of 40 items (a mean of the days' 100 % and 0 % would say 50 %); 310 s of 500 s.
+    assert period["script_adherence"] == 0.25
+    assert period["talk_share"] == 0.62
+    assert (period["speech_calls"], period["stop_phrase_calls"]) == (4, 2)
