@@ -629,6 +629,7 @@ STATUS_BY_ROLE: dict[tuple[str, str], tuple[int, int, int]] = {
     ("GET", "/api/calls/{call_id}/checks"): (200, 200, 403),
     ("GET", "/api/checklists"): (200, 403, 403),
     ("PUT", "/api/checklists"): (200, 403, 403),
+    ("DELETE", "/api/checklists/{name}"): (404, 403, 403),
     ("PUT", "/api/kpi/targets"): (200, 403, 403),
     ("GET", "/api/kpi/{kpi}/calls"): (200, 403, 403),
     ("GET", "/api/live/snapshot"): (200, 200, 200),
@@ -664,7 +665,7 @@ async def test_every_documented_route_answers_each_role_as_documented(site: Site
     path_values = {
         "target": "amocrm", "extension": "203",
         "call_id": data.ivan_call_id, "recording_id": data.ivan_recording_id, "client_id": data.ivan_client_id,
-        "filter_id": 999_999, "kpi": "missed", "comment_id": 999_999,
+        "filter_id": 999_999, "kpi": "missed", "comment_id": 999_999, "name": "no-such-checklist",
     }
     bodies: dict[tuple[str, str], Any] = {
         ("PUT", "/api/crm/users/{target}/{extension}"): {"user_id": "9001"},

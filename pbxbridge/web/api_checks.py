@@ -114,7 +114,7 @@ async def remove_checklist(request: web.Request) -> web.Response:
             record(db, request, user, "checklist_delete", name)
     if not removed:
         raise api_error_said(404, _(request, "No checklist named {name}", name=name))
-    return web.json_response({"deleted": name})
+    return web.Response(status=204)
 
 
 @routes.get("/checklists")
