@@ -8,7 +8,7 @@ daemon running in a child process, composed as ``pbxbridge run`` composes it
 and not counted). Once every event is in and the tracker holds the calls, the child's
 VmRSS is read from /proc.
 
-    python benchmarks/memory.py [--quick] [--calls 1000 10000] [--bare] [--no-write]
+    python benchmarks/memory.py [--quick] [--calls 1000 10000] [--bare] [--no-write] [--tracker]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 from _common import (
@@ -36,7 +38,7 @@ from _common import (
 from _streams import interleaved, write_stream
 
 from pbxbridge.ami.frames import event_timestamp
-from pbxbridge.ami.traces import Trace, load_trace
+from pbxbridge.ami.traces import Trace, load_trace, with_fresh_ids
 from pbxbridge.calls.tracker import CallTracker
 
 TARGET_MB_AT_1000 = 150
@@ -75,6 +77,29 @@ def calls_up_per_copy(traces: list[Trace]) -> int:
             tracker.feed(event, now)
         up += len(tracker.active_linkedids())
     return up
+
+
+def tracker_bytes_per_call(traces: list[Trace], copies: int) -> float:
+    """What the tracker alone holds per call in flight (tracemalloc), for ``copies`` fresh-id copies.
+
+    The frames are built before measuring, as the listener hands them over; the
+    tracker keeps what it needs of them, and that is what is counted.
+    """
+    frames = [with_fresh_ids(event, f"-{i}") for i in range(copies) for trace in traces for event in trace.events]
+    tracker = CallTracker()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        now = 0.0
+        for frame in frames:
+            now = event_timestamp(frame) or now
+            tracker.feed(frame, now)
+        gc.collect()
+        grown = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    finally:
+        tracemalloc.stop()
+    return grown / max(1, len(tracker.active_linkedids()))
 
 
 def measure(goal: int, traces: list[Trace], per_copy: int, workdir: Path, bare: bool) -> dict[str, float]:
@@ -134,6 +159,8 @@ def main() -> int:
     parser.add_argument("--calls", nargs="+", type=int, help="calls in flight (default 1000 10000)")
     parser.add_argument("--bare", action="store_true", help="the daemon without the domains (KPI, routing, web)")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md alone")
+    parser.add_argument("--tracker", action="store_true",
+                        help="print what the call tracker alone holds per call in flight, then stop")
     parser.add_argument("--child", nargs=3, metavar=("URL", "PORT", "EVENTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -144,6 +171,11 @@ def main() -> int:
     goals = args.calls or ([1000] if args.quick else [1000, 10_000])
     traces = [half_calls(load_trace(p)) for p in trace_paths()]
     per_copy = calls_up_per_copy(traces)
+    if args.tracker:
+        copies = math.ceil(goals[0] / per_copy)
+        print(f"call tracker alone: {tracker_bytes_per_call(traces, copies) / 1024:.2f} KB per call in flight "
+              f"({copies * per_copy:,} calls, tracemalloc)")
+        return 0
     print(f"one copy of the {len(traces)} cut traces leaves {per_copy} calls up")
     results = {}
     with tempfile.TemporaryDirectory(prefix="pbxbridge-bench-") as tmp:

@@ -13,6 +13,7 @@ the time the caller says the event was received.
 from __future__ import annotations
 
 import re
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -111,7 +112,9 @@ class _Channel:
     first_exten: dict[str, str] = field(default_factory=dict)
     exten: str = ""
     hung_up: bool = False
-    bridges: set[str] = field(default_factory=set)
+    # Bridges the channel is in (rarely more than one): a list, a quarter of an empty set's
+    # size, for every channel of every call in flight.
+    bridges: list[str] = field(default_factory=list)
     # Time this channel was dialled (DialBegin naming it as destination).
     dialled_at: float | None = None
     dialled_by: str | None = None
@@ -384,7 +387,7 @@ class CallTracker:
         for raw in data.get("channels", []):
             fields = {k: raw[k] for k in _CHANNEL_FIELDS if k != "name" and k in raw}
             ch = _Channel(name=parse_channel(raw["name"]), **fields)
-            ch.bridges = set(raw.get("bridges", []))
+            ch.bridges = list(dict.fromkeys(raw.get("bridges", [])))
             call.channels[ch.uid] = ch
             if not ch.hung_up:
                 self._by_uid[ch.uid] = call
@@ -466,9 +469,11 @@ class CallTracker:
             exten = event.get(prefix + "Exten", "")
             ch.exten = exten
             if not ch.contexts or ch.contexts[-1] != context:
-                ch.contexts.append(context)
+                # A handful of dialplan contexts, named by every channel of every call in
+                # flight: one shared copy each instead of the event's own.
+                ch.contexts.append(sys.intern(context))
             if exten and exten not in _UNKNOWN_NUMBERS and context not in ch.first_exten:
-                ch.first_exten[context] = exten
+                ch.first_exten[sys.intern(context)] = exten
 
     def _call_of(self, uid: str | None) -> _Call | None:
         return self._by_uid.get(uid) if uid else None
@@ -671,7 +676,8 @@ class CallTracker:
             self._note_bridged(other_call, other, ch)
         if ch.uid not in members:
             members.append(ch.uid)
-            ch.bridges.add(bridge)
+            if bridge not in ch.bridges:
+                ch.bridges.append(bridge)
 
     def _note_bridged(self, call: _Call, mine: _Channel, peer: _Channel) -> None:
         """Record a handset talking to this call's client."""
@@ -687,7 +693,8 @@ class CallTracker:
         bridge = event.get("BridgeUniqueid")
         if ch is None or not bridge:
             return
-        ch.bridges.discard(bridge)
+        if bridge in ch.bridges:
+            ch.bridges.remove(bridge)
         self._leave_bridge(ch.uid, bridge)
 
     def _leave_bridge(self, uid: str, bridge: str) -> None:
