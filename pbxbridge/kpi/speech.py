@@ -13,17 +13,17 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.db.base import table_of
 from pbxbridge.db.chunks import chunks
 from pbxbridge.kpi.days import DayFigures
 from pbxbridge.kpi.definitions import KpiSettings
+from pbxbridge.kpi.lock import lock_figures
 from pbxbridge.kpi.tables import CallFactRow
 
 _FACTS = table_of(CallFactRow)
-_PG_LOCK_KEY = 0x6B7069  # the KPI store's lock (pbxbridge.kpi.store): one writer of the figures at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +52,6 @@ NOT_MEASURED = SpeechParts()
 
 # Reads the parts of the calls given (None: of every call measured); a call left out has none.
 SpeechSource = Callable[[AsyncSession, Sequence[int] | None], Awaitable[Mapping[int, SpeechParts]]]
-
-
-async def _lock(session: AsyncSession) -> None:
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
 
 
 async def store_parts(session: AsyncSession, parts: Mapping[int, SpeechParts]) -> set[date]:
@@ -101,7 +95,7 @@ async def record_speech(
     store has no fact of yet is skipped: its fact is written when the call is,
     and ``kpi rebuild`` asks again.
     """
-    await _lock(session)
+    await lock_figures(session)
     wanted = dict(parts)
     if replace_all:
         measured = await session.scalars(

@@ -30,14 +30,11 @@ from pbxbridge.kpi.definitions import (
     lead_fact,
     link_callbacks,
 )
+from pbxbridge.kpi.lock import lock_figures
 from pbxbridge.kpi.speech import NOT_MEASURED, SpeechParts, SpeechSource
 from pbxbridge.kpi.tables import CallFactRow, LeadRow, ManagerDayRow, ManagerHourRow
 
 log = logging.getLogger(__name__)
-
-# One PostgreSQL advisory lock serialises KPI updates: two calls ending at
-# once would otherwise both rewrite the same day's rows.
-_PG_LOCK_KEY = 0x6B7069  # "kpi"
 
 _LINKED = ("callback_call_id", "callback_by", "callback_s", "lost")
 _FACTS = table_of(CallFactRow)
@@ -350,9 +347,7 @@ class KpiRecorder:
 
     async def _lock(self, session: AsyncSession) -> None:
         # SQLite has one writer at a time already (CallWriter begins IMMEDIATE).
-        connection = await session.connection()
-        if connection.dialect.name == "postgresql":
-            await session.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+        await lock_figures(session)
 
     async def _clock(self, session: AsyncSession) -> float:
         """The latest end of any call known: the store's notion of now.
