@@ -80,6 +80,8 @@ def test_the_head_writes_a_checklist_and_the_player_shows_it_checked(floor: Floo
         head.click("#checklist-save")
         head.locator(".checklist-item").nth(1).locator("[name=phrases][aria-invalid=true]").wait_for()
         assert head.locator("[aria-invalid=true]").count() == 1
+        # Said in words, not as the API's field path.
+        assert "items[" not in head.locator(".field-problems").inner_text()
         assert head.locator(".checklist-item").nth(0).locator("[name=phrases]").input_value() == "ваш звонок обслужить"
         assert not head.locator(f".checklist-card[data-name='{NAME}']").count()
 

@@ -106,6 +106,28 @@
 
   /* ---------- the editor ---------- */
 
+  // What the server says of a refused field (after "field: "), as the head reads it; anything
+  // else it may say is shown as it came.
+  const PROBLEM_TEXT = {
+    "a text is needed": t("Write it: it cannot be empty."),
+    "at least one phrase is needed": t("Write at least one phrase."),
+    "a number of seconds above 0": t("A number of seconds above 0."),
+    "a number of seconds, 0 or more": t("A number of seconds, 0 or more."),
+    "a text or a list of texts": t("Write the words, not leave them blank."),
+    "within_s (from the answer) or last_s (before the end), not both": t("Either from the answer or before the end, not both."),
+  };
+  const PHRASE_TOO_LONG = /^'(.*)' has more than (\d+) words$/;
+
+  function problemText(problem) {
+    const cut = problem.indexOf(": ");
+    const text = cut < 0 ? problem : problem.slice(cut + 2);
+    if (PROBLEM_TEXT[text]) return PROBLEM_TEXT[text];
+    const long = PHRASE_TOO_LONG.exec(text);
+    if (long) return t("“{phrase}” is longer than {n} words: a phrase is a few words said together.",
+      { phrase: long[1], n: long[2] });
+    return problem;
+  }
+
   // A field the server refused, marked where the head can see it (its problems under it).
   function markField(field, text) {
     field.setAttribute("aria-invalid", "true");
@@ -219,7 +241,7 @@
         else if (path === "applies.direction") field = form.querySelector("[data-field='applies.direction']");
         else if (path === "applies.queue") field = queues;
         else if (path === "applies.min_talk_s") field = minTalk;
-        if (field) markField(field, problem); else unplaced.push(problem);
+        if (field) markField(field, problemText(problem)); else unplaced.push(problem);
       }
       clear(problems, el("p", { class: "error" }, t("The checklist was not saved: fix the fields marked.")),
         unplaced.length ? el("ul", { class: "error" }, unplaced.map((p) => el("li", {}, p))) : null);
