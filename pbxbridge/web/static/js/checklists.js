@@ -153,7 +153,7 @@
       if (!seconds.hidden && !seconds.value) seconds.value = whenSelect.value === "within" ? 30 : 60;
     });
     const block = el("fieldset", { class: "checklist-item" },
-      el("legend", {}, t("Item")),
+      el("legend", {}),  // "Item 2": numbered by renumber()
       el("label", { "data-field": "title" }, t("Title"),
         el("input", { name: "title", value: item.title, placeholder: t("Named the company") })),
       el("label", { "data-field": "phrases" }, t("Phrases, one per line"),
@@ -166,8 +166,18 @@
           el("select", { name: "must" },
             el("option", { value: "true", selected: item.must !== false }, t("Must be said")),
             el("option", { value: "false", selected: item.must === false }, t("Stop phrase: must not be said"))))),
-      el("button", { type: "button", class: "link danger", onclick: () => block.remove() }, t("Remove the item")));
+      el("button", { type: "button", class: "link danger", onclick: () => {
+        const list = block.parentNode;
+        block.remove();
+        if (list) renumber(list);
+      } }, t("Remove the item")));
     return block;
+  }
+
+  function renumber(list) {
+    list.querySelectorAll(".checklist-item > legend").forEach((legend, i) => {
+      legend.textContent = t("Item {n}", { n: i + 1 });
+    });
   }
 
   function edit(existing) {
@@ -182,6 +192,7 @@
       value: c.applies.min_talk_s || "" });
     const items = el("div", { class: "checklist-items" });
     for (const item of c.items) items.append(itemBlock(form, item));
+    renumber(items);
     const problems = el("div", { class: "form-problems", id: "form-problems", "aria-live": "polite" });
     const save = el("button", { type: "submit", class: "primary", id: "checklist-save" }, t("Save the checklist"));
     clear(form,
@@ -194,7 +205,10 @@
         el("label", { "data-field": "applies.min_talk_s" }, t("Talk at least, seconds"), minTalk)),
       el("h3", {}, t("Items")),
       items,
-      el("button", { type: "button", id: "add-item", onclick: () => items.append(itemBlock(form)) }, t("Add an item")),
+      el("button", { type: "button", id: "add-item", onclick: () => {
+        items.append(itemBlock(form));
+        renumber(items);
+      } }, t("Add an item")),
       problems,
       el("div", { class: "form-actions" }, save,
         el("button", { type: "button", class: "link", onclick: () => clear(editorBox) }, t("Cancel"))));
