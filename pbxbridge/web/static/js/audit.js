@@ -30,6 +30,7 @@
     review_setup: t("Changed the review tags and checklist"),
     set_kpi_target: t("Set a KPI target"),
     checklist_set: t("Changed a script checklist"),
+    checklist_delete: t("Deleted a script checklist"),
     crm_user_set: t("Linked a manager to a CRM user"),
     crm_user_removed: t("Unlinked a manager from a CRM user"),
     api_token_used: t("API token used"),
