@@ -101,7 +101,7 @@ def _check(page: Any, where: str, width: int) -> list[str]:
 def test_every_page_in_russian_on_a_desktop_and_a_phone(floor: Floor) -> None:
     data = floor.data
     pages = ["/calls", f"/calls/{data.ivan_call_id}", "/clients", f"/clients/{data.ivan_client_id}", "/kpi",
-             "/wallboard", "/routing", "/audit", "/missed", "/crm", "/no-such-page"]
+             "/wallboard", "/routing", "/audit", "/missed", "/crm", "/checklists", "/no-such-page"]
     problems: list[str] = []
     for width in (DESKTOP, PHONE):
         stranger = new_context(floor, width, RU).new_page()
