@@ -200,8 +200,10 @@ def main() -> None:
 
     lines = [
         f"`pbxbridge backfill` of a FreePBX cel table of {written:,} rows ({calls:,} calls; copies of the shared "
-        "captures' CEL and CDR, MariaDB on the same machine) into a fresh SQLite journal, every domain attached; "
-        "each run a process of its own, start-up included.",
+        "captures' CEL and CDR, MariaDB on the same machine) into a fresh SQLite journal, with the hooks an import "
+        "runs per call (workflow, CRM queue) and the KPI figures rebuilt once at its end; each run a process of its "
+        "own, start-up included. CPU seconds are the process's own (user + system): on a shared machine the "
+        "steadier figure.",
         "",
         "| run | CEL rows | calls | seconds | CEL rows/s | calls/s | CEL rows per CPU s | peak RSS |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
