@@ -22,7 +22,7 @@ def test_each_role_lands_on_its_pages(floor: Floor) -> None:
     context.close()
 
     expected = {
-        "olga": ("/calls", {"Calls", "Missed calls", "Clients", "KPI", "Wallboard", "Routing", "CRM", "Audit log"}),
+        "olga": ("/calls", {"Calls", "Missed calls", "Clients", "KPI", "Wallboard", "Routing", "Checklists", "CRM", "Audit log"}),
         "ivan": ("/calls", {"Calls", "Missed calls", "Clients", "Wallboard"}),
         "sergey": ("/wallboard", {"Wallboard", "Routing"}),
     }
