@@ -180,7 +180,7 @@ async def set_crm_user(request: web.Request) -> web.Response:
     name = body.get("name")
     if isinstance(user_id, int) and not isinstance(user_id, bool):
         user_id = str(user_id)
-    if not EXTENSION.match(extension):
+    if not EXTENSION.fullmatch(extension):
         raise api_error(400, N_("extension: digits only, as dialled on the PBX"))
     if not isinstance(user_id, str) or not USER_ID.match(user_id.strip()):
         raise api_error(400, N_("user_id: the user's number in the CRM"))
@@ -202,6 +202,9 @@ async def remove_crm_user(request: web.Request) -> web.Response:
     user = require_user(request, HEAD)
     target = _target(request)
     extension = request.match_info["extension"]
+    # Only digits are ever stored; anything else (a NUL byte PostgreSQL cannot compare) has no user.
+    if not EXTENSION.fullmatch(extension):
+        raise api_error(404, N_("this extension has no user in that CRM"))
     async with write_session(ctx(request)) as db:
         removed = await crm_users.remove_user(db, target, extension)
         if removed:
