@@ -41,6 +41,8 @@ from tests.fixtures_cel import capture_tables, create_cdr_database, drop_cdr_dat
 INSERT_CHUNK = 10_000
 _UID = re.compile(r"\b(\d{9,11}\.\d+)\b")
 ENV = {"PBXBRIDGE_PBX__MAIN__CDR_TIMEZONE": "UTC", "PYTHONUNBUFFERED": "1"}
+# Each run's stderr, by process id.
+_LOGS: dict[int, Any] = {}
 
 
 def _template() -> tuple[list[dict[str, Any]], list[dict[str, Any]], float]:
@@ -90,8 +92,21 @@ async def fill(url: str, rows: int) -> tuple[int, int]:
 def _backfill(db_url: str, cdr_url: str, until: str, extra: list[str] | None = None) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "pbxbridge", "backfill", "--db", db_url, "--cdr-url", cdr_url,
                "--from", "2026-01-01", "--to", until, *(extra or [])]
-    return subprocess.Popen(command, env={**os.environ, **ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO_ROOT)
+    # Its output to files, not pipes: a pipe nobody reads while the run goes on (a warning per
+    # cut transfer row, thousands at 1M rows) fills up and stops the run.
+    log = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(command, env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=log, text=True,
+                            cwd=REPO_ROOT)
+    _LOGS[proc.pid] = log
+    return proc
+
+
+def _said(proc: subprocess.Popen[str]) -> str:
+    """What the finished run wrote on stderr."""
+    proc.wait()
+    log = _LOGS.pop(proc.pid)
+    log.seek(0)
+    return str(log.read())
 
 
 def _hwm_mb(pid: int) -> float | None:
@@ -113,7 +128,7 @@ def _measured(db_url: str, cdr_url: str, until: str) -> dict[str, float]:
     while proc.poll() is None:
         peak = max(peak, _hwm_mb(proc.pid) or 0.0)
         time.sleep(0.05)
-    out, err = proc.communicate()
+    err = _said(proc)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -157,7 +172,7 @@ def _killed_and_resumed(db_url: str, cdr_url: str, until: str, calls: int) -> di
     killed = proc.returncode == -signal.SIGKILL
     started = time.perf_counter()
     again = _backfill(db_url, cdr_url, until)
-    _out, err = again.communicate()
+    err = _said(again)
     if again.returncode != 0:
         raise SystemExit(f"resumed backfill failed: {err[-2000:]}")
     rows_said = re.findall(r"· (\d+) rows", err)
