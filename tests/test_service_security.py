@@ -618,3 +618,36 @@ async def test_a_crm_user_is_set_and_removed_for_digits_only(site: Site) -> None
     status, listed = await head.json("GET", "/api/crm/users")
     assert status == 200
     assert sorted((i["extension"], i["user_id"]) for i in listed["items"]) == [("202", "2"), ("203", "3")]
+
+
+async def test_a_nul_character_in_a_body_or_a_search_is_a_clear_400_and_stores_nothing(site: Site) -> None:
+    head = await site.signed_in("olga")
+    ivan = await site.signed_in("ivan")
+    call, client = site.data.ivan_call_id, site.data.ivan_client_id
+    # PostgreSQL's text cannot hold a NUL; SQLite would store it. Both refuse it alike, before anything is written.
+    sent = [
+        (head, "PUT", "/api/crm/users/bitrix24/203", {"user_id": "9", "name": "Иван\x00"}),
+        (head, "PUT", "/api/checklists", {"name": "При\x00ветствие", "items": [{"title": "Назвал компанию",
+                                                                                  "phrases": ["компания"]}]}),
+        (head, "POST", f"/api/calls/{call}/review/comments", {"at_s": 1, "text": "цена\x00"}),
+        (ivan, "POST", "/api/calls/filters", {"name": "Входящие\x00", "query": "direction=inbound"}),
+        (ivan, "PATCH", f"/api/clients/{client}", {"notes": "перезвонить\x00"}),
+        (ivan, "POST", f"/api/clients/{client}/notes", {"text": "ok", "\x00": ["deep", [{"x": "\x00"}]]}),
+    ]
+    for who, method, path, body in sent:
+        status, answer = await who.json(method, path, json=body)
+        assert (status, answer) == (400, {"error": "the text must not contain NUL characters"}), (path, status)
+    status, answer = await head.json("GET", "/api/clients?q=%00")
+    assert status == 400 and "control characters" in answer["error"]
+    click = {"event": "ONEXTERNALCALLSTART", "auth[application_token]": BITRIX24_TOKEN, "data[USER_ID]": "3\x00",
+             "data[PHONE_NUMBER]": "+74951234567"}
+    stranger = ApiClient(site.url)
+    site.clients.append(stranger)
+    async with stranger.send("POST", "/api/crm/bitrix24/events", csrf=False, data=click) as response:
+        assert response.status == 400 and "NUL" in (await response.json())["error"]
+    # Nothing of it was kept.
+    assert (await head.json("GET", "/api/checklists"))[1]["checklists"] == []
+    assert [c["text"] for c in (await head.json("GET", f"/api/calls/{call}/review"))[1]["comments"]] == ["Не назвал цену"]
+    assert [f["name"] for f in (await ivan.json("GET", "/api/calls/filters"))[1]["saved"]] == ["Входящие"]
+    crm = (await head.json("GET", "/api/crm/users"))[1]["items"]
+    assert sorted((i["extension"], i["name"]) for i in crm) == [("202", "Менеджер"), ("203", "Менеджер")]

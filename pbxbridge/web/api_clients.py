@@ -94,6 +94,9 @@ async def list_clients(request: web.Request) -> web.Response:
     """Cards by name or number (``q``), most recent first, paged."""
     user = require_user(request, *CALL_ROLES)
     q = request.query.get("q", "").strip()
+    if "\x00" in q:
+        # No name or number holds one, and PostgreSQL cannot even compare text with it.
+        raise api_error(400, _(request, "{key}: remove the control characters from the text", key="q"))
     try:
         page = max(1, int(request.query.get("page", "1")))
         per_page = min(200, max(1, int(request.query.get("per_page", "50"))))

@@ -69,6 +69,8 @@ async def bitrix24_event(request: web.Request) -> web.Response:
     except ClickRefused as exc:
         log.warning("Bitrix24 event refused: %s", exc.reason)
         raise api_error(exc.status, exc.reason) from None
+    if any("\x00" in value for value in fields.values()):
+        raise api_error(400, "the event's fields must not contain NUL characters")
     async with context.sessions() as db:
         extension = await extension_of(db, BITRIX24, click.user_id)
     who = _crm_user(click.user_id, extension)

@@ -201,7 +201,8 @@ async def logout_form(request: web.Request) -> web.Response:
 @routes.post("/api/login")
 async def login_api(request: web.Request) -> web.Response:
     """Sign in with {"username", "password"}; sets the session and CSRF cookies."""
-    body = await json_body(request)
+    # A name with a NUL is a failed sign-in like any other (throttled, audited with the NUL shown as U+FFFD).
+    body = await json_body(request, nul_ok=True)
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise api_error(400, N_("username and password are required"))
@@ -241,8 +242,8 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response(require_user(request).as_json())
 
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object, or 400."""
+async def json_body(request: web.Request, *, nul_ok: bool = False) -> dict[str, Any]:
+    """The request's JSON object, or 400 (also for a NUL character in its text, unless ``nul_ok``)."""
     try:
         body = await request.json()
     except (ValueError, RecursionError):
@@ -250,4 +251,23 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise api_error(400, N_("the body must be JSON")) from None
     if not isinstance(body, dict):
         raise api_error(400, N_("the body must be a JSON object"))
+    if not nul_ok and _holds_nul(body):
+        # PostgreSQL's text cannot hold one: refused here, for every route alike, not failed on deep inside.
+        raise api_error(400, N_("the text must not contain NUL characters"))
     return body
+
+
+def _holds_nul(body: object) -> bool:
+    # A loop, not recursion: a body nested as deep as the JSON parser allows must not overflow the stack here.
+    pending = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
