@@ -81,3 +81,23 @@ async def test_a_full_batch_is_written_without_waiting_out_the_window(sessions, 
     assert [n for _at, n in transactions] == [WRITE_BATCH_MAX]
     assert await _journal_size(sessions) == WRITE_BATCH_MAX
 
+
+
+async def test_a_flush_writes_the_call_held_for_company_at_once(sessions, shared_dir) -> None:
+    # Whoever flushes (the end of a replay, a stop) waits for the calls: the writer must not hold
+    # the last one for companions that are not coming. A window of a minute makes waiting it out fail.
+    (call,) = _burst(shared_dir, 1)[:1]
+    pipeline, transactions = _pipeline(sessions, shared_dir, coalesce_s=60.0)
+    try:
+        pipeline.put(call)
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(pipeline.flush(), 20)
+        # The next call after the flush waits for company again (the flush is over).
+        pipeline.put(dataclasses.replace(call, linkedid=call.linkedid + "-next"))
+        await asyncio.sleep(0.2)
+        assert [n for _at, n in transactions] == [1]
+        await asyncio.wait_for(pipeline.flush(), 20)
+    finally:
+        await pipeline.stop(5)
+    assert [n for _at, n in transactions] == [1, 1]
+    assert await _journal_size(sessions) == 2

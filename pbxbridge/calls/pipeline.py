@@ -85,6 +85,8 @@ class CallPipeline:
         self._queue: asyncio.Queue[tuple[float, FinishedCall]] = asyncio.Queue()
         # Set once a full batch is queued: the writer stops waiting for company.
         self._full = asyncio.Event()
+        # Flushes under way: while one waits, no batch waits out the coalescing window.
+        self._flushing = 0
         self._task: asyncio.Task[None] | None = None
         # Finished calls not yet in the journal: their saved in-progress state
         # is removed by the journal's own transaction, never by the saver.
@@ -109,7 +111,7 @@ class CallPipeline:
         if self._task is None:
             return
         try:
-            await asyncio.wait_for(self._queue.join(), timeout_s)
+            await asyncio.wait_for(self.flush(), timeout_s)
         except TimeoutError:
             log.error("stopping with %d finished call(s) not written: the database is unreachable",
                       self._queue.qsize())
@@ -140,8 +142,19 @@ class CallPipeline:
         return self._queue.qsize()
 
     async def flush(self) -> None:
-        """Wait until every call finished so far is in the journal (or set aside)."""
-        await self._queue.join()
+        """Wait until every call finished so far is in the journal (or set aside).
+
+        Whoever flushes wants the calls now: the writer stops waiting for companions
+        of the batch it holds (no call is coming that the flush waits for).
+        """
+        self._flushing += 1
+        self._full.set()
+        try:
+            await self._queue.join()
+        finally:
+            self._flushing -= 1
+            if not self._flushing and self._queue.qsize() < WRITE_BATCH_MAX - 1:
+                self._full.clear()
 
     async def make_room(self) -> None:
         """Between reads of a captured stream: let the writer take a full batch, keep the queue bounded.
@@ -186,7 +199,7 @@ class CallPipeline:
             batch = [first]
             while len(batch) < WRITE_BATCH_MAX and not self._queue.empty():
                 batch.append(self._queue.get_nowait()[1])
-            if self._queue.qsize() < WRITE_BATCH_MAX - 1:
+            if self._queue.qsize() < WRITE_BATCH_MAX - 1 and not self._flushing:
                 self._full.clear()
             try:
                 rows = await self._write_batch(batch)
