@@ -108,6 +108,15 @@ def expected(shared_dir: Path) -> dict[str, Any]:
     return json.loads((shared_dir / "expected.json").read_text(encoding="utf-8"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each test module on one test process (its module fixtures are built once), and every
+    browser test on one process: they share one daemon and one Chromium, in the order written."""
+    for item in items:
+        path = Path(str(item.path))
+        group = "browser" if path.parent.name == "e2e" else path.stem
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """A PostgreSQL-parametrised test that skips is a failure: both databases must be exercised."""
