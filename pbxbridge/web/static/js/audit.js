@@ -99,7 +99,7 @@
     el("div", { class: "card flush" }, table),
     pager);
 
-  const HEADINGS = [t("When"), t("Who"), t("Role"), t("Action"), t("What"), t("Details"), t("From")];
+  const HEADINGS = [t("When"), t("Who"), t("Role"), t("Action"), t("What"), t("Details"), t("Address")];
 
   function cell(i, ...content) {
     // The heading goes with the cell: on a phone each entry is a card with its labels.

@@ -19,14 +19,14 @@
   // The figures of the KPI page and the wallboard a journal can be opened on (pbxbridge.kpi.drilldown).
   const FIGURES = {
     calls_in: t("Inbound calls"), calls_out: t("Outbound calls"), calls_internal: t("Internal calls"),
-    answered: t("Answered inbound"), missed: t("Missed"), missed_unanswered: t("Missed, answered by nobody"),
+    answered: t("Answered inbound"), missed: t("Missed calls"), missed_unanswered: t("Missed, answered by nobody"),
     transferred_in: t("Transferred"), outbound_answered: t("Outbound answered"), reach_rate: t("Reach rate"),
     outbound_norm_share: t("Outbound norm"), talk_s: t("Talk time"), talk_s_mean: t("Mean talk time"),
     talk_s_median: t("Median talk time"), talk_s_p95: t("Talk time, 95th percentile"),
     unique_clients_reached: t("Clients reached"), first_call_at: t("First call"), last_call_at: t("Last call"),
     callbacks: t("Callbacks"), callback_s_mean: t("Mean callback time"), callback_s_median: t("Median callback time"),
     callback_s_p95: t("Callback time, 95th percentile"), callbacks_pending: t("Waiting for a callback"),
-    lost_leads: t("Lost leads"), offered: t("Offered"), queue_answered: t("Answered"), abandoned: t("Abandoned"),
+    lost_leads: t("Lost leads"), offered: t("Offered"), queue_answered: t("Answered in queue"), abandoned: t("Abandoned calls"),
     short_abandoned: t("Hung up within seconds"), asa_s: t("Average speed of answer"),
     wait_s_median: t("Median wait"), wait_s_p95: t("Wait, 95th percentile"), longest_wait_s: t("Longest wait"),
     answered_within_sl: t("Answered within the service level"), service_level: t("Service level"),

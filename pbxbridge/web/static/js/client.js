@@ -90,7 +90,7 @@
     if (!phones.length) return el("p", { class: "muted" }, t("No numbers on this card."));
     return el("ul", { class: "numbers" }, phones.map((phone) => {
       const button = el("button", { type: "button", class: "primary call-button", dataset: { number: phone.number },
-                                    "aria-label": t("Call {number}", { number: phone.display }) }, t("Call"));
+                                    "aria-label": t("Call {number}", { number: phone.display }) }, t("Dial"));
       button.addEventListener("click", () => (isHead ? askWhoRings(phone, button) : placeCall(phone.number, null, button)));
       return el("li", {},
         el("a", { class: "number", href: "tel:" + phone.number }, phone.display), button);

@@ -50,14 +50,14 @@
 
   /* What each figure is called, and how its value reads (the API gives its kind). */
   const LABELS = {
-    calls_in: t("Inbound calls"), answered: t("Answered inbound"), missed: t("Missed"), missed_unanswered: t("Missed, nobody answered"),
+    calls_in: t("Inbound calls"), answered: t("Answered inbound"), missed: t("Missed calls"), missed_unanswered: t("Missed, nobody answered"),
     calls_out: t("Outbound calls"), outbound_answered: t("Outbound answered"), reach_rate: t("Reach rate"),
     talk_s: t("Talk time"), talk_s_mean: t("Average talk"), unique_clients_reached: t("Clients reached"),
     outbound_norm_share: t("Outbound norm"), callbacks: t("Callbacks"), callback_s_mean: t("Average callback time"),
     callback_s_median: t("Median callback time"), callbacks_pending: t("Callbacks pending"), lost_leads: t("Lost leads"),
     speed_to_lead_s_median: t("Speed to lead, median"), speed_to_lead_answered_s_median: t("Speed to lead (answered), median"),
-    new_leads_reached_share: t("New leads reached"), offered: t("Offered"), queue_answered: t("Answered"),
-    abandoned: t("Abandoned"), asa_s: t("Average speed of answer"), wait_s_median: t("Median wait"),
+    new_leads_reached_share: t("New leads reached"), offered: t("Offered"), queue_answered: t("Answered in queue"),
+    abandoned: t("Abandoned calls"), asa_s: t("Average speed of answer"), wait_s_median: t("Median wait"),
     longest_wait_s: t("Longest wait"), service_level: t("Service level"),
     speech_calls: t("Calls checked against the script"), script_adherence: t("Script adherence"),
     stop_phrase_calls: t("Calls with a stop phrase"), talk_share: t("Manager's talk share"),
@@ -351,7 +351,7 @@
       data: { labels: team.map(person), datasets: [
         { label: t("Answered inbound"), data: team.map((m) => sum(people.filter((r) => r.manager === m), "answered")), backgroundColor: PALETTE[0] },
         { label: t("Outbound"), data: team.map((m) => sum(people.filter((r) => r.manager === m), "calls_out")), backgroundColor: PALETTE[2] },
-        { label: t("Missed"), data: team.map((m) => sum(people.filter((r) => r.manager === m), "missed")), backgroundColor: PALETTE[1] },
+        { label: t("Missed calls"), data: team.map((m) => sum(people.filter((r) => r.manager === m), "missed")), backgroundColor: PALETTE[1] },
       ] },
       options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
     });
@@ -361,8 +361,8 @@
       type: "bar",
       data: { labels: dates.map(dayLabel), datasets: [
         { label: t("Offered"), data: dates.map((d) => sum(dept.filter((r) => r.date === d), "offered")), backgroundColor: PALETTE[0] },
-        { label: t("Answered"), data: dates.map((d) => sum(dept.filter((r) => r.date === d), "queue_answered")), backgroundColor: PALETTE[2] },
-        { label: t("Abandoned"), data: dates.map((d) => sum(dept.filter((r) => r.date === d), "abandoned")), backgroundColor: PALETTE[1] },
+        { label: t("Answered in queue"), data: dates.map((d) => sum(dept.filter((r) => r.date === d), "queue_answered")), backgroundColor: PALETTE[2] },
+        { label: t("Abandoned calls"), data: dates.map((d) => sum(dept.filter((r) => r.date === d), "abandoned")), backgroundColor: PALETTE[1] },
         { type: "line", label: t("Service level, %"), yAxisID: "pct", borderDash: [4, 4], borderColor: PALETTE[3], backgroundColor: PALETTE[3],
           pointRadius: 4,
           data: dates.map((d) => { const r = dept.find((x) => x.date === d); return r && r.service_level !== null ? Math.round(r.service_level * 100) : null; }) },
@@ -380,7 +380,7 @@
     });
 
     const cols = [["date", fig.period === "week" ? t("Week of") : t("Day")], ["manager", t("Manager")], ["calls_in", t("In")],
-      ["answered", t("Answered")], ["missed", t("Missed")], ["calls_out", t("Out")], ["reach_rate", t("Reach")],
+      ["answered", t("Answered calls")], ["missed", t("Missed calls")], ["calls_out", t("Out")], ["reach_rate", t("Reach")],
       ["talk_s", t("Talk")], ["callbacks", t("Callbacks")], ["lost_leads", t("Lost")], ["offered", t("Offered")],
       ["service_level", t("SL")], ["outbound_norm_share", t("Norm")]];
     // A row's days: one day, or the week's Monday to Sunday (within the period asked for).

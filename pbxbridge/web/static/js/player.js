@@ -508,7 +508,7 @@
           review.tags.map((tag) => el("li", {}, tag))) : null,
         review.checks.length ? el("ul", { class: "review-checks", id: "review-checks" },
           review.checks.map((c) => el("li", { class: c.met ? "met" : "missed" },
-            el("span", { class: "mark", role: "img", "aria-label": c.met ? t("Met") : t("Missed") },
+            el("span", { class: "mark", role: "img", "aria-label": c.met ? t("Met") : t("Not met") },
               c.met ? "✓" : "✗"), " ", c.text))) : null,
       ];
     }
