@@ -1,4 +1,8 @@
-"""Browser fixtures: one daemon serving the web app and one Chromium for the whole session."""
+"""Browser fixtures: one daemon serving the web app and one Chromium for every browser test.
+
+Package-scoped: Playwright's synchronous API keeps an event loop running on the main thread
+while it is open, so it is closed once the browser tests are done and the tests after them
+(in the same process) can run their own loops."""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from tests.fixtures_web import (  # noqa: F401 - fixtures
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab_simulator(shared_dir: Path) -> Iterator[int]:
     """``pbxbridge simulate`` replaying the burst of twelve callers forever, as new calls each pass."""
     process = subprocess.Popen(
@@ -47,7 +51,7 @@ def lab_simulator(shared_dir: Path) -> Iterator[int]:
             process.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
     """Debian's chromium, headless."""
     executable = shutil.which("chromium")
@@ -58,7 +62,7 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def floor(
     tmp_path_factory: pytest.TempPathFactory,
     shared_dir: Path,

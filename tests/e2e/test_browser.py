@@ -112,9 +112,10 @@ def test_manager_starts_click_to_call_from_a_card(floor: Floor, expected: dict[s
     page = sign_in(floor, "ivan", f"/clients/{floor.data.ivan_client_id}")
     page.wait_for_selector(".timeline-item")
     before = {call["id"] for call in page.request.get(card_api).json()["calls"]}
-    page.fill("textarea[name=notes]", "Asked for the price list; call back on Monday.")
-    page.click("#card-form button[type=submit]")
-    page.wait_for_selector("text=Saved.")
+    note = "Asked for the price list; call back on Monday."
+    page.fill("textarea[name=note]", note)
+    page.click("#note-add")
+    page.wait_for_selector(f"#notes .note-text:has-text('{note}')")
     page.click("button.call-button[data-number='+79161110001']")
     page.wait_for_selector("text=your handset")
     shot(page, "client-card")
@@ -141,7 +142,8 @@ def test_manager_starts_click_to_call_from_a_card(floor: Floor, expected: dict[s
     text = item.inner_text()
     # Direction, status and who placed it ("Name (203)", or the bare extension without a name).
     assert "↗ out" in text and "answered" in text and "203" in text, text
-    assert page.input_value("textarea[name=notes]") == "Asked for the price list; call back on Monday."
+    # The note is the newest of the card's history, signed by Ivan.
+    assert page.locator("#notes .note-text").first.inner_text() == note
     shot(page, "client-card-after-call")
     page.context.close()
 
