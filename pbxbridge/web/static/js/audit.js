@@ -73,11 +73,24 @@
     return lines.length ? lines.map((line) => el("div", {}, line)) : "—";
   }
 
+  /* A target is "kind:id" in the log; a person reads it in words. */
+  const FIGURES = { lost_leads: t("Lost leads"), missed: t("Missed calls"), answered: t("Answered calls"),
+                    offered: t("Offered"), abandoned: t("Abandoned calls"), queue_answered: t("Answered in queue") };
+  const TARGETS = {
+    client: (id) => t("card {id}", { id }),
+    manager: (ext) => t("extension {ext}", { ext }),
+    call: (id) => t("call {id}", { id }),
+    recording: (id) => t("recording {id}", { id }),
+    kpi: (code) => t("figure «{figure}»", { figure: FIGURES[code] || code.replaceAll("_", " ") }),
+  };
+
   function target(e) {
     const d = e.details || {};
     if (e.action === "sign_in_locked" && d.scope) {
       return `${SCOPES[d.scope] || d.scope}: ${(e.target || "").split(":").slice(1).join(":")}`;
     }
+    const [kind, ...rest] = (e.target || "").split(":");
+    if (rest.length && TARGETS[kind]) return TARGETS[kind](rest.join(":"));
     return e.target || "—";
   }
 
