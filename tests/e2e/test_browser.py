@@ -112,7 +112,8 @@ def test_manager_starts_click_to_call_from_a_card(floor: Floor, expected: dict[s
     page = sign_in(floor, "ivan", f"/clients/{floor.data.ivan_client_id}")
     page.wait_for_selector(".timeline-item")
     before = {call["id"] for call in page.request.get(card_api).json()["calls"]}
-    note = "Asked for the price list; call back on Monday."
+    # In Russian, as a manager writes it (the pages are checked for English words after this).
+    note = "Просил прайс-лист, перезвонить в понедельник."
     page.fill("textarea[name=note]", note)
     page.click("#note-add")
     page.wait_for_selector(f"#notes .note-text:has-text('{note}')")
