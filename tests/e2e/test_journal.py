@@ -27,7 +27,7 @@ def _overflow(page: Any) -> int:
 
 def test_journal_in_russian_on_a_desktop_and_a_phone(floor: Floor) -> None:
     for width in (DESKTOP, PHONE):
-        page = sign_in(floor, "olga", "/calls?per_page=200", width=width, locale="ru-RU")
+        page = sign_in(floor, "olga", "/calls?from=2026-11-26&to=2026-11-26&per_page=200", width=width, locale="ru-RU")
         row = _ivan_row(page, floor)
         text = row.inner_text()
         assert IVAN_NUMBER in text and MANAGER in text and IVAN_STARTED in text, text
