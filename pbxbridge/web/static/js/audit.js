@@ -53,7 +53,7 @@
     return ACTIONS[code] || code.replaceAll("_", " ");
   }
 
-  const KEYS = { manager: t("Manager") };
+  const KEYS = { manager: t("Manager"), role: t("Role") };
 
   /* Details a person can read; the keys the log's own entries use are put in words. */
   function details(e) {
@@ -71,7 +71,7 @@
     }
     const shown = new Set(["reason", "error", "status", "repeated", "since", "until", "targets", "failures", "scope"]);
     const rest = Object.entries(d).filter(([k]) => !shown.has(k));
-    if (rest.length) lines.push(el("span", { class: "mono" }, rest.map(([k, v]) => `${KEYS[k] || k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join("; ")));
+    if (rest.length) lines.push(el("span", { class: "mono" }, rest.map(([k, v]) => `${KEYS[k] || k}: ${k === "role" ? roleName(v) : typeof v === "object" ? JSON.stringify(v) : v}`).join("; ")));
     return lines.length ? lines.map((line) => el("div", {}, line)) : "—";
   }
 
