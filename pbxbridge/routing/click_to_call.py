@@ -56,35 +56,55 @@ ORIGINATE_REASONS = {
 
 
 class ClickToCallError(Exception):
-    """A click-to-call request that could not be placed."""
+    """A click-to-call request that could not be placed.
+
+    ``code`` names the kind of failure for records a person reads later in their own
+    language (the audit log); the message is for the one who clicked, now.
+    """
+
+    code = "failed"
 
 
 class UnknownExtension(ClickToCallError):
     """No manager has this extension."""
 
+    code = "unknown_extension"
+
 
 class ExtensionBusy(ClickToCallError):
     """The manager is on the phone (or it is ringing) right now."""
+
+    code = "extension_busy"
 
 
 class ExtensionUnavailable(ClickToCallError):
     """The manager's handset is not registered."""
 
+    code = "extension_unavailable"
+
 
 class InvalidNumber(ClickToCallError):
     """The client's number is not a phone number that can be dialled."""
+
+    code = "invalid_number"
 
 
 class AmiUnavailable(ClickToCallError):
     """The PBX's manager interface is not connected or did not answer."""
 
+    code = "pbx_unavailable"
+
 
 class OriginateRejected(ClickToCallError):
     """Asterisk refused the Originate (permissions, bad channel)."""
 
+    code = "originate_rejected"
+
 
 class OriginateFailed(ClickToCallError):
     """Asterisk took the Originate but could not ring the manager's handset (it said so at once)."""
+
+    code = "originate_failed"
 
 
 class RequestStatus(StrEnum):

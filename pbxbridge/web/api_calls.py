@@ -302,7 +302,7 @@ async def originate(request: web.Request) -> web.Response:
     except ClickToCallError as exc:
         async with write_session(context) as db:
             record(db, request, user, "click_to_call_refused", target, extension=str(extension), number=number,
-                   reason=str(exc))
+                   reason=exc.code)
         raise api_error(ORIGINATE_ERRORS.get(type(exc), 502), str(exc)) from None
     async with write_session(context) as db:
         record(db, request, user, "click_to_call", target, extension=str(extension), number=number)

@@ -79,7 +79,7 @@ async def bitrix24_event(request: web.Request) -> web.Response:
         reason = (f"Bitrix24 user {click.user_id} has no extension: set the inner number in their profile and run "
                   "pbxbridge crm users sync (or pbxbridge crm users set)")
         async with write_session(context) as db:
-            record(db, request, who, "click_to_call_refused", target, number=click.number, reason=reason)
+            record(db, request, who, "click_to_call_refused", target, number=click.number, reason="no_crm_extension")
         raise api_error(409, reason)
     number = normalise_number(click.number, context.config.phone.default_region)
     if number is None:
@@ -91,7 +91,7 @@ async def bitrix24_event(request: web.Request) -> web.Response:
     except ClickToCallError as exc:
         async with write_session(context) as db:
             record(db, request, who, "click_to_call_refused", target, extension=extension, number=click.number,
-                   reason=str(exc), crm_call_id=click.crm_call_id)
+                   reason=exc.code, crm_call_id=click.crm_call_id)
             if click.crm_call_id and context.config.crm.bitrix24.webhook_url:
                 code = BUSY_CODE if isinstance(exc, ExtensionBusy) else DECLINED_CODE
                 db.add(refused_click_finish(click.crm_call_id, extension, code, str(exc),

@@ -204,7 +204,7 @@ async def call_back(request: web.Request) -> web.Response:
     except ClickToCallError as exc:
         async with write_session(context) as db:
             record(db, request, user, "click_to_call_refused", target, extension=str(extension), number=number,
-                   reason=str(exc), missed_call_id=row.last_missed_call_id)
+                   reason=exc.code, missed_call_id=row.last_missed_call_id)
         raise api_error(ORIGINATE_ERRORS.get(type(exc), 502), str(exc)) from None
     async with write_session(context) as db:
         record(db, request, user, "click_to_call", target, extension=str(extension), number=number,

@@ -46,6 +46,15 @@
     sign_in_required: t("not signed in"),
     forbidden: t("not allowed"),
     csrf: t("the page was out of date (no valid form token)"),
+    unknown_extension: t("no such extension"),
+    extension_busy: t("the handset was busy"),
+    extension_unavailable: t("the handset is not connected to the PBX"),
+    invalid_number: t("not a number that can be dialled"),
+    pbx_unavailable: t("the PBX did not answer"),
+    originate_rejected: t("the PBX refused the call"),
+    originate_failed: t("the PBX could not ring the handset"),
+    failed: t("the call could not be placed"),
+    no_crm_extension: t("the CRM user has no extension in pbxbridge"),
   };
   const SCOPES = { account: t("account"), address: t("address") };
 
@@ -53,7 +62,19 @@
     return ACTIONS[code] || code.replaceAll("_", " ");
   }
 
-  const KEYS = { manager: t("Manager"), role: t("Role") };
+  /* The keys the log's own entries use, in words; a value true/false/null reads as yes/no/—. */
+  const KEYS = {
+    manager: t("Manager"), role: t("Role"), name: t("Name"), is_lead: t("Lead"),
+    responsible_manager: t("Responsible manager"), extension: t("Extension"), number: t("Number"),
+    numbers: t("Numbers"), calls: t("Calls"),
+  };
+  function value(key, v) {
+    if (key === "role") return roleName(v);
+    if (v === true) return t("Yes");
+    if (v === false) return t("No");
+    if (v === null || v === undefined) return "—";
+    return typeof v === "object" ? JSON.stringify(v) : v;
+  }
 
   /* Details a person can read; the keys the log's own entries use are put in words. */
   function details(e) {
@@ -71,7 +92,7 @@
     }
     const shown = new Set(["reason", "error", "status", "repeated", "since", "until", "targets", "failures", "scope"]);
     const rest = Object.entries(d).filter(([k]) => !shown.has(k));
-    if (rest.length) lines.push(el("span", { class: "mono" }, rest.map(([k, v]) => `${KEYS[k] || k}: ${k === "role" ? roleName(v) : typeof v === "object" ? JSON.stringify(v) : v}`).join("; ")));
+    if (rest.length) lines.push(el("span", { class: "mono" }, rest.map(([k, v]) => `${KEYS[k] || k}: ${value(k, v)}`).join("; ")));
     return lines.length ? lines.map((line) => el("div", {}, line)) : "—";
   }
 
