@@ -46,6 +46,19 @@ def trace_paths() -> list[Path]:
     return sorted(shared_traces_dir().glob("*.ami"))
 
 
+def shared_recordings(shared: Path) -> list[tuple[Path, float]]:
+    """Every shared recording with sound, with its duration."""
+    from pbxbridge.recordings.audio import RecordingError, read_info
+
+    found = []
+    for path in sorted([*(shared / "recordings").rglob("*.wav"), *(shared / "recordings-stereo").glob("*.wav")]):
+        try:
+            found.append((path, read_info(path).duration_s))
+        except RecordingError:
+            continue  # header-only files of unanswered calls
+    return found
+
+
 def cpu_model() -> str:
     """The CPU's marketing name, from /proc/cpuinfo where there is one."""
     try:

@@ -28,9 +28,8 @@ from pathlib import Path
 
 import jiwer
 import numpy as np
-from _common import cpu_model, shared_traces_dir
+from _common import cpu_model, shared_recordings, shared_traces_dir
 
-from pbxbridge.recordings.audio import RecordingError, read_info
 from pbxbridge.transcription.engines import EngineSettings, make_engine, transcribe_recording
 from tests.fixtures_transcription import PROMPTS, normalise, speech_recordings, stereo_recording
 
@@ -54,17 +53,6 @@ class Reference:
     path: Path
     speaker: str | None
     text: str
-
-
-def recordings(shared: Path) -> list[tuple[Path, float]]:
-    """Every shared recording with sound, with its duration."""
-    found = []
-    for path in sorted([*(shared / "recordings").rglob("*.wav"), *(shared / "recordings-stereo").glob("*.wav")]):
-        try:
-            found.append((path, read_info(path).duration_s))
-        except RecordingError:
-            continue  # header-only files of unanswered calls
-    return found
 
 
 def references(shared: Path) -> list[Reference]:
@@ -152,7 +140,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="passes per setting; the fastest wall, the median CPU")
     args = parser.parse_args()
 
-    files = recordings(args.shared)
+    files = shared_recordings(args.shared)
     refs = references(args.shared)
     audio = sum(d for _, d in files)
     print(f"{len(files)} recordings, {audio:.1f} s of audio, {len(refs)} with known speech; {cpu_model()}, "

@@ -16,25 +16,13 @@ import os
 import time
 from pathlib import Path
 
-from _common import cpu_model, shared_traces_dir, write_section
+from _common import cpu_model, shared_recordings, shared_traces_dir, write_section
 
-from pbxbridge.recordings.audio import RecordingError, read_info
 from pbxbridge.transcription.engines import (
     EngineSettings,
     make_engine,
     transcribe_recording,
 )
-
-
-def recordings(shared: Path) -> list[tuple[Path, float]]:
-    """Every shared recording with sound, with its duration."""
-    found = []
-    for path in sorted([*(shared / "recordings").rglob("*.wav"), *(shared / "recordings-stereo").glob("*.wav")]):
-        try:
-            found.append((path, read_info(path).duration_s))
-        except RecordingError:
-            continue  # header-only files of unanswered calls
-    return found
 
 
 def measure(settings: EngineSettings, files: list[tuple[Path, float]]) -> tuple[float, float, float]:
@@ -85,7 +73,7 @@ def main() -> int:
     args = parser.parse_args()
 
     cores = os.cpu_count() or 1
-    files = recordings(args.shared)
+    files = shared_recordings(args.shared)
     audio = sum(d for _, d in files)
     model_name = args.model or "whisper-base (bundled)"
     load_before = os.getloadavg()[0]
