@@ -271,7 +271,10 @@ PORT_FIELDS = {"port", "agi_port"}
 # Ports pbxbridge listens on rather than connects to: 0 has the system pick a free
 # one (the log says which), for daemons started side by side, as the tests start them.
 LISTEN_PORT_KEYS = {"web.port", "routing.agi_port"}
-POSITIVE_FIELDS = {"beam_size", "threads", "max_attempts", "timeout_ms", "ring_timeout_s", "callback_due_min"}
+POSITIVE_FIELDS = {
+    "beam_size", "threads", "max_attempts", "timeout_ms", "ring_timeout_s", "callback_due_min",
+    "retry_initial_ms", "retry_max_ms", "requests_per_s",
+}
 CHOICES: dict[str, tuple[str, ...]] = {
     "log.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "log.format": ("json", "text"),
@@ -415,9 +418,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str], problems: list[str]
 def _validate(config: Config, problems: list[str]) -> None:
     """Checks that need more than a type: ranges, choices, regions, zones, URLs."""
     for section_name in SECTIONS:
-        section = getattr(config, section_name)
-        for f in dataclasses.fields(section):
-            _check_value(f"{section_name}.{f.name}", f.name, getattr(section, f.name), problems)
+        _check_section(section_name, getattr(config, section_name), problems)
     seen: set[str] = set()
     for pbx in config.pbx:
         prefix = f"pbx.{pbx.name}"
@@ -426,8 +427,7 @@ def _validate(config: Config, problems: list[str]) -> None:
         if pbx.name in seen:
             problems.append(f"{prefix}.name: more than one [[pbx]] is named {pbx.name!r}")
         seen.add(pbx.name)
-        for f in dataclasses.fields(pbx):
-            _check_value(f"{prefix}.{f.name}", f.name, getattr(pbx, f.name), problems)
+        _check_section(prefix, pbx, problems)
         try:
             re.compile(pbx.extension_pattern)
         except re.error as exc:
@@ -512,15 +512,11 @@ def _build_crm(section: str, raw: Any, problems: list[str], env_keys: set[str]) 
 
 def _validate_crm(config: Config, problems: list[str]) -> None:
     crm = config.crm
-    for key in ("max_attempts", "retry_initial_ms", "retry_max_ms"):
-        if getattr(crm, key) < 1:
-            problems.append(f"crm.{key}: must be at least 1, got {getattr(crm, key)!r}")
-    if crm.keep_delivered_days < 0:
-        problems.append(f"crm.keep_delivered_days: must not be negative, got {crm.keep_delivered_days!r}")
-    targets: list[tuple[str, str, int]] = [
-        ("crm.bitrix24", crm.bitrix24.webhook_url, crm.bitrix24.requests_per_s),
-        ("crm.amocrm", crm.amocrm.base_url, crm.amocrm.requests_per_s),
-    ]
+    # Numbers as in every other section (retries, request rates at least 1; the rest not negative).
+    _check_section("crm", crm, problems)
+    _check_section("crm.bitrix24", crm.bitrix24, problems)
+    _check_section("crm.amocrm", crm.amocrm, problems)
+    targets: list[tuple[str, str]] = [("crm.bitrix24", crm.bitrix24.webhook_url), ("crm.amocrm", crm.amocrm.base_url)]
     url = crm.bitrix24.webhook_url
     if url and not url.endswith("/"):
         problems.append(f"crm.bitrix24.webhook_url: must end with '/' (…/rest/<user>/<token>/), got {_hide_token(url)!r}")
@@ -529,7 +525,8 @@ def _validate_crm(config: Config, problems: list[str]) -> None:
     names: set[str] = set()
     for index, hook in enumerate(config.webhooks):
         prefix = f"webhooks.{index}"
-        targets.append((prefix, hook.url, hook.requests_per_s))
+        _check_section(prefix, hook, problems)
+        targets.append((prefix, hook.url))
         if not hook.url:
             problems.append(f"{prefix}.url: must be set")
         if not hook.secret:
@@ -541,11 +538,9 @@ def _validate_crm(config: Config, problems: list[str]) -> None:
         if name in names:
             problems.append(f"{prefix}.name: another [[webhooks]] is named {name!r}")
         names.add(name)
-    for prefix, address, rate in targets:
+    for prefix, address in targets:
         if address and not re.match(r"^https?://[^/\s]+", address):
             problems.append(f"{prefix}: the address must start with http:// or https://, got {_hide_token(address)!r}")
-        if rate < 1:
-            problems.append(f"{prefix}.requests_per_s: must be at least 1, got {rate!r}")
 
 
 def crm_secrets(config: Config) -> list[str]:
@@ -563,6 +558,12 @@ def _hide_token(url: str) -> str:
 
 def _lowest_port(key: str) -> int:
     return 0 if key in LISTEN_PORT_KEYS else 1
+
+
+def _check_section(prefix: str, section: Any, problems: list[str]) -> None:
+    """Every field of a section dataclass checked by its name and value (a table inside is left to its own call)."""
+    for f in dataclasses.fields(section):
+        _check_value(f"{prefix}.{f.name}", f.name, getattr(section, f.name), problems)
 
 
 def _check_value(key: str, name: str, value: Any, problems: list[str]) -> None:

@@ -30,6 +30,7 @@ requests_per_s = 0
 
 [crm.amocrm]
 base_url = "https://sales.amocrm.ru"
+link_valid_days = -1
 
 [[webhooks]]
 url = "https://bot.example.ru/a"
@@ -46,6 +47,7 @@ secret = "x"
     assert any(p.startswith("crm.bitrix24: the address must start with http:// or https://") for p in found)
     assert "crm.bitrix24.requests_per_s: must be at least 1, got 0" in found
     assert any(p.startswith("crm.amocrm.token: must be set") for p in found)
+    assert "crm.amocrm.link_valid_days: must not be negative, got -1" in found
     assert any(p.startswith("webhooks.0.secret: must be set") for p in found)
     assert any(p.startswith("webhooks.0.events: 'call.hungup' is not one of") for p in found)
     assert "webhooks.1.name: another [[webhooks]] is named 'https://bot.example.ru/a'" in found
