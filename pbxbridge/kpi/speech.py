@@ -24,6 +24,13 @@ from pbxbridge.kpi.lock import lock_figures
 from pbxbridge.kpi.tables import CallFactRow
 
 _FACTS = table_of(CallFactRow)
+# The fact's columns holding a call's parts, in SpeechParts' order.
+_PART_COLUMNS = (
+    _FACTS.c.speech_items, _FACTS.c.speech_items_passed, _FACTS.c.stop_phrase,
+    _FACTS.c.manager_talk_s, _FACTS.c.client_talk_s,
+)
+# A fact holding parts: checked against a checklist, or each side's talk measured.
+_MEASURED = _FACTS.c.speech_items.is_not(None) | _FACTS.c.manager_talk_s.is_not(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +61,22 @@ NOT_MEASURED = SpeechParts()
 SpeechSource = Callable[[AsyncSession, Sequence[int] | None], Awaitable[Mapping[int, SpeechParts]]]
 
 
+async def held_parts(session: AsyncSession) -> dict[int, SpeechParts]:
+    """The parts the facts hold now, of every call measured (kept by a rebuild given no source)."""
+    rows = await session.execute(select(_FACTS.c.call_id, *_PART_COLUMNS).where(_MEASURED))
+    return {
+        call_id: SpeechParts(items, passed or 0, bool(stop), manager_s, client_s)
+        for call_id, items, passed, stop, manager_s, client_s in rows
+    }
+
+
 async def store_parts(session: AsyncSession, parts: Mapping[int, SpeechParts]) -> set[date]:
     """Write the parts onto the calls' facts; return the business days of the facts that changed."""
     changed: set[date] = set()
     ids = sorted(parts)
     for chunk in chunks(ids):
         rows = await session.execute(
-            select(
-                _FACTS.c.call_id, _FACTS.c.day, _FACTS.c.speech_items, _FACTS.c.speech_items_passed,
-                _FACTS.c.stop_phrase, _FACTS.c.manager_talk_s, _FACTS.c.client_talk_s,
-            ).where(_FACTS.c.call_id.in_(chunk))
+            select(_FACTS.c.call_id, _FACTS.c.day, *_PART_COLUMNS).where(_FACTS.c.call_id.in_(chunk))
         )
         updates = []
         for call_id, day, *stored in rows:
@@ -98,11 +111,7 @@ async def record_speech(
     await lock_figures(session)
     wanted = dict(parts)
     if replace_all:
-        measured = await session.scalars(
-            select(_FACTS.c.call_id).where(
-                (_FACTS.c.speech_items.is_not(None)) | (_FACTS.c.manager_talk_s.is_not(None))
-            )
-        )
+        measured = await session.scalars(select(_FACTS.c.call_id).where(_MEASURED))
         for call_id in measured:
             wanted.setdefault(call_id, NOT_MEASURED)
     days = await store_parts(session, wanted)

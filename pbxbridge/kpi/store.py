@@ -31,7 +31,7 @@ from pbxbridge.kpi.definitions import (
     link_callbacks,
 )
 from pbxbridge.kpi.lock import lock_figures
-from pbxbridge.kpi.speech import NOT_MEASURED, SpeechParts, SpeechSource
+from pbxbridge.kpi.speech import NOT_MEASURED, SpeechSource, held_parts
 from pbxbridge.kpi.tables import CallFactRow, LeadRow, ManagerDayRow, ManagerHourRow
 
 log = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ class KpiRecorder:
         self._forget_on_rollback(session)
         self._forget(session.sync_session)
         if speech is None:
-            kept = await self._speech_held(session)
+            kept = await held_parts(session)
         else:
             kept = dict(await speech(session, None))
         for table in (ManagerHourRow, ManagerDayRow, LeadRow, CallFactRow):
@@ -324,18 +324,6 @@ class KpiRecorder:
         for day in sorted(days):
             await self.recompute_day(session, day)
         return len(facts)
-
-    async def _speech_held(self, session: AsyncSession) -> dict[int, SpeechParts]:
-        rows = await session.execute(
-            select(
-                _FACTS.c.call_id, _FACTS.c.speech_items, _FACTS.c.speech_items_passed, _FACTS.c.stop_phrase,
-                _FACTS.c.manager_talk_s, _FACTS.c.client_talk_s,
-            ).where((_FACTS.c.speech_items.is_not(None)) | (_FACTS.c.manager_talk_s.is_not(None)))
-        )
-        return {
-            call_id: SpeechParts(items, passed or 0, bool(stop), manager_s, client_s)
-            for call_id, items, passed, stop, manager_s, client_s in rows
-        }
 
     async def recompute_day(self, session: AsyncSession, day: date) -> None:
         """Rewrite one business day's figures (per manager, per hour, department) from the stored facts."""
