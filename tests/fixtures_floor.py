@@ -4,6 +4,7 @@ each role, the managers' names, and whichever captured calls a test replays into
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,11 @@ class FloorSite:
             await writer.write(call)
 
 
-async def open_site(
+@asynccontextmanager
+async def serve_floor(
     db_url: str, shared_dir: Path, live: Any = None, clock: Callable[[], float] | None = None
-) -> tuple[FloorSite, WebServer, Any]:
-    """Start a site; the caller stops the server and disposes of the engine."""
+) -> AsyncIterator[FloorSite]:
+    """A site on a free port; on leaving, its clients are closed, the server stopped, the engine disposed."""
     config = web_config(db_url, shared_dir)
     engine = make_engine(db_url)
     sessions = session_factory(engine)
@@ -74,13 +76,7 @@ async def open_site(
     )
     server = WebServer(context, host="127.0.0.1", port=0)
     await server.start()
-    return FloorSite(server.url, config, context, sessions, []), server, engine
-
-
-@pytest.fixture
-async def floor_site(db_url: str, shared_dir: Path, fast_password_hashing: None) -> AsyncIterator[FloorSite]:
-    """A site with no calls and no live board."""
-    site, server, engine = await open_site(db_url, shared_dir)
+    site = FloorSite(server.url, config, context, sessions, [])
     try:
         yield site
     finally:
@@ -88,3 +84,10 @@ async def floor_site(db_url: str, shared_dir: Path, fast_password_hashing: None)
             await client.close()
         await server.stop()
         await engine.dispose()
+
+
+@pytest.fixture
+async def floor_site(db_url: str, shared_dir: Path, fast_password_hashing: None) -> AsyncIterator[FloorSite]:
+    """A site with no calls and no live board."""
+    async with serve_floor(db_url, shared_dir) as site:
+        yield site

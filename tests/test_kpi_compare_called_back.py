@@ -19,7 +19,7 @@ from pbxbridge.kpi.definitions import KpiSettings
 from pbxbridge.kpi.service import KpiService
 from pbxbridge.kpi.tables import CallFactRow
 from pbxbridge.workflow.worklist import read_worklist
-from tests.fixtures_floor import FloorSite, open_site
+from tests.fixtures_floor import FloorSite, serve_floor
 from tests.fixtures_web import fast_password_hashing, local_lab_traces  # noqa: F401 - fixture
 from tests.test_workflow_missed import calls_of
 
@@ -31,14 +31,8 @@ SETTINGS = KpiSettings()
 
 @pytest.fixture
 async def site(db_url: str, shared_dir: Path, fast_password_hashing: None) -> AsyncIterator[FloorSite]:  # noqa: F811
-    floor, server, engine = await open_site(db_url, shared_dir, clock=lambda: LAB_NOON)
-    try:
+    async with serve_floor(db_url, shared_dir, clock=lambda: LAB_NOON) as floor:
         yield floor
-    finally:
-        for client in floor.clients:
-            await client.close()
-        await server.stop()
-        await engine.dispose()
 
 
 async def write(site: FloorSite, calls: list[FinishedCall]) -> None:

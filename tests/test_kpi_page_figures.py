@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_floor import FloorSite, open_site
+from tests.fixtures_floor import FloorSite, serve_floor
 from tests.fixtures_web import fast_password_hashing  # noqa: F401 - fixture
 
 LAB_DAY = "2026-11-26"
@@ -17,15 +17,9 @@ TRACES = ("01-inbound-answered.ami", "03-inbound-abandoned.ami", "11-missed-then
 
 @pytest.fixture
 async def kpi_site(db_url: str, shared_dir: Path, fast_password_hashing: None) -> AsyncIterator[FloorSite]:  # noqa: F811
-    site, server, engine = await open_site(db_url, shared_dir)
-    try:
+    async with serve_floor(db_url, shared_dir) as site:
         await site.journal([shared_dir / name for name in TRACES])
         yield site
-    finally:
-        for client in site.clients:
-            await client.close()
-        await server.stop()
-        await engine.dispose()
 
 
 async def test_a_day_with_calls_is_not_empty_and_a_day_without_is(kpi_site: FloorSite) -> None:

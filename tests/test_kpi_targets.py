@@ -13,7 +13,7 @@ from sqlalchemy import select
 from pbxbridge.kpi.tables import KpiTargetRow
 from pbxbridge.kpi.targets import BETTER, LOWER, on_target
 from pbxbridge.web.tables import AuditEntry
-from tests.fixtures_floor import FloorSite, open_site
+from tests.fixtures_floor import FloorSite, serve_floor
 from tests.fixtures_web import fast_password_hashing, local_lab_traces  # noqa: F401 - fixture
 
 LAB_DAY = "2026-11-26"
@@ -21,15 +21,9 @@ LAB_DAY = "2026-11-26"
 
 @pytest.fixture
 async def site(db_url: str, shared_dir: Path, fast_password_hashing: None) -> AsyncIterator[FloorSite]:  # noqa: F811
-    floor, server, engine = await open_site(db_url, shared_dir)
-    try:
+    async with serve_floor(db_url, shared_dir) as floor:
         await floor.journal(local_lab_traces(shared_dir))
         yield floor
-    finally:
-        for client in floor.clients:
-            await client.close()
-        await server.stop()
-        await engine.dispose()
 
 
 def figure(answer: dict[str, Any], kpi: str, manager: str | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pbxbridge.ami.frames import event_time, read_trace
 from pbxbridge.calls.tracker import CallTracker, TrackerSettings
 from pbxbridge.clients.tables import Client, ClientPhone
 from pbxbridge.web.live import LiveBoard
-from tests.fixtures_floor import NAMES, FloorSite, open_site
+from tests.fixtures_floor import NAMES, FloorSite, serve_floor
 from tests.fixtures_web import fast_password_hashing  # noqa: F401 - fixture
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -45,15 +45,9 @@ def board_with_a_caller_waiting(shared_dir: Path) -> LiveBoard:
 
 @pytest.fixture
 async def board_site(db_url: str, shared_dir: Path, fast_password_hashing: None) -> AsyncIterator[FloorSite]:  # noqa: F811
-    site, server, engine = await open_site(db_url, shared_dir, live=board_with_a_caller_waiting(shared_dir),
-                                           clock=lambda: LAB_NOON)
-    try:
+    async with serve_floor(db_url, shared_dir, live=board_with_a_caller_waiting(shared_dir),
+                           clock=lambda: LAB_NOON) as site:
         yield site
-    finally:
-        for client in site.clients:
-            await client.close()
-        await server.stop()
-        await engine.dispose()
 
 
 async def test_waiting_now_and_longest_wait_now(board_site: FloorSite) -> None:
