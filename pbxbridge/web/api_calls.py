@@ -20,15 +20,6 @@ from pbxbridge.kpi.calendar import local_day
 from pbxbridge.kpi.definitions import KpiSettings
 from pbxbridge.kpi.drilldown import DrillDownError, drill_down
 from pbxbridge.review.store import tag_names
-from pbxbridge.routing.click_to_call import (
-    AmiUnavailable,
-    ClickToCallError,
-    ExtensionBusy,
-    ExtensionUnavailable,
-    InvalidNumber,
-    OriginateRejected,
-    UnknownExtension,
-)
 from pbxbridge.transcription.search import Hit, SearchFilters, search_calls
 from pbxbridge.transcription.tables import TranscriptSegment
 from pbxbridge.transcription.transcripts import call_transcript
@@ -48,19 +39,11 @@ from pbxbridge.web.display import phone_display
 from pbxbridge.web.errors import api_error, api_error_said
 from pbxbridge.web.i18n import N_, _, n_
 from pbxbridge.web.journal_filters import MAX_NAME_CHARS, MAX_PER_USER, SavedFilter, kept_query, presets
+from pbxbridge.web.originate import place_call
 from pbxbridge.web.tables import MANAGER
 from pbxbridge.web.users import SignedInUser
 
 routes = web.RouteTableDef()
-
-ORIGINATE_ERRORS: dict[type[ClickToCallError], int] = {
-    InvalidNumber: 400,
-    UnknownExtension: 400,
-    ExtensionBusy: 409,
-    ExtensionUnavailable: 409,
-    AmiUnavailable: 503,
-    OriginateRejected: 502,
-}
 
 EXPORT_LIMIT = 50_000
 # A text search counts matching calls up to this (and says "more than" past it).
@@ -294,18 +277,8 @@ async def originate(request: web.Request) -> web.Response:
             raise api_error(400, "client_id is required")
         if not isinstance(number, str) or normalise_number(number, context.config.phone.default_region) is None:
             raise api_error(400, "number: not a phone number")
-    if context.originate is None:
-        raise api_error(503, "click-to-call needs the daemon's AMI connection")
     target = f"client:{client_id}" if client_id else None
-    try:
-        result = await context.originate(str(extension), number)
-    except ClickToCallError as exc:
-        async with write_session(context) as db:
-            record(db, request, user, "click_to_call_refused", target, extension=str(extension), number=number,
-                   reason=exc.code)
-        raise api_error(ORIGINATE_ERRORS.get(type(exc), 502), str(exc)) from None
-    async with write_session(context) as db:
-        record(db, request, user, "click_to_call", target, extension=str(extension), number=number)
+    result = await place_call(request, user, str(extension), number, target)
     return web.json_response({"status": "ringing", "extension": str(extension), "number": number, **result}, status=202)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.calls.tables import Recording
 from pbxbridge.clients.numbers import normalise_number
@@ -31,7 +32,6 @@ from pbxbridge.crm.tables import CrmClick, CrmUser
 from pbxbridge.recordings.kinds import kind_root
 from pbxbridge.routing.click_to_call import ClickToCallError, ExtensionBusy
 from pbxbridge.web.access import require_user
-from pbxbridge.web.api_calls import ORIGINATE_ERRORS
 from pbxbridge.web.api_recordings import CONTENT_TYPES, LISTEN_DEDUP_S, recording_file
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body
@@ -39,6 +39,7 @@ from pbxbridge.web.context import ctx, write_session
 from pbxbridge.web.errors import api_error
 from pbxbridge.web.i18n import N_
 from pbxbridge.web.middleware import read_form
+from pbxbridge.web.originate import place_call
 from pbxbridge.web.tables import HEAD, MANAGER
 from pbxbridge.web.users import SignedInUser
 
@@ -84,26 +85,21 @@ async def bitrix24_event(request: web.Request) -> web.Response:
     number = normalise_number(click.number, context.config.phone.default_region)
     if number is None:
         raise api_error(400, "data[PHONE_NUMBER]: not a phone number")
-    if context.originate is None:
-        raise api_error(503, "click-to-call needs the daemon's AMI connection")
-    try:
-        result = await context.originate(extension, click.number)
-    except ClickToCallError as exc:
-        async with write_session(context) as db:
-            record(db, request, who, "click_to_call_refused", target, extension=extension, number=click.number,
-                   reason=exc.code, crm_call_id=click.crm_call_id)
-            if click.crm_call_id and context.config.crm.bitrix24.webhook_url:
-                code = BUSY_CODE if isinstance(exc, ExtensionBusy) else DECLINED_CODE
-                db.add(refused_click_finish(click.crm_call_id, extension, code, str(exc),
-                                            datetime.fromtimestamp(context.clock(), UTC)))
-        raise api_error(ORIGINATE_ERRORS.get(type(exc), 502), str(exc)) from None
-    async with write_session(context) as db:
-        record(db, request, who, "click_to_call", target, extension=extension, number=click.number,
-               crm_call_id=click.crm_call_id)
-        if click.crm_call_id:
+
+    def tell_bitrix24(db: AsyncSession, refused: ClickToCallError | None) -> None:
+        if not click.crm_call_id:
+            return
+        at = datetime.fromtimestamp(context.clock(), UTC)
+        if refused is None:
             # The call it becomes is finished on Bitrix24's own CALL_ID, not registered a second time.
             remember_click(db, CrmClick(target=BITRIX24, crm_call_id=click.crm_call_id[:128], extension=extension,
-                                        number=number, clicked_at=datetime.fromtimestamp(context.clock(), UTC)))
+                                        number=number, clicked_at=at))
+        elif context.config.crm.bitrix24.webhook_url:
+            code = BUSY_CODE if isinstance(refused, ExtensionBusy) else DECLINED_CODE
+            db.add(refused_click_finish(click.crm_call_id, extension, code, str(refused), at))
+
+    result = await place_call(request, who, extension, click.number, target, also=tell_bitrix24,
+                              crm_call_id=click.crm_call_id)
     return web.json_response({"status": "ringing", "extension": extension, "number": click.number, **result})
 
 

@@ -19,15 +19,14 @@ from pbxbridge.calls.tables import Call
 from pbxbridge.clients.assign import reassign
 from pbxbridge.clients.tables import Client, Manager
 from pbxbridge.kpi.definitions import INBOUND, UNANSWERED_INBOUND, KpiSettings
-from pbxbridge.routing.click_to_call import ClickToCallError
 from pbxbridge.web.access import CALL_ROLES, current_user, require_user
-from pbxbridge.web.api_calls import ORIGINATE_ERRORS
 from pbxbridge.web.audit import record
 from pbxbridge.web.auth_routes import json_body
 from pbxbridge.web.context import WebContext, ctx, write_session
 from pbxbridge.web.display import phone_display
 from pbxbridge.web.errors import api_error
 from pbxbridge.web.i18n import _
+from pbxbridge.web.originate import place_call
 from pbxbridge.web.pages import forbidden_page, layout
 from pbxbridge.web.tables import HEAD, MANAGER
 from pbxbridge.web.users import SignedInUser
@@ -188,7 +187,6 @@ async def call_back(request: web.Request) -> web.Response:
     client_id = _client_id(request)
     body = await json_body(request)
     row = await _visible_row(request, user, client_id, "missed_call")
-    context = ctx(request)
     # A manager's own handset; the head's if they have one, else the client's manager's.
     extension = user.extension if user.role != HEAD else (body.get("extension") or user.extension or row.manager)
     if not extension:
@@ -196,19 +194,8 @@ async def call_back(request: web.Request) -> web.Response:
     number = body.get("number") or row.number
     if not isinstance(number, str) or number not in (*row.numbers, row.number):
         raise api_error(400, _(request, "number: not one of this client's numbers"))
-    if context.originate is None:
-        raise api_error(503, _(request, "click-to-call needs the daemon's AMI connection"))
-    target = f"client:{client_id}"
-    try:
-        result = await context.originate(str(extension), number)
-    except ClickToCallError as exc:
-        async with write_session(context) as db:
-            record(db, request, user, "click_to_call_refused", target, extension=str(extension), number=number,
-                   reason=exc.code, missed_call_id=row.last_missed_call_id)
-        raise api_error(ORIGINATE_ERRORS.get(type(exc), 502), str(exc)) from None
-    async with write_session(context) as db:
-        record(db, request, user, "click_to_call", target, extension=str(extension), number=number,
-               missed_call_id=row.last_missed_call_id)
+    result = await place_call(request, user, str(extension), number, f"client:{client_id}",
+                              missed_call_id=row.last_missed_call_id)
     return web.json_response({"status": "ringing", "extension": str(extension), "number": number, **result}, status=202)
 
 
