@@ -83,8 +83,8 @@ class CallPipeline:
         self.writer: CallWriter | None = None
         # Each call with the moment it was queued (time.monotonic), for the coalescing window.
         self._queue: asyncio.Queue[tuple[float, FinishedCall]] = asyncio.Queue()
-        # Set once a full batch is queued: the writer stops waiting for company.
-        self._full = asyncio.Event()
+        # Wakes the writer waiting for company to look again (a full batch queued, a flush begun).
+        self._wake = asyncio.Event()
         # Flushes under way: while one waits, no batch waits out the coalescing window.
         self._flushing = 0
         self._task: asyncio.Task[None] | None = None
@@ -134,7 +134,7 @@ class CallPipeline:
         self._queue.put_nowait((time.monotonic(), call))
         # The writer may hold the first call of the batch while it waits for the rest.
         if self._queue.qsize() >= WRITE_BATCH_MAX - 1:
-            self._full.set()
+            self._wake.set()
 
     @property
     def pending(self) -> int:
@@ -148,13 +148,11 @@ class CallPipeline:
         of the batch it holds (no call is coming that the flush waits for).
         """
         self._flushing += 1
-        self._full.set()
+        self._wake.set()
         try:
             await self._queue.join()
         finally:
             self._flushing -= 1
-            if not self._flushing and self._queue.qsize() < WRITE_BATCH_MAX - 1:
-                self._full.clear()
 
     async def make_room(self) -> None:
         """Between reads of a captured stream: let the writer take a full batch, keep the queue bounded.
@@ -199,8 +197,6 @@ class CallPipeline:
             batch = [first]
             while len(batch) < WRITE_BATCH_MAX and not self._queue.empty():
                 batch.append(self._queue.get_nowait()[1])
-            if self._queue.qsize() < WRITE_BATCH_MAX - 1 and not self._flushing:
-                self._full.clear()
             try:
                 rows = await self._write_batch(batch)
                 for call, row in zip(batch, rows, strict=True):
@@ -220,14 +216,18 @@ class CallPipeline:
     async def _gather(self, queued_at: float) -> None:
         """Let the calls hanging up with the one queued at ``queued_at`` join its transaction.
 
-        No wait for a call that already waited (behind a write, an outage) or
-        once a full batch is queued: the window bounds the delay of each call.
+        No wait for a call that already waited (behind a write, an outage),
+        once a full batch is queued or while a flush waits: the window bounds
+        the delay of each call.
         """
-        remaining = queued_at + self.coalesce_s - time.monotonic()
-        if remaining <= 0 or self._queue.qsize() + 1 >= WRITE_BATCH_MAX:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._full.wait(), remaining)
+        until = queued_at + self.coalesce_s
+        while not self._flushing and self._queue.qsize() + 1 < WRITE_BATCH_MAX:
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), remaining)
 
     async def _write_batch(self, batch: list[FinishedCall]) -> list[Call | None]:
         """Write calls in one transaction, waiting out outages; one by one if the database refuses the batch."""
