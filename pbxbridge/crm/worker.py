@@ -177,11 +177,9 @@ class OutboxWorker:
                 tried = await self.deliver_due()
                 if tried:
                     continue
-                async with self.db()() as session:
-                    next_at = await outbox.next_due_at(session, list(self.targets))
-                if next_at is None:
+                wait = await self._until_next_due()
+                if wait is None:
                     return self.tally
-                wait = max(0.0, next_at.timestamp() - self.clock())
                 if deadline_s is not None:
                     left = deadline_s - time.monotonic()
                     if left <= 0:
@@ -191,6 +189,12 @@ class OutboxWorker:
                 await asyncio.sleep(min(max(wait, 0.05), IDLE_S))
         finally:
             await self.close()
+
+    async def _until_next_due(self) -> float | None:
+        """Seconds until the next pending delivery is due (0 when it is); None with none pending."""
+        async with self.db()() as session:
+            next_at = await outbox.next_due_at(session, list(self.targets))
+        return None if next_at is None else max(0.0, next_at.timestamp() - self.clock())
 
     async def prune(self) -> int:
         """Delete the delivered rows older than ``keep_delivered_days`` (none when it is 0)."""
@@ -212,14 +216,10 @@ class OutboxWorker:
                         log.info("CRM outbox: %d delivered row(s) older than %d days deleted", pruned,
                                  self.keep_delivered_days)
                 tried = await self.deliver_due()
-                wait = idle_s
+                wait = 0.0
                 if not tried:
-                    async with self.db()() as session:
-                        next_at = await outbox.next_due_at(session, list(self.targets))
-                    if next_at is not None:
-                        wait = min(idle_s, max(0.0, next_at.timestamp() - self.clock()))
-                else:
-                    wait = 0.0
+                    due_in = await self._until_next_due()
+                    wait = idle_s if due_in is None else min(idle_s, due_in)
             except Exception:  # the database away for a moment must not end delivering
                 log.exception("CRM outbox: a delivery pass failed")
                 wait = idle_s
