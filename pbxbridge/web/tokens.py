@@ -11,14 +11,12 @@ minute is over one more entry says how many there were, from when to when, and a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -26,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pbxbridge.web.audit import anonymous_entry
+from pbxbridge.web.bursts import WINDOW_S, Burst, Bursts, summed_up
 from pbxbridge.web.context import CONTEXT, WebContext, write_session
 from pbxbridge.web.tables import MANAGER, ROLES, AuditEntry
 from pbxbridge.web.token_table import MAX_NAME_CHARS, ApiToken
@@ -39,8 +38,6 @@ TOKEN_USED = "api_token_used"
 TOKEN_REFUSED = "api_token_refused"
 # The audit entry's username for a token's requests: never a person's username.
 USERNAME_PREFIX = "token:"
-WINDOW_S = 60.0
-MAX_SAMPLES = 5
 
 
 class TokenError(ValueError):
@@ -125,68 +122,36 @@ def as_user(row: ApiToken) -> SignedInUser:
     return SignedInUser(-row.id, USERNAME_PREFIX + row.name, row.role, row.extension, password_tag="")
 
 
-@dataclass(slots=True)
-class _Minute:
-    first_at: float
-    last_at: float
+@dataclass(frozen=True, slots=True)
+class _Use:
     username: str
     role: str
     address: str
-    held: int = 0
-    targets: list[str] = field(default_factory=list)
+    target: str
 
 
-def _iso(unix: float) -> str:
-    return datetime.fromtimestamp(unix, UTC).isoformat().replace("+00:00", "Z")
+def _first_use(use: _Use, at: float) -> AuditEntry:
+    return anonymous_entry(datetime.fromtimestamp(at, UTC), use.username, TOKEN_USED, use.address, use.target,
+                           role=use.role)
 
 
-class TokenUseLog:
+def _minute_summary(minute: Burst[_Use]) -> AuditEntry:
+    first = minute.first
+    return anonymous_entry(
+        datetime.fromtimestamp(minute.last_at, UTC), first.username, TOKEN_USED, first.address,
+        minute.targets[0] if minute.targets else None, role=first.role, **minute.counted(),
+    )
+
+
+class TokenUseLog(Bursts[int, _Use]):
     """Which token uses become audit entries now, and which are summed up when their minute ends."""
 
     def __init__(self, window_s: float = WINDOW_S, clock: Callable[[], float] = time.time) -> None:
-        self.window_s = window_s
-        self.clock = clock
-        self._open: dict[int, _Minute] = {}
-
-    def is_open(self, token_id: int) -> bool:
-        """Whether this token's minute has begun (its first use is written already)."""
-        return token_id in self._open
+        super().__init__(_first_use, _minute_summary, window_s, clock)
 
     def note(self, token: SignedInUser, address: str, target: str, at: float) -> list[AuditEntry]:
         """Entries to write for this use (the first of its minute), and for minutes now over."""
-        out = self.due(at)
-        minute = self._open.get(token.id)
-        if minute is None:
-            self._open[token.id] = _Minute(at, at, token.username, token.role, address)
-            out.append(anonymous_entry(datetime.fromtimestamp(at, UTC), token.username, TOKEN_USED, address, target,
-                                       role=token.role))
-        else:
-            minute.held += 1
-            minute.last_at = max(minute.last_at, at)
-            if target not in minute.targets and len(minute.targets) < MAX_SAMPLES:
-                minute.targets.append(target)
-        return out
-
-    def due(self, now: float | None = None) -> list[AuditEntry]:
-        """Summaries of the minutes that are over."""
-        now = self.clock() if now is None else now
-        return self._close([k for k, m in self._open.items() if now - m.first_at >= self.window_s])
-
-    def drain(self) -> list[AuditEntry]:
-        """Summaries of every open minute (the app is stopping)."""
-        return self._close(list(self._open))
-
-    def _close(self, keys: list[int]) -> list[AuditEntry]:
-        out = []
-        for key in keys:
-            m = self._open.pop(key)
-            if m.held:
-                out.append(anonymous_entry(
-                    datetime.fromtimestamp(m.last_at, UTC), m.username, TOKEN_USED, m.address,
-                    m.targets[0] if m.targets else None, role=m.role, repeated=m.held, since=_iso(m.first_at),
-                    until=_iso(m.last_at), targets=m.targets,
-                ))
-        return out
+        return self.add(token.id, _Use(token.username, token.role, address, target), at, target)
 
 
 # Set on a request the Bearer token authenticated: it carries no cookie, so no CSRF token either.
@@ -222,25 +187,12 @@ async def note_use(request: web.Request, token: SignedInUser, address: str) -> N
     await _write(context, entries, {-token.id: at} if first else {})
 
 
-async def _flushing(app: web.Application) -> AsyncIterator[None]:
-    uses, context = app[TOKEN_USES], app[CONTEXT]
-
-    async def every_window() -> None:
-        while True:
-            await asyncio.sleep(uses.window_s / 2)
-            await _write(context, uses.due(), {})
-
-    task = asyncio.create_task(every_window(), name="pbxbridge-token-use-summaries")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await _write(context, uses.drain(), {})
-
-
 def install(app: web.Application, uses: TokenUseLog | None = None) -> None:
     """Give the app its token-use log, summed up every half window and when the app stops."""
-    app[TOKEN_USES] = uses or TokenUseLog(clock=app[CONTEXT].clock)
-    app.cleanup_ctx.append(_flushing)
+    context = app[CONTEXT]
+    app[TOKEN_USES] = uses = uses or TokenUseLog(clock=context.clock)
+
+    async def write_all(entries: list[AuditEntry]) -> None:
+        await _write(context, entries, {})
+
+    app.cleanup_ctx.append(summed_up(uses, write_all, "pbxbridge-token-use-summaries"))
